@@ -1,0 +1,337 @@
+//! Authentication: the bearer credential is checked by config (which holds the Argon2 hashes)
+//! and the answer is cached here, so a hash is not verified on every request.
+//!
+//! The cache is keyed by the SHA-256 of the credential, never the credential itself, so a heap
+//! dump does not hand out working tokens. An entry lives as long as config allows
+//! (`cache_seconds`, bounded by the token's expiry) and never longer than [`MAX_CACHE_TTL`];
+//! revoking a token through this gateway evicts it at once, and config's token-invalidated
+//! notices (revoke, rotate, scope change, expiry) evict it on every other replica within
+//! moments. A lost notice lasts only until the entry expires, which is what the cap bounds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, header};
+use flowplane_proto::common::v1::Principal;
+use flowplane_proto::identity::v1::AuthenticateRequest;
+use flowplane_runtime::bus::AuthNotices;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::config_service::IdentityClient;
+use crate::problem::Problem;
+
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Bounds memory against a flood of distinct valid credentials.
+const MAX_ENTRIES: usize = 10_000;
+
+/// The credential from `Authorization: Bearer <credential>`.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, Problem> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        Problem::unauthenticated("send a credential as `Authorization: Bearer <token>`")
+    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::unauthenticated("the Authorization header is not valid text"))?;
+    let (scheme, credential) = value.split_once(' ').ok_or_else(|| {
+        Problem::unauthenticated("the Authorization header must be `Bearer <token>`")
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Problem::unauthenticated(
+            "only the Bearer authorization scheme is supported",
+        ));
+    }
+    let credential = credential.trim();
+    if credential.is_empty() {
+        return Err(Problem::unauthenticated("the bearer credential is empty"));
+    }
+    Ok(credential)
+}
+
+/// Turns credentials into principals, asking config only on a cache miss.
+pub struct Authenticator {
+    identity: IdentityClient,
+    cache: Mutex<CredentialCache>,
+}
+
+impl Authenticator {
+    pub fn new(identity: IdentityClient) -> Self {
+        Self {
+            identity,
+            cache: Mutex::new(CredentialCache::new(MAX_ENTRIES)),
+        }
+    }
+
+    pub async fn authenticate(
+        &self,
+        credential: &str,
+        request_id: &str,
+        client_address: &str,
+    ) -> Result<Principal, Problem> {
+        let key = CacheKey::of(credential);
+        if let Some(principal) = self.lock().get(&key, Instant::now()) {
+            metrics::counter!("auth_authentications_total", "status" => "cached").increment(1);
+            return Ok(principal);
+        }
+        let answer = self
+            .identity
+            .clone()
+            .authenticate(AuthenticateRequest {
+                credential: credential.to_string(),
+                request_id: request_id.to_string(),
+                client_address: client_address.to_string(),
+            })
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer.into_inner(),
+            Err(status) => {
+                let problem = Problem::from_status(&status);
+                let outcome = if problem.status().is_client_error() {
+                    "rejected"
+                } else {
+                    "error"
+                };
+                metrics::counter!("auth_authentications_total", "status" => outcome).increment(1);
+                return Err(problem);
+            }
+        };
+        let principal = answer.principal.ok_or_else(|| {
+            Problem::internal("config authenticated a credential without a principal")
+        })?;
+        let ttl = Duration::from_secs(u64::from(answer.cache_seconds)).min(MAX_CACHE_TTL);
+        self.lock()
+            .insert(key, principal.clone(), ttl, Instant::now());
+        metrics::counter!("auth_authentications_total", "status" => "success").increment(1);
+        Ok(principal)
+    }
+
+    /// Forgets every cached credential of this token, so a revoked token stops working here
+    /// immediately.
+    pub fn evict_token(&self, token_id: &str) {
+        self.lock().evict_token(token_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CredentialCache> {
+        // The cache holds no invariant a panicking holder could break halfway.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Subscribes to token-invalidated notices and evicts each token from `auth`'s cache until the
+/// returned task is aborted. Subscribing happens before this returns, so no notice published
+/// afterwards is missed.
+pub async fn listen_for_notices(
+    notices: AuthNotices,
+    auth: Arc<Authenticator>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut stream = notices.subscribe().await?;
+    tracing::info!(notices = %notices.describe(), "listening for token-invalidated notices");
+    Ok(tokio::spawn(async move {
+        while let Some(token_id) = stream.next().await {
+            tracing::debug!(token_id, "token invalidated; evicting it from the cache");
+            auth.evict_token(&token_id);
+        }
+    }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    fn of(credential: &str) -> Self {
+        Self(Sha256::digest(credential.as_bytes()).into())
+    }
+}
+
+struct CacheEntry {
+    principal: Principal,
+    expires_at: Instant,
+}
+
+/// Verified credentials and until when they may be trusted without asking config again.
+/// Time is passed in, so expiry is tested without sleeping.
+struct CredentialCache {
+    entries: HashMap<CacheKey, CacheEntry>,
+    max_entries: usize,
+}
+
+impl CredentialCache {
+    fn new(max_entries: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            max_entries,
+        }
+    }
+
+    fn get(&mut self, key: &CacheKey, now: Instant) -> Option<Principal> {
+        match self.entries.get(key) {
+            Some(entry) if entry.expires_at > now => Some(entry.principal.clone()),
+            Some(_) => {
+                self.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, key: CacheKey, principal: Principal, ttl: Duration, now: Instant) {
+        if ttl.is_zero() {
+            return;
+        }
+        if self.entries.len() >= self.max_entries {
+            self.entries.retain(|_, e| e.expires_at > now);
+        }
+        if self.entries.len() >= self.max_entries {
+            // Still full of live entries: drop the ones closest to expiry.
+            let mut by_expiry: Vec<(Instant, CacheKey)> = self
+                .entries
+                .iter()
+                .map(|(k, e)| (e.expires_at, *k))
+                .collect();
+            by_expiry.sort_unstable_by_key(|(at, _)| *at);
+            for (_, k) in by_expiry.into_iter().take(self.max_entries / 10 + 1) {
+                self.entries.remove(&k);
+            }
+        }
+        self.entries.insert(
+            key,
+            CacheEntry {
+                principal,
+                expires_at: now + ttl,
+            },
+        );
+    }
+
+    fn evict_token(&mut self, token_id: &str) {
+        if token_id.is_empty() {
+            return;
+        }
+        self.entries.retain(|_, e| e.principal.token_id != token_id);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    fn principal(token_id: &str) -> Principal {
+        Principal {
+            user_id: format!("user-of-{token_id}"),
+            token_id: token_id.into(),
+            scopes: vec!["admin:all".into()],
+            org_id: String::new(),
+            email: "a@example.com".into(),
+        }
+    }
+
+    #[test]
+    fn bearer_credentials_are_extracted() {
+        assert_eq!(
+            bearer(&headers("Bearer fp_pat_1.secret")).unwrap(),
+            "fp_pat_1.secret"
+        );
+        assert_eq!(bearer(&headers("bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer(&headers("BEARER   abc  ")).unwrap(), "abc");
+    }
+
+    #[test]
+    fn anything_else_is_unauthenticated() {
+        let missing = bearer(&HeaderMap::new()).unwrap_err();
+        assert_eq!(missing.status().as_u16(), 401);
+        for bad in [
+            "Basic dXNlcjpwYXNz",
+            "Bearer",
+            "Bearer    ",
+            "fp_pat_1.secret",
+            "Token abc",
+        ] {
+            let problem = bearer(&headers(bad)).unwrap_err();
+            assert_eq!(problem.status().as_u16(), 401, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_digests_not_credentials() {
+        let key = CacheKey::of("fp_pat_1.secret");
+        assert_eq!(key, CacheKey::of("fp_pat_1.secret"));
+        assert_ne!(key, CacheKey::of("fp_pat_1.secreT"));
+        assert!(!key.0.windows(6).any(|w| w == b"secret"));
+    }
+
+    #[test]
+    fn entries_expire() {
+        let mut cache = CredentialCache::new(10);
+        let now = Instant::now();
+        let key = CacheKey::of("c");
+        cache.insert(key, principal("t1"), Duration::from_secs(30), now);
+        assert!(cache.get(&key, now + Duration::from_secs(29)).is_some());
+        assert!(cache.get(&key, now + Duration::from_secs(30)).is_none());
+        assert_eq!(cache.len(), 0, "expired entries are dropped on lookup");
+    }
+
+    #[test]
+    fn zero_ttl_is_not_cached() {
+        let mut cache = CredentialCache::new(10);
+        let key = CacheKey::of("c");
+        cache.insert(key, principal("t1"), Duration::ZERO, Instant::now());
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn evicting_a_token_drops_only_its_entries() {
+        let mut cache = CredentialCache::new(10);
+        let now = Instant::now();
+        cache.insert(
+            CacheKey::of("a"),
+            principal("t1"),
+            Duration::from_secs(30),
+            now,
+        );
+        cache.insert(
+            CacheKey::of("b"),
+            principal("t2"),
+            Duration::from_secs(30),
+            now,
+        );
+        cache.evict_token("t1");
+        assert!(cache.get(&CacheKey::of("a"), now).is_none());
+        assert!(cache.get(&CacheKey::of("b"), now).is_some());
+        // A principal without a token (none is cached today) is never evicted by an empty id.
+        cache.evict_token("");
+        assert!(cache.get(&CacheKey::of("b"), now).is_some());
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let mut cache = CredentialCache::new(10);
+        let now = Instant::now();
+        for i in 0..50 {
+            cache.insert(
+                CacheKey::of(&format!("c{i}")),
+                principal(&format!("t{i}")),
+                Duration::from_secs(10 + i),
+                now,
+            );
+            assert!(cache.len() <= 10);
+        }
+        // The newest (longest-lived) entry survived.
+        assert!(cache.get(&CacheKey::of("c49"), now).is_some());
+    }
+}

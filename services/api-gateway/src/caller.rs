@@ -1,0 +1,92 @@
+//! Who is calling and from where: the extractors handlers take to build the `RequestContext`
+//! that every call to config carries.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use flowplane_proto::common::v1::{Principal, RequestContext};
+
+use crate::problem::Problem;
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// The request id and peer address of any request, authenticated or not.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    /// The TCP peer; empty when the router is driven without a socket (tests).
+    pub client_address: String,
+}
+
+impl RequestMeta {
+    fn of(parts: &Parts) -> Self {
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(RequestId::generate);
+        let client_address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_default();
+        Self {
+            request_id: request_id.as_str().to_string(),
+            client_address,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts))
+    }
+}
+
+/// The raw bearer credential, for the one endpoint that takes something other than a token
+/// (the setup token on initialize).
+pub struct Bearer(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        crate::auth::bearer(&parts.headers).map(|c| Self(c.to_string()))
+    }
+}
+
+/// An authenticated caller. Taking this extractor is what makes a handler require a bearer
+/// credential; authorization is config's decision, made from the principal carried here.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub meta: RequestMeta,
+}
+
+impl Caller {
+    pub fn context(&self) -> RequestContext {
+        RequestContext {
+            principal: Some(self.principal.clone()),
+            request_id: self.meta.request_id.clone(),
+            client_address: self.meta.client_address.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let meta = RequestMeta::of(parts);
+        let credential = crate::auth::bearer(&parts.headers)?;
+        let principal = state
+            .auth
+            .authenticate(credential, &meta.request_id, &meta.client_address)
+            .await?;
+        tracing::Span::current().record("user_id", principal.user_id.as_str());
+        Ok(Self { principal, meta })
+    }
+}

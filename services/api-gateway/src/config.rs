@@ -1,0 +1,92 @@
+//! The gateway's settings, from `FLOWPLANE_*` variables.
+
+use std::net::SocketAddr;
+
+use flowplane_runtime::env;
+
+#[derive(Clone)]
+pub struct ApiGatewayConfig {
+    /// `FLOWPLANE_API_ADDR`: where the public REST API listens.
+    pub api_addr: SocketAddr,
+    /// `FLOWPLANE_CONFIG_URL`: the config service's internal gRPC endpoint.
+    pub config_url: String,
+    /// `FLOWPLANE_SERVICE_TOKEN`: the shared internal credential. Required, but checked when
+    /// the gateway starts rather than here, so `flowplane up` can supply one of its own.
+    pub service_token: String,
+    /// `FLOWPLANE_XDS_PUBLIC_HOST`: the xds-server address Envoy bootstraps point at.
+    pub xds_public_host: String,
+    /// `FLOWPLANE_XDS_PUBLIC_PORT`
+    pub xds_public_port: u16,
+    /// `FLOWPLANE_ENVOY_ADMIN_PORT`: the loopback admin port written into Envoy bootstraps.
+    pub envoy_admin_port: u16,
+    /// `FLOWPLANE_NATS_URL`: where to hear token-invalidated notices from config, so a token
+    /// revoked through any gateway stops working on this one at once. Unset: revocations
+    /// through other gateways take effect when the cached entry expires (at most 60 s).
+    pub nats_url: Option<String>,
+    /// `FLOWPLANE_NATS_PREFIX`: the same prefix config publishes under.
+    pub nats_prefix: String,
+}
+
+pub const DEFAULT_API_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+pub const DEFAULT_CONFIG_URL: &str = "http://127.0.0.1:18090";
+pub const DEFAULT_XDS_PUBLIC_HOST: &str = "127.0.0.1";
+pub const DEFAULT_XDS_PUBLIC_PORT: u16 = 18000;
+pub const DEFAULT_ENVOY_ADMIN_PORT: u16 = 9901;
+
+impl ApiGatewayConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            api_addr: env::parsed("FLOWPLANE_API_ADDR", DEFAULT_API_ADDR)?,
+            config_url: env::string("FLOWPLANE_CONFIG_URL", DEFAULT_CONFIG_URL),
+            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            xds_public_host: env::string("FLOWPLANE_XDS_PUBLIC_HOST", DEFAULT_XDS_PUBLIC_HOST),
+            xds_public_port: env::parsed("FLOWPLANE_XDS_PUBLIC_PORT", DEFAULT_XDS_PUBLIC_PORT)?,
+            envoy_admin_port: env::parsed("FLOWPLANE_ENVOY_ADMIN_PORT", DEFAULT_ENVOY_ADMIN_PORT)?,
+            nats_url: env::optional("FLOWPLANE_NATS_URL"),
+            nats_prefix: env::string(
+                "FLOWPLANE_NATS_PREFIX",
+                flowplane_runtime::bus::DEFAULT_PREFIX,
+            ),
+        })
+    }
+}
+
+impl std::fmt::Debug for ApiGatewayConfig {
+    // Hand-written so the service token can never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiGatewayConfig")
+            .field("api_addr", &self.api_addr)
+            .field("config_url", &self.config_url)
+            .field("service_token", &"<redacted>")
+            .field("xds_public_host", &self.xds_public_host)
+            .field("xds_public_port", &self.xds_public_port)
+            .field("envoy_admin_port", &self.envoy_admin_port)
+            .field("nats_url", &self.nats_url)
+            .field("nats_prefix", &self.nats_prefix)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_service_token() {
+        let config = ApiGatewayConfig {
+            api_addr: DEFAULT_API_ADDR,
+            config_url: DEFAULT_CONFIG_URL.into(),
+            service_token: "super-secret-service-token".into(),
+            xds_public_host: DEFAULT_XDS_PUBLIC_HOST.into(),
+            xds_public_port: DEFAULT_XDS_PUBLIC_PORT,
+            envoy_admin_port: DEFAULT_ENVOY_ADMIN_PORT,
+            nats_url: None,
+            nats_prefix: "flowplane".into(),
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("super-secret"), "{shown}");
+        assert!(shown.contains("127.0.0.1:8080"));
+    }
+}

@@ -1,0 +1,52 @@
+//! The connection to the config service: one lazily connected gRPC channel carrying the
+//! service credential, and the typed clients on it. Lazy, so the gateway starts (and answers
+//! 503 problems) before config is up.
+
+use std::time::Duration;
+
+use flowplane_proto::identity::v1::BootstrapStatusRequest;
+use flowplane_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use flowplane_proto::resources::v1::resource_service_client::ResourceServiceClient;
+use flowplane_runtime::credential::{ClientCredential, ServiceCredential};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+pub type ConfigChannel = InterceptedService<Channel, ClientCredential>;
+pub type ResourceClient = ResourceServiceClient<ConfigChannel>;
+pub type IdentityClient = IdentityServiceClient<ConfigChannel>;
+
+/// Connecting must fail fast (config down → 503 now), while a slow but alive config gets the
+/// same patience a caller would give an HTTP request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct ConfigService {
+    pub resources: ResourceClient,
+    pub identity: IdentityClient,
+}
+
+impl ConfigService {
+    pub fn connect_lazy(url: &str, service_token: &str) -> anyhow::Result<Self> {
+        let credential = ServiceCredential::new(service_token)?;
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| anyhow::anyhow!("FLOWPLANE_CONFIG_URL={url:?} is not a valid URL: {e}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .tcp_nodelay(true);
+        let channel = InterceptedService::new(endpoint.connect_lazy(), credential.client());
+        Ok(Self {
+            resources: ResourceServiceClient::new(channel.clone()),
+            identity: IdentityServiceClient::new(channel),
+        })
+    }
+
+    /// Whether config answers right now, with our credential accepted.
+    pub async fn probe(&self) -> Result<(), tonic::Status> {
+        self.identity
+            .clone()
+            .bootstrap_status(BootstrapStatusRequest {})
+            .await
+            .map(|_| ())
+    }
+}

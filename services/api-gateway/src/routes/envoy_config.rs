@@ -1,0 +1,97 @@
+//! A dataplane's Envoy bootstrap: what `envoy -c envoy.yaml` needs to connect to the xds-server
+//! scoped to its team and dataplane. The dataplane is read through config first, so only a
+//! caller who may see it gets its bootstrap.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use flowplane_domain::{ErrorCode, ResourceKind};
+use flowplane_xds::bootstrap::{BootstrapParams, bootstrap};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::caller::Caller;
+use crate::extract::{PathParams, QueryParams};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnvoyConfigQuery {
+    /// `yaml` (default) or `json`.
+    #[param(value_type = Option<String>, pattern = "^(yaml|json)$")]
+    pub format: Option<String>,
+}
+
+/// The Envoy bootstrap for one dataplane.
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{team}/dataplanes/{name}/envoy-config",
+    tag = "dataplanes",
+    operation_id = "getDataplaneEnvoyConfig",
+    params(
+        ("team" = String, Path, description = "The owning team."),
+        ("name" = String, Path, description = "The dataplane's name."),
+        EnvoyConfigQuery,
+    ),
+    responses((
+        status = 200,
+        description = "A complete Envoy bootstrap: node scoped to the team and dataplane, ADS to the xds-server, admin on loopback",
+        content((String = "application/yaml"), (serde_json::Value = "application/json"))
+    )),
+    security(("bearerAuth" = []))
+)]
+pub async fn envoy_config(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams((team, name)): PathParams<(String, String)>,
+    QueryParams(query): QueryParams<EnvoyConfigQuery>,
+) -> Result<Response, Problem> {
+    let format = Format::parse(query.format.as_deref())?;
+    let dataplane =
+        super::resources::fetch(&state, &caller, ResourceKind::Dataplane, team, name).await?;
+    let config = bootstrap(&BootstrapParams {
+        team: &dataplane.team,
+        dataplane_name: &dataplane.name,
+        dataplane_id: &dataplane.id,
+        xds_host: &state.envoy.xds_host,
+        xds_port: state.envoy.xds_port,
+        admin_port: state.envoy.admin_port,
+    });
+    let (content_type, body) = match format {
+        Format::Yaml => (
+            "application/yaml",
+            serde_yaml_ng::to_string(&config).map_err(Problem::internal)?,
+        ),
+        Format::Json => (
+            "application/json",
+            serde_json::to_string_pretty(&config).map_err(Problem::internal)?,
+        ),
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    fn parse(raw: Option<&str>) -> Result<Self, Problem> {
+        match raw.unwrap_or("yaml") {
+            "yaml" | "" => Ok(Self::Yaml),
+            "json" => Ok(Self::Json),
+            _ => Err(Problem::field(
+                ErrorCode::ValidationFailed,
+                "format",
+                "must be `yaml` or `json`",
+            )),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Every route the gateway serves, assembled into one [`RouteTable`].
+
+pub mod audit_logs;
+pub mod bootstrap;
+pub mod envoy_config;
+pub mod health;
+pub mod organizations;
+pub mod resources;
+pub mod teams;
+pub mod tokens;
+
+use utoipa_axum::routes;
+
+use crate::openapi::{self, Document};
+use crate::route_table::RouteTable;
+use crate::state::AppState;
+
+pub fn table(state: &AppState, document: Document) -> RouteTable {
+    let table = RouteTable::new(openapi::base())
+        .documented(routes!(bootstrap::status))
+        .documented(routes!(bootstrap::initialize))
+        .documented(routes!(organizations::create, organizations::list))
+        .documented(routes!(tokens::create, tokens::list))
+        .documented(routes!(tokens::get, tokens::update, tokens::revoke))
+        .documented(routes!(tokens::rotate))
+        .documented(routes!(teams::list, teams::create))
+        .documented(routes!(audit_logs::list))
+        .documented(routes!(envoy_config::envoy_config));
+    let table = resources::routes(table);
+    let table = health::routes(table, state.readiness.clone());
+    let table = openapi::routes(table, document);
+    crate::swagger::routes(table)
+}
+
+/// proto3 strings are never absent; on the wire an empty optional value is `null`.
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}

@@ -1,0 +1,65 @@
+//! What every handler shares: the clients to config, the credential cache, the settings that
+//! go into Envoy bootstraps, and readiness.
+
+use std::sync::Arc;
+
+use flowplane_runtime::bus::AuthNotices;
+use flowplane_runtime::health::Readiness;
+
+use crate::auth::Authenticator;
+use crate::config::ApiGatewayConfig;
+use crate::config_service::ConfigService;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) config: ConfigService,
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) envoy: EnvoyBootstrapSettings,
+    pub(crate) readiness: Readiness,
+    /// Token-invalidated notices from config; [`crate::serve`] evicts each from the cache.
+    pub(crate) notices: Option<AuthNotices>,
+}
+
+/// Where the Envoy bootstraps this gateway hands out point.
+#[derive(Debug, Clone)]
+pub(crate) struct EnvoyBootstrapSettings {
+    pub xds_host: String,
+    pub xds_port: u16,
+    pub admin_port: u16,
+}
+
+impl AppState {
+    /// Builds the state without touching the network: the channel to config connects on first
+    /// use.
+    pub fn new(config: &ApiGatewayConfig) -> anyhow::Result<Self> {
+        if config.service_token.is_empty() {
+            anyhow::bail!(
+                "FLOWPLANE_SERVICE_TOKEN must be set (the credential shared by Flowplane's services)"
+            );
+        }
+        let service = ConfigService::connect_lazy(&config.config_url, &config.service_token)?;
+        Ok(Self {
+            auth: Arc::new(Authenticator::new(service.identity.clone())),
+            config: service,
+            envoy: EnvoyBootstrapSettings {
+                xds_host: config.xds_public_host.clone(),
+                xds_port: config.xds_public_port,
+                admin_port: config.envoy_admin_port,
+            },
+            readiness: Readiness::new(),
+            notices: None,
+        })
+    }
+
+    /// Listens to config's token-invalidated notices while serving, so a token revoked,
+    /// rotated or re-scoped through any gateway stops working on this one at once.
+    pub fn with_notices(mut self, notices: AuthNotices) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
+    /// `/readyz` reports this; [`crate::run`] keeps it in step with config's reachability.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+}

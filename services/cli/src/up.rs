@@ -1,0 +1,107 @@
+//! `flowplane up`: every service in one process.
+
+use std::time::Duration;
+
+use flowplane_api_gateway::ApiGatewayConfig;
+use flowplane_config::ConfigServiceConfig;
+use flowplane_runtime::bus::Bus;
+use flowplane_runtime::{env, shutdown, telemetry};
+use flowplane_xds_server::XdsServerConfig;
+
+pub async fn run() -> anyhow::Result<()> {
+    telemetry::init("flowplane");
+    // One process needs no shared secret from outside; make one up unless the operator set it.
+    let service_token = match env::optional("FLOWPLANE_SERVICE_TOKEN") {
+        Some(token) => token,
+        None => {
+            let mut bytes = [0u8; 24];
+            getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            hex::encode(bytes)
+        }
+    };
+    let mut config = ConfigServiceConfig::from_env()?;
+    config.create_database = true;
+    config.service_token.clone_from(&service_token);
+    let mut xds = XdsServerConfig::from_env()?;
+    xds.service_token.clone_from(&service_token);
+    let mut api = ApiGatewayConfig::from_env()?;
+    api.service_token = service_token;
+    let bus = choose_bus(&config.nats_url, &config.nats_prefix).await;
+
+    tracing::info!("Flowplane is starting");
+    tracing::info!(
+        "  REST API      http://{}/api/v1  (OpenAPI: /api-docs/openapi.json, Swagger UI: /swagger-ui/)",
+        api.api_addr
+    );
+    tracing::info!("  xDS (ADS)     {}", xds.xds_addr);
+    tracing::info!("  config gRPC   {}", config.grpc_addr);
+    tracing::info!(
+        "  health        http://{}/healthz (config), http://{}/healthz (xds)",
+        config.http_addr,
+        xds.http_addr
+    );
+    tracing::info!("  database      {}", redact(&config.database_url));
+    tracing::info!("  events        {}", bus.describe());
+
+    // One notice channel shared by config and the gateway: the bus's NATS connection, or an
+    // in-process channel.
+    let notices = bus.auth_notices();
+
+    let stop = shutdown::on_signals();
+    let config_task = tokio::spawn(flowplane_config::run_with_notices(
+        config,
+        bus.clone(),
+        notices.clone(),
+        stop.clone(),
+    ));
+    let xds_task = tokio::spawn(flowplane_xds_server::run(xds, bus, stop.clone()));
+    let api_task = tokio::spawn(flowplane_api_gateway::run_with_notices(
+        api,
+        Some(notices),
+        stop.clone(),
+    ));
+    let (config_result, xds_result, api_result) = tokio::join!(config_task, xds_task, api_task);
+    for (name, result) in [
+        ("config", config_result),
+        ("xds-server", xds_result),
+        ("api-gateway", api_result),
+    ] {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => anyhow::bail!("{name} failed: {e:#}"),
+            Err(e) => anyhow::bail!("{name} crashed: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// NATS when configured or reachable, otherwise the in-process bus.
+async fn choose_bus(nats_url: &str, prefix: &str) -> Bus {
+    let explicit = env::optional("FLOWPLANE_NATS_URL").is_some();
+    match tokio::time::timeout(Duration::from_secs(3), Bus::nats(nats_url, prefix)).await {
+        Ok(Ok(bus)) => bus,
+        Ok(Err(e)) if explicit => {
+            tracing::warn!(error = %e, "FLOWPLANE_NATS_URL is set but NATS is unreachable; using the in-process bus");
+            Bus::local()
+        }
+        _ => {
+            tracing::info!(
+                "NATS not reachable at {nats_url}; using the in-process bus (fine for one process)"
+            );
+            Bus::local()
+        }
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

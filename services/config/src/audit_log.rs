@@ -1,0 +1,163 @@
+//! Reading the audit trail. A caller sees the rows of the teams it holds any scope on (every
+//! team of its organization for resource-level scopes, every row for `admin:all`), plus its own
+//! authentication events. Rows hold no secrets: writers store token ids and resource specs,
+//! never credentials.
+
+use chrono::{DateTime, Utc};
+use flowplane_domain::ValidationErrors;
+use flowplane_domain::scopes::Scope;
+use flowplane_proto::identity::v1 as pb;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use crate::Context;
+use crate::authz::Caller;
+use crate::error::ServiceError;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+/// What the caller may see, as bind values for the visibility clause.
+struct Visibility {
+    all: bool,
+    teams: Vec<String>,
+    org_id: Option<Uuid>,
+    user_id: Option<Uuid>,
+}
+
+fn visibility(caller: &Caller) -> Visibility {
+    let mut teams = Vec::new();
+    let mut org_wide = false;
+    for scope in &caller.grants.scopes {
+        match scope {
+            Scope::Team { team, .. } => teams.push(team.clone()),
+            Scope::Resource { .. } => org_wide = true,
+            Scope::AdminAll => {}
+        }
+    }
+    Visibility {
+        all: caller.grants.is_admin(),
+        teams,
+        org_id: if org_wide {
+            caller
+                .grants
+                .org_id
+                .as_deref()
+                .and_then(|o| Uuid::parse_str(o).ok())
+        } else {
+            None
+        },
+        user_id: caller.user_id,
+    }
+}
+
+fn timestamp(raw: &str, field: &str, errors: &mut ValidationErrors) -> Option<DateTime<Utc>> {
+    if raw.is_empty() {
+        return None;
+    }
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => {
+            errors.add(field, "must be an RFC 3339 timestamp");
+            None
+        }
+    }
+}
+
+/// Newest first. The cursor is the id of the last row of the previous page.
+pub async fn list(
+    ctx: &Context,
+    caller: &Caller,
+    req: pb::ListAuditLogsRequest,
+) -> Result<pb::ListAuditLogsResponse, ServiceError> {
+    let mut errors = ValidationErrors::new();
+    let since = timestamp(&req.since, "/since", &mut errors);
+    let until = timestamp(&req.until, "/until", &mut errors);
+    let cursor = match req.cursor.as_str() {
+        "" => None,
+        raw => match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Some(id),
+            _ => {
+                errors.add("/cursor", "is not a cursor from a previous page");
+                None
+            }
+        },
+    };
+    errors.into_result()?;
+    let limit = match req.limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    let filter = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    let seen = visibility(caller);
+    let rows = sqlx::query(
+        "SELECT id, occurred_at, action, actor_user_id, actor_token_id, org_id, team, \
+         resource_kind, resource_name, revision, before, after, request_id, client_address \
+         FROM audit_log WHERE \
+         ($1 OR team = ANY($2) OR team IN (SELECT name FROM teams WHERE org_id = $3) \
+          OR (actor_user_id = $4 AND action LIKE 'auth.%')) \
+         AND ($5::text IS NULL OR action = $5) \
+         AND ($6::text IS NULL OR team = $6) \
+         AND ($7::text IS NULL OR resource_kind = $7) \
+         AND ($8::timestamptz IS NULL OR occurred_at >= $8) \
+         AND ($9::timestamptz IS NULL OR occurred_at < $9) \
+         AND ($10::bigint IS NULL OR id < $10) \
+         ORDER BY id DESC LIMIT $11",
+    )
+    .bind(seen.all)
+    .bind(&seen.teams)
+    .bind(seen.org_id)
+    .bind(seen.user_id)
+    .bind(filter(&req.action))
+    .bind(filter(&req.team))
+    .bind(filter(&req.resource_kind))
+    .bind(since)
+    .bind(until)
+    .bind(cursor)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&ctx.pool)
+    .await?;
+    let more = rows.len() > limit as usize;
+    let items = rows
+        .iter()
+        .take(limit as usize)
+        .map(event_from_row)
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let next_cursor = match items.last() {
+        Some(last) if more => last.id.to_string(),
+        _ => String::new(),
+    };
+    Ok(pb::ListAuditLogsResponse { items, next_cursor })
+}
+
+fn event_from_row(row: &PgRow) -> Result<pb::AuditEvent, sqlx::Error> {
+    let uuid = |v: Option<Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
+    let json = |v: Option<serde_json::Value>| v.map(|j| j.to_string()).unwrap_or_default();
+    Ok(pb::AuditEvent {
+        id: row.try_get("id")?,
+        occurred_at: row.try_get::<DateTime<Utc>, _>("occurred_at")?.to_rfc3339(),
+        action: row.try_get("action")?,
+        actor_user_id: uuid(row.try_get("actor_user_id")?),
+        actor_token_id: uuid(row.try_get("actor_token_id")?),
+        org_id: uuid(row.try_get("org_id")?),
+        team: row
+            .try_get::<Option<String>, _>("team")?
+            .unwrap_or_default(),
+        resource_kind: row
+            .try_get::<Option<String>, _>("resource_kind")?
+            .unwrap_or_default(),
+        resource_name: row
+            .try_get::<Option<String>, _>("resource_name")?
+            .unwrap_or_default(),
+        revision: row.try_get::<Option<i64>, _>("revision")?.unwrap_or(0),
+        before_json: json(row.try_get("before")?),
+        after_json: json(row.try_get("after")?),
+        request_id: row
+            .try_get::<Option<String>, _>("request_id")?
+            .unwrap_or_default(),
+        client_address: row
+            .try_get::<Option<String>, _>("client_address")?
+            .unwrap_or_default(),
+    })
+}

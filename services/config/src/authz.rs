@@ -1,0 +1,99 @@
+//! Who is calling and what they may touch. Every resource operation goes through
+//! [`authorize_team`] (one team) or [`Caller::readable_teams`] (lists); both hand back values
+//! that the data layer requires, so an unscoped query cannot be written.
+
+use flowplane_domain::scopes::{Access, Action, Grants, ScopeResource, TeamFilter, TeamRef};
+use flowplane_proto::common::v1::RequestContext;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::ServiceError;
+use crate::store;
+
+/// The authenticated caller of one request, as api-gateway established it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub grants: Grants,
+    pub user_id: Option<Uuid>,
+    pub token_id: Option<Uuid>,
+    pub request_id: String,
+    pub client_address: String,
+}
+
+impl Caller {
+    pub fn from_context(context: Option<RequestContext>) -> Result<Self, ServiceError> {
+        let context = context.ok_or_else(|| ServiceError::Unauthenticated("no caller".into()))?;
+        let principal = context
+            .principal
+            .ok_or_else(|| ServiceError::Unauthenticated("no principal".into()))?;
+        let org_id = Some(principal.org_id).filter(|s| !s.is_empty());
+        Ok(Self {
+            grants: Grants::parse(&principal.scopes, org_id),
+            user_id: Uuid::parse_str(&principal.user_id).ok(),
+            token_id: Uuid::parse_str(&principal.token_id).ok(),
+            request_id: context.request_id,
+            client_address: context.client_address,
+        })
+    }
+
+    /// The teams a list of `resource` may include.
+    pub fn readable_teams(&self, resource: ScopeResource) -> TeamFilter {
+        self.grants.readable_teams(resource)
+    }
+}
+
+/// A team the caller was authorized for. Only [`authorize_team`] makes one.
+#[derive(Debug, Clone)]
+pub struct TeamAccess {
+    id: Uuid,
+    name: String,
+    org_id: Uuid,
+}
+
+impl TeamAccess {
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn org_id(&self) -> Uuid {
+        self.org_id
+    }
+}
+
+/// The one authorization decision for team-owned resources. A team the caller cannot see is
+/// reported exactly like a missing one (`not_found`), so responses never reveal existence.
+pub async fn authorize_team(
+    pool: &PgPool,
+    caller: &Caller,
+    team: &str,
+    resource: ScopeResource,
+    action: Action,
+    not_found: impl FnOnce() -> String,
+) -> Result<TeamAccess, ServiceError> {
+    let Some(row) = store::team_by_name(pool, team).await? else {
+        return Err(ServiceError::NotFound(not_found()));
+    };
+    let org = row.org_id.to_string();
+    let team_ref = TeamRef {
+        name: &row.name,
+        org_id: &org,
+    };
+    match caller.grants.decide(team_ref, resource, action) {
+        Access::Allowed => Ok(TeamAccess {
+            id: row.id,
+            name: row.name,
+            org_id: row.org_id,
+        }),
+        Access::Forbidden => Err(ServiceError::Forbidden(format!(
+            "this credential may not {} {} in team '{}'",
+            action.as_str(),
+            resource.as_str(),
+            row.name
+        ))),
+        Access::Hidden => Err(ServiceError::NotFound(not_found())),
+    }
+}

@@ -1,0 +1,292 @@
+//! The tonic services. Each method decodes, calls the domain function, and encodes; no
+//! decisions live here.
+
+use std::net::SocketAddr;
+
+use flowplane_proto::identity::v1::{self as identity_pb, identity_service_server as identity_srv};
+use flowplane_proto::resources::v1::{
+    self as resources_pb, resource_service_server as resources_srv,
+};
+use flowplane_proto::state::v1::{self as state_pb, state_service_server as state_srv};
+use flowplane_runtime::credential::ServiceCredential;
+use flowplane_runtime::shutdown::Shutdown;
+use tonic::{Request, Response, Status};
+
+use crate::authz::Caller;
+use crate::resources::kind_from_proto;
+use crate::{Context, audit_log, identity, resources, state, teams};
+
+/// Serves every internal API on `addr`, each behind the service credential.
+pub async fn serve(
+    ctx: Context,
+    addr: SocketAddr,
+    credential: ServiceCredential,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let check = credential.server();
+    tonic::transport::Server::builder()
+        .add_service(resources_srv::ResourceServiceServer::with_interceptor(
+            ResourceApi(ctx.clone()),
+            check.clone(),
+        ))
+        .add_service(identity_srv::IdentityServiceServer::with_interceptor(
+            IdentityApi(ctx.clone()),
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            // The full state for a cold replica can be large.
+            state_srv::StateServiceServer::new(StateApi(ctx))
+                .max_encoding_message_size(1024 * 1024 * 1024),
+            check,
+        ))
+        .serve_with_shutdown(addr, shutdown.wait())
+        .await?;
+    Ok(())
+}
+
+pub struct ResourceApi(Context);
+pub struct IdentityApi(Context);
+pub struct StateApi(Context);
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl resources_srv::ResourceService for ResourceApi {
+    async fn create(
+        &self,
+        request: Request<resources_pb::CreateResourceRequest>,
+    ) -> Reply<resources_pb::Resource> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let kind = kind_from_proto(r.kind)?;
+        Ok(Response::new(
+            resources::create(&self.0, &caller, kind, &r.team, &r.body_json).await?,
+        ))
+    }
+
+    async fn get(
+        &self,
+        request: Request<resources_pb::GetResourceRequest>,
+    ) -> Reply<resources_pb::Resource> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let kind = kind_from_proto(r.kind)?;
+        Ok(Response::new(
+            resources::get(&self.0, &caller, kind, &r.team, &r.name).await?,
+        ))
+    }
+
+    async fn list(
+        &self,
+        request: Request<resources_pb::ListResourcesRequest>,
+    ) -> Reply<resources_pb::ListResourcesResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let kind = kind_from_proto(r.kind)?;
+        Ok(Response::new(
+            resources::list(&self.0, &caller, kind, &r.team, r.limit, &r.cursor).await?,
+        ))
+    }
+
+    async fn update(
+        &self,
+        request: Request<resources_pb::UpdateResourceRequest>,
+    ) -> Reply<resources_pb::Resource> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let kind = kind_from_proto(r.kind)?;
+        let updated = resources::update(
+            &self.0,
+            &caller,
+            kind,
+            &r.team,
+            &r.name,
+            &r.body_json,
+            r.if_revision,
+        )
+        .await?;
+        Ok(Response::new(updated))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<resources_pb::DeleteResourceRequest>,
+    ) -> Reply<resources_pb::DeleteResourceResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let kind = kind_from_proto(r.kind)?;
+        let revision =
+            resources::delete(&self.0, &caller, kind, &r.team, &r.name, r.if_revision).await?;
+        Ok(Response::new(resources_pb::DeleteResourceResponse {
+            revision,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl identity_srv::IdentityService for IdentityApi {
+    async fn bootstrap_status(
+        &self,
+        _: Request<identity_pb::BootstrapStatusRequest>,
+    ) -> Reply<identity_pb::BootstrapStatusResponse> {
+        let needs_initialization = identity::needs_initialization(&self.0).await?;
+        Ok(Response::new(identity_pb::BootstrapStatusResponse {
+            needs_initialization,
+        }))
+    }
+
+    async fn initialize(
+        &self,
+        request: Request<identity_pb::InitializeRequest>,
+    ) -> Reply<identity_pb::InitializeResponse> {
+        Ok(Response::new(
+            identity::initialize(&self.0, request.into_inner()).await?,
+        ))
+    }
+
+    async fn authenticate(
+        &self,
+        request: Request<identity_pb::AuthenticateRequest>,
+    ) -> Reply<identity_pb::AuthenticateResponse> {
+        Ok(Response::new(
+            identity::authenticate(&self.0, request.into_inner()).await?,
+        ))
+    }
+
+    async fn create_organization(
+        &self,
+        request: Request<identity_pb::CreateOrganizationRequest>,
+    ) -> Reply<identity_pb::CreateOrganizationResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(
+            identity::create_organization(&self.0, &caller, &r.name, &r.display_name).await?,
+        ))
+    }
+
+    async fn list_organizations(
+        &self,
+        request: Request<identity_pb::ListOrganizationsRequest>,
+    ) -> Reply<identity_pb::ListOrganizationsResponse> {
+        let caller = Caller::from_context(request.into_inner().context)?;
+        Ok(Response::new(
+            identity::list_organizations(&self.0, &caller).await?,
+        ))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<identity_pb::CreateTokenRequest>,
+    ) -> Reply<identity_pb::CreateTokenResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context.clone())?;
+        Ok(Response::new(
+            identity::create_token(&self.0, &caller, r).await?,
+        ))
+    }
+
+    async fn get_token(
+        &self,
+        request: Request<identity_pb::GetTokenRequest>,
+    ) -> Reply<identity_pb::Token> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(
+            identity::get_token(&self.0, &caller, &r.id).await?,
+        ))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<identity_pb::ListTokensRequest>,
+    ) -> Reply<identity_pb::ListTokensResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(
+            identity::list_tokens(&self.0, &caller, r.limit, r.offset).await?,
+        ))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<identity_pb::RevokeTokenRequest>,
+    ) -> Reply<identity_pb::Token> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(
+            identity::revoke_token(&self.0, &caller, &r.id).await?,
+        ))
+    }
+
+    async fn update_token(
+        &self,
+        request: Request<identity_pb::UpdateTokenRequest>,
+    ) -> Reply<identity_pb::Token> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context.clone())?;
+        Ok(Response::new(
+            identity::update_token(&self.0, &caller, r).await?,
+        ))
+    }
+
+    async fn rotate_token(
+        &self,
+        request: Request<identity_pb::RotateTokenRequest>,
+    ) -> Reply<identity_pb::RotateTokenResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(
+            identity::rotate_token(&self.0, &caller, &r.id).await?,
+        ))
+    }
+
+    async fn list_audit_logs(
+        &self,
+        request: Request<identity_pb::ListAuditLogsRequest>,
+    ) -> Reply<identity_pb::ListAuditLogsResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context.clone())?;
+        Ok(Response::new(audit_log::list(&self.0, &caller, r).await?))
+    }
+
+    async fn list_teams(
+        &self,
+        request: Request<identity_pb::ListTeamsRequest>,
+    ) -> Reply<identity_pb::ListTeamsResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(teams::list(&self.0, &caller, &r.org).await?))
+    }
+
+    async fn create_team(
+        &self,
+        request: Request<identity_pb::CreateTeamRequest>,
+    ) -> Reply<identity_pb::Team> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context.clone())?;
+        Ok(Response::new(teams::create(&self.0, &caller, r).await?))
+    }
+}
+
+#[tonic::async_trait]
+impl state_srv::StateService for StateApi {
+    async fn get_state(&self, _: Request<state_pb::GetStateRequest>) -> Reply<state_pb::State> {
+        Ok(Response::new(state::get_state(&self.0).await?))
+    }
+
+    async fn get_revision(
+        &self,
+        _: Request<state_pb::GetRevisionRequest>,
+    ) -> Reply<state_pb::GetRevisionResponse> {
+        let revision = state::get_revision(&self.0).await?;
+        Ok(Response::new(state_pb::GetRevisionResponse { revision }))
+    }
+
+    async fn report_status(
+        &self,
+        request: Request<state_pb::ReportStatusRequest>,
+    ) -> Reply<state_pb::ReportStatusResponse> {
+        state::report_status(&self.0, request.into_inner()).await?;
+        Ok(Response::new(state_pb::ReportStatusResponse {}))
+    }
+}

@@ -1,0 +1,99 @@
+//! The config service: the only process that touches PostgreSQL.
+//!
+//! - [`settings`]: its `FLOWPLANE_*` settings
+//! - [`db`]: connecting, creating the database, migrations
+//! - [`authz`]: the one authorization decision, and team scoping for every query
+//! - [`resources`]: validated, audited, transactional resource changes
+//! - [`identity`]: bootstrap, organizations, tokens, authentication
+//! - [`teams`]: the teams of an organization, managed by its admins
+//! - [`audit_log`]: reading the audit trail, scoped to what the caller may see
+//! - [`sweeper`]: marks expired tokens and keeps the token gauges current
+//! - [`state`]: full state and status reports for xds-server
+//! - [`relay`]: the outbox relay that publishes change events to the bus
+//! - [`grpc`]: the tonic services (thin: decode, call, encode)
+
+pub mod audit_log;
+pub mod authz;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod identity;
+pub mod relay;
+pub mod resources;
+pub mod secrets;
+pub mod settings;
+pub mod state;
+mod store;
+pub mod sweeper;
+pub mod teams;
+
+pub use settings::ConfigServiceConfig;
+
+use std::sync::Arc;
+
+use flowplane_runtime::bus::{AuthNotices, Bus};
+use flowplane_runtime::credential::ServiceCredential;
+use flowplane_runtime::health::{self, Readiness};
+use flowplane_runtime::shutdown::Shutdown;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+/// Shared handles for every part of the service.
+#[derive(Clone)]
+pub struct Context {
+    pub pool: PgPool,
+    /// Wakes the outbox relay right after a commit, so events leave without polling delay.
+    pub outbox_ready: Arc<Notify>,
+    /// Where token revocations, rotations and re-scopings are announced to api-gateways.
+    pub notices: AuthNotices,
+}
+
+/// Runs the config service until `shutdown`: migrations, the setup token, the gRPC API, the
+/// outbox relay, the token sweeper, and the health endpoints. Token notices go out on the
+/// bus's own NATS connection.
+pub async fn run(config: ConfigServiceConfig, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
+    let notices = bus.auth_notices();
+    run_with_notices(config, bus, notices, shutdown).await
+}
+
+/// [`run`] with an explicit notice channel (`flowplane up` shares an in-process one with its
+/// api-gateway).
+pub async fn run_with_notices(
+    config: ConfigServiceConfig,
+    bus: Bus,
+    notices: AuthNotices,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let readiness = Readiness::new();
+    let pool = db::connect(&config.database_url, config.create_database).await?;
+    let ctx = Context {
+        pool,
+        outbox_ready: Arc::new(Notify::new()),
+        notices,
+    };
+    identity::announce_setup_token(&ctx, config.setup_token.as_deref()).await?;
+    // The recorder must exist before the token metrics are registered, or they are lost.
+    let _ = flowplane_runtime::metrics::handle();
+    sweeper::describe_metrics();
+    let sweep = tokio::spawn(sweeper::run(
+        ctx.clone(),
+        config.token_sweep_interval,
+        shutdown.clone(),
+    ));
+
+    let credential = ServiceCredential::new(&config.service_token)?;
+    let relay = tokio::spawn(relay::run(ctx.clone(), bus, shutdown.clone()));
+    let http = tokio::spawn(health::serve(
+        config.http_addr,
+        health::router(readiness.clone()),
+        shutdown.clone(),
+    ));
+    tracing::info!(grpc = %config.grpc_addr, http = %config.http_addr, "config service listening");
+    readiness.set(true);
+    grpc::serve(ctx, config.grpc_addr, credential, shutdown).await?;
+    readiness.set(false);
+    let _ = relay.await;
+    let _ = sweep.await;
+    let _ = http.await;
+    Ok(())
+}

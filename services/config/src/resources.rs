@@ -1,0 +1,498 @@
+//! Resource changes: parse, authorize, validate (domain rules, references, and a dry
+//! translation to Envoy protos), then one transaction with the row, its audit entry and its
+//! change event.
+
+use flowplane_domain::scopes::Action;
+use flowplane_domain::{AnySpec, FieldError, RefTarget, ResourceKind, ValidationErrors};
+use flowplane_proto::resources::v1 as pb;
+use flowplane_proto::state::v1::{ChangeEvent, ChangeOp};
+use prost::Message;
+use sqlx::PgConnection;
+
+use crate::Context;
+use crate::authz::{Caller, TeamAccess, authorize_team};
+use crate::error::{ServiceError, violated_constraint};
+use crate::store::{self, AuditEntry, StoredResource};
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 500;
+
+pub async fn create(
+    ctx: &Context,
+    caller: &Caller,
+    kind: ResourceKind,
+    path_team: &str,
+    body: &str,
+) -> Result<pb::Resource, ServiceError> {
+    let parsed = AnySpec::parse(kind, body)?;
+    let team = match (non_empty(path_team), parsed.team.as_deref()) {
+        (Some(path), Some(body)) if path != body => {
+            return Err(ServiceError::validation(
+                "/team",
+                format!("must match the team in the path ('{path}')"),
+            ));
+        }
+        (Some(team), _) | (None, Some(team)) => team.to_string(),
+        (None, None) => return Err(ServiceError::validation("/team", "is required")),
+    };
+    let name = parsed
+        .name
+        .ok_or_else(|| ServiceError::validation("/name", "is required"))?;
+    let access = authorize_team(
+        &ctx.pool,
+        caller,
+        &team,
+        kind.scope_resource(),
+        Action::Write,
+        || format!("team '{team}' not found"),
+    )
+    .await?;
+    dry_translate(&name, &parsed.spec)?;
+    let spec_json = parsed.spec.to_json();
+
+    let mut tx = ctx.pool.begin().await?;
+    let revision = store::next_revision(&mut tx).await?;
+    check_references(&mut tx, &access, &parsed.spec).await?;
+    let stored =
+        match store::insert_resource(&mut tx, &access, kind, &name, &spec_json, revision).await {
+            Err(e) if violated_constraint(&e) == Some("resources_team_kind_name_key") => {
+                return Err(ServiceError::AlreadyExists(format!(
+                    "{} '{name}' already exists in team '{team}'",
+                    kind.singular()
+                )));
+            }
+            other => other?,
+        };
+    record_change(
+        &mut tx,
+        caller,
+        &access,
+        "created",
+        &stored,
+        None,
+        Some(&spec_json),
+    )
+    .await?;
+    tx.commit().await?;
+    ctx.outbox_ready.notify_one();
+    Ok(to_proto(&stored, Vec::new()))
+}
+
+pub async fn update(
+    ctx: &Context,
+    caller: &Caller,
+    kind: ResourceKind,
+    team: &str,
+    name: &str,
+    body: &str,
+    if_revision: i64,
+) -> Result<pb::Resource, ServiceError> {
+    let parsed = AnySpec::parse(kind, body)?;
+    let team = &resolve_team(ctx, caller, kind, team, name).await?;
+    let mut errors = ValidationErrors::new();
+    if parsed.team.as_deref().is_some_and(|t| t != team) {
+        errors.add("/team", "a resource cannot move between teams");
+    }
+    if parsed.name.as_deref().is_some_and(|n| n != name) {
+        errors.add("/name", "a resource cannot be renamed; create a new one");
+    }
+    errors.into_result()?;
+    let access = authorize_team(
+        &ctx.pool,
+        caller,
+        team,
+        kind.scope_resource(),
+        Action::Write,
+        || not_found(kind, name),
+    )
+    .await?;
+    dry_translate(name, &parsed.spec)?;
+    let spec_json = parsed.spec.to_json();
+
+    let mut tx = ctx.pool.begin().await?;
+    let revision = store::next_revision(&mut tx).await?;
+    let current = locked_current(&mut tx, &access, kind, name, if_revision).await?;
+    if current.spec == spec_json {
+        // Nothing changed: no revision is spent, nothing is pushed.
+        tx.rollback().await?;
+        return Ok(to_proto(&current, Vec::new()));
+    }
+    check_references(&mut tx, &access, &parsed.spec).await?;
+    let stored = store::update_resource(&mut tx, &current, &spec_json, revision).await?;
+    record_change(
+        &mut tx,
+        caller,
+        &access,
+        "updated",
+        &stored,
+        Some(&current.spec),
+        Some(&spec_json),
+    )
+    .await?;
+    tx.commit().await?;
+    ctx.outbox_ready.notify_one();
+    Ok(to_proto(&stored, Vec::new()))
+}
+
+pub async fn delete(
+    ctx: &Context,
+    caller: &Caller,
+    kind: ResourceKind,
+    team: &str,
+    name: &str,
+    if_revision: i64,
+) -> Result<i64, ServiceError> {
+    let team = &resolve_team(ctx, caller, kind, team, name).await?;
+    let access = authorize_team(
+        &ctx.pool,
+        caller,
+        team,
+        kind.scope_resource(),
+        Action::Write,
+        || not_found(kind, name),
+    )
+    .await?;
+    let mut tx = ctx.pool.begin().await?;
+    let revision = store::next_revision(&mut tx).await?;
+    let current = locked_current(&mut tx, &access, kind, name, if_revision).await?;
+    let referrers = find_referrers(&mut tx, &access, &current).await?;
+    if !referrers.is_empty() {
+        return Err(ServiceError::Conflict {
+            message: format!(
+                "{} '{name}' is still referenced by {} resource(s); change or delete them first",
+                kind.singular(),
+                referrers.len()
+            ),
+            referrers,
+        });
+    }
+    store::delete_resource(&mut tx, &current).await?;
+    let gone = StoredResource {
+        revision,
+        ..current.clone()
+    };
+    record_change(
+        &mut tx,
+        caller,
+        &access,
+        "deleted",
+        &gone,
+        Some(&current.spec),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    ctx.outbox_ready.notify_one();
+    Ok(revision)
+}
+
+pub async fn get(
+    ctx: &Context,
+    caller: &Caller,
+    kind: ResourceKind,
+    team: &str,
+    name: &str,
+) -> Result<pb::Resource, ServiceError> {
+    let team = resolve_team(ctx, caller, kind, team, name).await?;
+    let access = authorize_team(
+        &ctx.pool,
+        caller,
+        &team,
+        kind.scope_resource(),
+        Action::Read,
+        || not_found(kind, name),
+    )
+    .await?;
+    let mut conn = ctx.pool.acquire().await?;
+    let stored = store::get_resource(&mut conn, &access, kind, name, false)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(not_found(kind, name)))?;
+    drop(conn);
+    let status = store::resource_status(&ctx.pool, &stored).await?;
+    Ok(to_proto(&stored, status))
+}
+
+pub async fn list(
+    ctx: &Context,
+    caller: &Caller,
+    kind: ResourceKind,
+    team: &str,
+    limit: u32,
+    cursor: &str,
+) -> Result<pb::ListResourcesResponse, ServiceError> {
+    let team = non_empty(team);
+    if let Some(team) = team {
+        authorize_team(
+            &ctx.pool,
+            caller,
+            team,
+            kind.scope_resource(),
+            Action::Read,
+            || format!("team '{team}' not found"),
+        )
+        .await?;
+    }
+    let limit = if limit == 0 {
+        DEFAULT_PAGE
+    } else {
+        limit.min(MAX_PAGE)
+    };
+    let after = non_empty(cursor).map(decode_cursor).transpose()?;
+    let filter = caller.readable_teams(kind.scope_resource());
+    // One extra row tells whether another page exists.
+    let mut rows =
+        store::list_resources(&ctx.pool, kind, &filter, team, after, i64::from(limit) + 1).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|r| encode_cursor(&r.team, &r.name))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(pb::ListResourcesResponse {
+        items: rows.iter().map(|r| to_proto(r, Vec::new())).collect(),
+        next_cursor,
+    })
+}
+
+/// The team an item request addresses: the one given, or else the only team the caller can
+/// read that holds `name` (the canonical `/api/v1/{kind}/{name}` path without `?team=`).
+async fn resolve_team(
+    ctx: &Context,
+    caller: &Caller,
+    kind: ResourceKind,
+    team: &str,
+    name: &str,
+) -> Result<String, ServiceError> {
+    if let Some(team) = non_empty(team) {
+        return Ok(team.to_string());
+    }
+    let filter = caller.readable_teams(kind.scope_resource());
+    let found = store::find_by_name(&ctx.pool, kind, &filter, name).await?;
+    match found.as_slice() {
+        [] => Err(ServiceError::NotFound(not_found(kind, name))),
+        [one] => Ok(one.team.clone()),
+        several => {
+            let teams: Vec<&str> = several.iter().map(|r| r.team.as_str()).collect();
+            Err(ServiceError::validation(
+                "/team",
+                format!(
+                    "'{name}' exists in several of your teams ({}); pass ?team=",
+                    teams.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// Translates the spec exactly as xds-server will, so anything Envoy would be handed but
+/// could not be expressed fails here as a 400 instead of a NACK later.
+fn dry_translate(name: &str, spec: &AnySpec) -> Result<(), ValidationErrors> {
+    flowplane_xds::translate_any(name, spec)
+        .map(|_| ())
+        .map_err(ValidationErrors::from)
+}
+
+/// Every reference must name a resource of the same team that exists now. Runs inside the
+/// write transaction, after the revision lock, so a concurrent delete cannot slip between.
+async fn check_references(
+    conn: &mut PgConnection,
+    team: &TeamAccess,
+    spec: &AnySpec,
+) -> Result<(), ServiceError> {
+    let mut errors = ValidationErrors::new();
+    let mut existing: std::collections::HashMap<ResourceKind, Vec<StoredResource>> =
+        Default::default();
+    for reference in spec.references() {
+        let candidates = match existing.entry(reference.kind) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(store::resources_of_kind(conn, team, reference.kind).await?)
+            }
+        };
+        let found = candidates.iter().any(|r| match &reference.target {
+            RefTarget::Name(name) => &r.name == name,
+            RefTarget::Id(id) => r.id.to_string() == *id || &r.name == id,
+        });
+        if !found {
+            let target = match &reference.target {
+                RefTarget::Name(n) | RefTarget::Id(n) => n,
+            };
+            errors.add(
+                reference.field,
+                format!(
+                    "{} '{target}' does not exist in team '{}'",
+                    reference.kind.singular(),
+                    team.name()
+                ),
+            );
+        }
+    }
+    Ok(errors.into_result()?)
+}
+
+/// Resources of the same team that reference `target`.
+async fn find_referrers(
+    conn: &mut PgConnection,
+    team: &TeamAccess,
+    target: &StoredResource,
+) -> Result<Vec<FieldError>, ServiceError> {
+    let mut referrers = Vec::new();
+    for kind in [ResourceKind::RouteConfig, ResourceKind::Listener] {
+        for candidate in store::resources_of_kind(conn, team, kind).await? {
+            let Ok(spec) = AnySpec::from_stored(kind, &candidate.spec.to_string()) else {
+                continue;
+            };
+            for reference in spec.references() {
+                let hit = reference.kind == target.kind
+                    && match &reference.target {
+                        RefTarget::Name(n) => *n == target.name,
+                        RefTarget::Id(id) => *id == target.id.to_string() || *id == target.name,
+                    };
+                if hit {
+                    referrers.push(FieldError {
+                        field: format!(
+                            "/{}/{}{}",
+                            kind.collection(),
+                            candidate.name,
+                            reference.field
+                        ),
+                        message: format!("{} '{}' references it", kind.singular(), candidate.name),
+                    });
+                }
+            }
+        }
+    }
+    Ok(referrers)
+}
+
+async fn locked_current(
+    conn: &mut PgConnection,
+    team: &TeamAccess,
+    kind: ResourceKind,
+    name: &str,
+    if_revision: i64,
+) -> Result<StoredResource, ServiceError> {
+    let current = store::get_resource(conn, team, kind, name, true)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(not_found(kind, name)))?;
+    if if_revision != 0 && current.revision != if_revision {
+        return Err(ServiceError::RevisionMismatch {
+            expected: if_revision,
+            current: current.revision,
+        });
+    }
+    Ok(current)
+}
+
+/// The audit row and the outbox event of one change, in the caller's transaction.
+async fn record_change(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    team: &TeamAccess,
+    verb: &str,
+    resource: &StoredResource,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> Result<(), ServiceError> {
+    let action = format!(
+        "{}.{verb}",
+        resource.kind.collection().trim_end_matches('s')
+    );
+    store::audit(
+        conn,
+        AuditEntry {
+            action: &action,
+            actor_user_id: caller.user_id,
+            actor_token_id: caller.token_id,
+            org_id: Some(team.org_id()),
+            team: Some(team.name()),
+            resource_kind: Some(resource.kind.collection()),
+            resource_name: Some(&resource.name),
+            revision: Some(resource.revision),
+            before,
+            after,
+            request_id: Some(&caller.request_id),
+            client_address: Some(&caller.client_address),
+        },
+    )
+    .await?;
+    let deleted = after.is_none();
+    let event = ChangeEvent {
+        revision: resource.revision,
+        op: if deleted {
+            ChangeOp::Delete
+        } else {
+            ChangeOp::Upsert
+        } as i32,
+        kind: kind_to_proto(resource.kind) as i32,
+        team: team.name().to_string(),
+        name: resource.name.clone(),
+        resource: (!deleted).then(|| to_proto(resource, Vec::new())),
+    };
+    store::enqueue_event(conn, resource.revision, &event.encode_to_vec()).await?;
+    Ok(())
+}
+
+pub fn to_proto(resource: &StoredResource, status: Vec<store::StatusRow>) -> pb::Resource {
+    pb::Resource {
+        kind: kind_to_proto(resource.kind) as i32,
+        id: resource.id.to_string(),
+        team: resource.team.clone(),
+        name: resource.name.clone(),
+        revision: resource.revision,
+        spec_json: resource.spec.to_string(),
+        created_at: resource.created_at.to_rfc3339(),
+        updated_at: resource.updated_at.to_rfc3339(),
+        status: status
+            .into_iter()
+            .map(|s| pb::DataplaneStatus {
+                dataplane: s.dataplane,
+                state: s.state,
+                version: s.version,
+                error: s.error,
+                updated_at: s.updated_at.to_rfc3339(),
+            })
+            .collect(),
+    }
+}
+
+pub fn kind_to_proto(kind: ResourceKind) -> pb::ResourceKind {
+    match kind {
+        ResourceKind::Cluster => pb::ResourceKind::Cluster,
+        ResourceKind::RouteConfig => pb::ResourceKind::RouteConfig,
+        ResourceKind::Listener => pb::ResourceKind::Listener,
+        ResourceKind::Dataplane => pb::ResourceKind::Dataplane,
+    }
+}
+
+pub fn kind_from_proto(kind: i32) -> Result<ResourceKind, ServiceError> {
+    match pb::ResourceKind::try_from(kind) {
+        Ok(pb::ResourceKind::Cluster) => Ok(ResourceKind::Cluster),
+        Ok(pb::ResourceKind::RouteConfig) => Ok(ResourceKind::RouteConfig),
+        Ok(pb::ResourceKind::Listener) => Ok(ResourceKind::Listener),
+        Ok(pb::ResourceKind::Dataplane) => Ok(ResourceKind::Dataplane),
+        _ => Err(ServiceError::validation("/kind", "unknown resource kind")),
+    }
+}
+
+fn not_found(kind: ResourceKind, name: &str) -> String {
+    format!("{} '{name}' not found", kind.singular())
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+fn encode_cursor(team: &str, name: &str) -> String {
+    hex::encode(format!("{team}\n{name}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(String, String), ServiceError> {
+    let invalid = || ServiceError::validation("/cursor", "is not a cursor this API returned");
+    let raw = hex::decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (team, name) = text.split_once('\n').ok_or_else(invalid)?;
+    Ok((team.to_string(), name.to_string()))
+}

@@ -1,0 +1,58 @@
+//! Random secrets and their Argon2id hashes. Hashing is deliberately slow, so it runs on the
+//! blocking pool.
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+use crate::error::ServiceError;
+
+/// 256 random bits, hex-encoded.
+pub fn random_secret() -> Result<String, ServiceError> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+pub async fn hash(secret: String) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("hashing: {e}")))
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.into()))?
+}
+
+pub async fn verify(secret: String, stored_hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored_hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(secret.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_only_their_secret() {
+        let secret = random_secret().unwrap_or_default();
+        assert_eq!(secret.len(), 64);
+        let hashed = hash(secret.clone()).await.unwrap_or_default();
+        assert!(hashed.starts_with("$argon2id$"));
+        assert!(!hashed.contains(&secret));
+        assert!(verify(secret, hashed.clone()).await);
+        assert!(!verify("wrong".into(), hashed).await);
+    }
+}

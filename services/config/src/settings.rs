@@ -1,0 +1,59 @@
+//! The config service's settings, from `FLOWPLANE_*` variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flowplane_runtime::env;
+
+#[derive(Debug, Clone)]
+pub struct ConfigServiceConfig {
+    /// `FLOWPLANE_DATABASE_URL`
+    pub database_url: String,
+    /// `FLOWPLANE_CONFIG_GRPC_ADDR`: internal gRPC (resources, identity, state).
+    pub grpc_addr: SocketAddr,
+    /// `FLOWPLANE_CONFIG_HTTP_ADDR`: `/healthz`, `/readyz`, `/metrics`.
+    pub http_addr: SocketAddr,
+    /// `FLOWPLANE_NATS_URL`
+    pub nats_url: String,
+    /// `FLOWPLANE_NATS_PREFIX`: subject and stream prefix, so deployments can share a NATS.
+    pub nats_prefix: String,
+    /// `FLOWPLANE_SERVICE_TOKEN`: the shared internal credential.
+    pub service_token: String,
+    /// `FLOWPLANE_SETUP_TOKEN`: preset the first-run setup token (otherwise one is generated
+    /// and logged once).
+    pub setup_token: Option<String>,
+    /// `FLOWPLANE_CREATE_DATABASE`: create the database when it does not exist.
+    pub create_database: bool,
+    /// `FLOWPLANE_TOKEN_SWEEP_SECONDS`: how often tokens past their expiry are marked `expired`.
+    pub token_sweep_interval: Duration,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/flowplane";
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:18090";
+
+impl ConfigServiceConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            database_url: env::string("FLOWPLANE_DATABASE_URL", DEFAULT_DATABASE_URL),
+            grpc_addr: env::parsed("FLOWPLANE_CONFIG_GRPC_ADDR", parse_addr(DEFAULT_GRPC_ADDR))?,
+            http_addr: env::parsed("FLOWPLANE_CONFIG_HTTP_ADDR", parse_addr("127.0.0.1:18091"))?,
+            nats_url: env::string("FLOWPLANE_NATS_URL", "nats://127.0.0.1:4222"),
+            nats_prefix: env::string(
+                "FLOWPLANE_NATS_PREFIX",
+                flowplane_runtime::bus::DEFAULT_PREFIX,
+            ),
+            // Checked when the service starts (ServiceCredential::new), so `flowplane up` can
+            // supply one of its own.
+            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            setup_token: env::optional("FLOWPLANE_SETUP_TOKEN"),
+            create_database: env::parsed("FLOWPLANE_CREATE_DATABASE", false)?,
+            token_sweep_interval: Duration::from_secs(
+                env::parsed::<u64>("FLOWPLANE_TOKEN_SWEEP_SECONDS", 60)?.max(1),
+            ),
+        })
+    }
+}
+
+fn parse_addr(s: &str) -> SocketAddr {
+    s.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+}

@@ -1,0 +1,107 @@
+//! The outbox relay against a real PostgreSQL and NATS JetStream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use flowplane_config::{identity, relay, resources};
+use flowplane_domain::ResourceKind;
+use flowplane_proto::state::v1::ChangeEvent;
+use flowplane_runtime::bus::Bus;
+use futures::StreamExt;
+use prost::Message;
+use support::{TestDb, admin, cluster_body, unique};
+
+async fn nats_bus(prefix: &str) -> Bus {
+    let url =
+        std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    Bus::nats(&url, prefix)
+        .await
+        .unwrap_or_else(|e| panic!("NATS must be running for these tests: {e:#}"))
+}
+
+async fn delete_stream(prefix: &str) {
+    let url =
+        std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    if let Ok(client) = async_nats::connect(url).await {
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(flowplane_runtime::bus::stream_name(prefix))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn publishes_each_revision_once_in_order_and_resumes_after_a_crash() {
+    let db = TestDb::new().await;
+    let prefix = unique("fprelay");
+    let bus = nats_bus(&prefix).await;
+    let mut events = bus.subscribe().await.unwrap_or_else(|e| panic!("{e}"));
+    let team = identity::create_organization(&db.ctx, &admin(), "relay", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .default_team
+        .unwrap_or_default()
+        .name;
+    for i in 0..3 {
+        resources::create(
+            &db.ctx,
+            &admin(),
+            ResourceKind::Cluster,
+            "",
+            &cluster_body(&team, &format!("c{i}"), 80),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(relay::publish_pending(&db.ctx, &bus).await.ok(), Some(3));
+    assert_eq!(
+        relay::publish_pending(&db.ctx, &bus).await.ok(),
+        Some(0),
+        "nothing is published twice"
+    );
+
+    // A relay that crashed after publishing but before recording it publishes again; the bus
+    // drops the duplicate by revision.
+    sqlx::query("UPDATE outbox SET published_at = NULL WHERE revision = 3")
+        .execute(&db.ctx.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(relay::publish_pending(&db.ctx, &bus).await.ok(), Some(1));
+    resources::delete(&db.ctx, &admin(), ResourceKind::Cluster, &team, "c0", 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(relay::publish_pending(&db.ctx, &bus).await.ok(), Some(1));
+
+    let mut received = Vec::new();
+    while received.len() < 4 {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap_or_else(|_| panic!("only received {received:?}"))
+            .unwrap_or_else(|| panic!("stream ended"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let change =
+            ChangeEvent::decode(event.payload.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(change.revision, event.revision);
+        received.push((change.revision, change.name, change.op));
+    }
+    assert_eq!(
+        received,
+        vec![
+            (1, "c0".into(), 1),
+            (2, "c1".into(), 1),
+            (3, "c2".into(), 1),
+            (4, "c0".into(), 2)
+        ]
+    );
+    // And nothing more: the duplicate of revision 3 was dropped.
+    let extra = tokio::time::timeout(Duration::from_millis(500), events.next()).await;
+    assert!(
+        extra.is_err(),
+        "unexpected extra event: {:?}",
+        extra.map(|e| e.map(|e| e.map(|e| e.revision).ok()))
+    );
+    delete_stream(&prefix).await;
+    db.drop_db().await;
+}

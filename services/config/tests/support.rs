@@ -1,0 +1,84 @@
+//! A fresh database per test, dropped afterwards. A missing database server fails the test;
+//! it never skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use flowplane_config::Context;
+use flowplane_config::authz::Caller;
+use flowplane_domain::scopes::Grants;
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use std::str::FromStr;
+use tokio::sync::Notify;
+
+pub struct TestDb {
+    pub ctx: Context,
+    name: String,
+    base: String,
+}
+
+pub fn base_url() -> String {
+    std::env::var("FLOWPLANE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = unique("fp_test");
+        let base = base_url();
+        let pool = flowplane_config::db::connect(&format!("{base}/{name}"), true)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must be running for these tests: {e:#}"));
+        Self {
+            ctx: Context {
+                pool,
+                outbox_ready: Arc::new(Notify::new()),
+                notices: flowplane_runtime::bus::AuthNotices::local(),
+            },
+            name,
+            base,
+        }
+    }
+
+    pub async fn drop_db(self) {
+        self.ctx.pool.close().await;
+        if let Ok(options) = PgConnectOptions::from_str(&format!("{}/postgres", self.base))
+            && let Ok(mut conn) = options.connect().await
+        {
+            let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = sqlx::query(&drop).execute(&mut conn).await;
+        }
+    }
+}
+
+pub fn caller(scopes: &[&str], org_id: Option<String>) -> Caller {
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    Caller {
+        grants: Grants::parse(&scopes, org_id),
+        user_id: None,
+        token_id: None,
+        request_id: "test-request".into(),
+        client_address: "127.0.0.1".into(),
+    }
+}
+
+pub fn admin() -> Caller {
+    caller(&["admin:all"], None)
+}
+
+pub fn cluster_body(team: &str, name: &str, port: u16) -> String {
+    serde_json::json!({"team": team, "name": name, "endpoints": [{"host": "127.0.0.1", "port": port}]}).to_string()
+}
+
+pub fn route_body(team: &str, name: &str, cluster: &str) -> String {
+    serde_json::json!({"team": team, "name": name, "virtualHosts": [{"name": "vh", "domains": ["*"],
+        "routes": [{"match": {"path": {"type": "prefix", "value": "/"}}, "action": {"type": "forward", "cluster": cluster}}]}]})
+    .to_string()
+}

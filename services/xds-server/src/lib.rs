@@ -1,0 +1,83 @@
+//! The xds-server: serves Envoy over ADS from in-memory snapshots.
+//!
+//! - [`settings`]: its `FLOWPLANE_*` settings
+//! - [`snapshot`]: the store of translated resources, encoded once, per team (what each node
+//!   should have)
+//! - [`sync`]: keeps the store current: full state from config, then change events from the
+//!   bus, re-syncing on any gap
+//! - [`service`]: the ADS gRPC service, handing each stream to its protocol machine
+//! - [`ads`]: the state-of-the-world protocol state machine (nonces, versions, ACK/NACK)
+//! - [`delta`]: the incremental (delta) protocol state machine (subscriptions, per-resource
+//!   versions, removals)
+//! - [`stream`]: what both protocols share (peer identity, push order, reporting, metrics)
+//! - [`status`]: forwards what each Envoy accepted or rejected to config
+//!
+//! The store knows nothing of streams and the protocol knows nothing of translation.
+
+pub mod ads;
+pub mod delta;
+pub mod service;
+pub mod settings;
+pub mod snapshot;
+pub mod status;
+pub mod stream;
+pub mod sync;
+
+pub use settings::XdsServerConfig;
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use flowplane_proto::state::v1::state_service_client::StateServiceClient;
+use flowplane_runtime::bus::Bus;
+use flowplane_runtime::credential::ServiceCredential;
+use flowplane_runtime::health::{self, Readiness};
+use flowplane_runtime::shutdown::Shutdown;
+use tonic::transport::Endpoint;
+
+/// Runs an xds-server replica until `shutdown`: load state, subscribe, then serve ADS.
+pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
+    let readiness = Readiness::new();
+    let credential = ServiceCredential::new(&config.service_token)?;
+    let channel = Endpoint::from_shared(config.config_url.clone())?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect_lazy();
+    let state_client = StateServiceClient::with_interceptor(channel, credential.client())
+        .max_decoding_message_size(1024 * 1024 * 1024);
+    let store = Arc::new(snapshot::Store::new());
+    let http = tokio::spawn(health::serve(
+        config.http_addr,
+        health::router(readiness.clone()),
+        shutdown.clone(),
+    ));
+
+    let (synced_tx, synced_rx) = tokio::sync::oneshot::channel();
+    let syncer = tokio::spawn(sync::run(
+        store.clone(),
+        state_client.clone(),
+        bus,
+        config.resync_interval,
+        synced_tx,
+        shutdown.clone(),
+    ));
+    // Serve nothing until the first full state is loaded: an empty answer would make Envoys
+    // drop their working config.
+    tokio::select! {
+        loaded = synced_rx => if loaded.is_err() { return Ok(()); },
+        _ = shutdown.clone().wait() => return Ok(()),
+    }
+    readiness.set(true);
+
+    let reporter = status::Reporter::spawn(state_client, shutdown.clone());
+    let ads = service::AdsService::new(store, reporter);
+    tracing::info!(addr = %config.xds_addr, "xds-server serving ADS (state of the world and delta)");
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .add_service(AggregatedDiscoveryServiceServer::new(ads))
+        .serve_with_shutdown(config.xds_addr, shutdown.clone().wait())
+        .await?;
+    readiness.set(false);
+    let _ = syncer.await;
+    let _ = http.await;
+    Ok(())
+}

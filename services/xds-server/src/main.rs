@@ -1,0 +1,11 @@
+use flowplane_runtime::{bus::Bus, shutdown, telemetry};
+use flowplane_xds_server::XdsServerConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("xds-server");
+    let config = XdsServerConfig::from_env()?;
+    let bus = Bus::nats(&config.nats_url, &config.nats_prefix).await?;
+    tracing::info!(bus = %bus.describe(), "change events come from the bus");
+    flowplane_xds_server::run(config, bus, shutdown::on_signals()).await
+}

@@ -1,0 +1,53 @@
+//! The xds-server's settings, from `FLOWPLANE_*` variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flowplane_runtime::env;
+
+#[derive(Debug, Clone)]
+pub struct XdsServerConfig {
+    /// `FLOWPLANE_XDS_ADDR`: where Envoys connect (ADS).
+    pub xds_addr: SocketAddr,
+    /// `FLOWPLANE_XDS_HTTP_ADDR`: `/healthz`, `/readyz`, `/metrics`.
+    pub http_addr: SocketAddr,
+    /// `FLOWPLANE_CONFIG_URL`: the config service's internal gRPC.
+    pub config_url: String,
+    /// `FLOWPLANE_SERVICE_TOKEN`
+    pub service_token: String,
+    /// `FLOWPLANE_NATS_URL`
+    pub nats_url: String,
+    /// `FLOWPLANE_NATS_PREFIX`: subject and stream prefix, so deployments can share a NATS.
+    pub nats_prefix: String,
+    /// `FLOWPLANE_XDS_RESYNC_SECONDS`: how often to compare revisions with config, so a
+    /// replica that missed events (bus down) catches up.
+    pub resync_interval: Duration,
+}
+
+impl XdsServerConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            xds_addr: env::parsed(
+                "FLOWPLANE_XDS_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], 18000)),
+            )?,
+            http_addr: env::parsed(
+                "FLOWPLANE_XDS_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 18001)),
+            )?,
+            config_url: env::string("FLOWPLANE_CONFIG_URL", "http://127.0.0.1:18090"),
+            // Checked when the service starts (ServiceCredential::new), so `flowplane up` can
+            // supply one of its own.
+            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            nats_url: env::string("FLOWPLANE_NATS_URL", "nats://127.0.0.1:4222"),
+            nats_prefix: env::string(
+                "FLOWPLANE_NATS_PREFIX",
+                flowplane_runtime::bus::DEFAULT_PREFIX,
+            ),
+            resync_interval: Duration::from_secs(env::parsed(
+                "FLOWPLANE_XDS_RESYNC_SECONDS",
+                5u64,
+            )?),
+        })
+    }
+}

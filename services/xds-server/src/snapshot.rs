@@ -1,0 +1,322 @@
+//! The snapshot store: every team's resources, translated and encoded once when they change,
+//! shared by every stream that serves them. It answers "what should this node have?" and
+//! tells waiting streams when their team changed; it knows nothing about the ADS protocol.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use flowplane_domain::{AnySpec, ResourceKind};
+use flowplane_proto::resources::v1 as resources_pb;
+use flowplane_proto::state::v1::{self as state_pb, ChangeOp};
+use flowplane_xds::resource::{
+    CLUSTER_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, version_of,
+};
+use tokio::sync::watch;
+
+/// The resources of one xDS type that one node should have, with their combined version.
+#[derive(Debug, Clone)]
+pub struct ResourceSet {
+    pub version: String,
+    pub resources: Vec<Arc<EncodedResource>>,
+}
+
+/// Which resources of a type a stream asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Interest<'a> {
+    /// Every resource of the type the node may see (a wildcard subscription).
+    All,
+    /// Only these names (those that exist and the node may see).
+    Named(&'a [String]),
+}
+
+/// A dataplane known to the store: Envoys identify as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataplane {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Default)]
+struct Team {
+    clusters: BTreeMap<String, Arc<EncodedResource>>,
+    routes: BTreeMap<String, Arc<EncodedResource>>,
+    listeners: BTreeMap<String, Listener>,
+    /// name → id
+    dataplanes: BTreeMap<String, String>,
+}
+
+struct Listener {
+    /// The dataplane (id or name) it is bound to; `None` serves every dataplane of the team.
+    dataplane: Option<String>,
+    encoded: Arc<EncodedResource>,
+}
+
+#[derive(Default)]
+struct State {
+    revision: i64,
+    teams: HashMap<String, Team>,
+}
+
+pub struct Store {
+    state: RwLock<State>,
+    /// One channel per team, so a change wakes only the streams that serve that team.
+    watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("event for revision {got} does not follow revision {have}")]
+    Gap { have: i64, got: i64 },
+    #[error("event is malformed: {0}")]
+    Malformed(String),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self {
+            state: RwLock::new(State::default()),
+            watchers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.read().revision
+    }
+
+    /// Replaces everything with a full state from config. Resources that fail to translate are
+    /// left out and logged; config validated them, so this means a version skew.
+    pub fn replace_all(&self, state: state_pb::State) {
+        let mut teams: HashMap<String, Team> = HashMap::new();
+        for resource in &state.resources {
+            let team = teams.entry(resource.team.clone()).or_default();
+            if let Err(e) = upsert(team, resource) {
+                tracing::error!(team = %resource.team, name = %resource.name, error = %e, "cannot translate stored resource");
+            }
+        }
+        let changed: Vec<String> = {
+            let mut current = self.write();
+            let mut changed: Vec<String> = current.teams.keys().cloned().collect();
+            changed.extend(teams.keys().cloned());
+            current.teams = teams;
+            current.revision = state.revision;
+            changed
+        };
+        self.notify(changed);
+    }
+
+    /// Applies the next change event. Events must arrive in revision order with no gap; an
+    /// event at or below the current revision is a duplicate and ignored.
+    pub fn apply(&self, event: &state_pb::ChangeEvent) -> Result<bool, ApplyError> {
+        {
+            let mut state = self.write();
+            if event.revision <= state.revision {
+                return Ok(false);
+            }
+            if event.revision != state.revision + 1 {
+                return Err(ApplyError::Gap {
+                    have: state.revision,
+                    got: event.revision,
+                });
+            }
+            let team = state.teams.entry(event.team.clone()).or_default();
+            match ChangeOp::try_from(event.op) {
+                Ok(ChangeOp::Upsert) => {
+                    let resource = event
+                        .resource
+                        .as_ref()
+                        .ok_or_else(|| ApplyError::Malformed("upsert without a resource".into()))?;
+                    if let Err(e) = upsert(team, resource) {
+                        // Keep serving the last good version of this resource.
+                        tracing::error!(team = %event.team, name = %event.name, error = %e, "cannot translate resource; keeping the previous version");
+                    }
+                }
+                Ok(ChangeOp::Delete) => remove(team, event.kind, &event.name),
+                _ => return Err(ApplyError::Malformed(format!("unknown op {}", event.op))),
+            }
+            state.revision = event.revision;
+        }
+        self.notify([event.team.clone()]);
+        Ok(true)
+    }
+
+    /// A receiver that changes whenever `team`'s resources change.
+    pub fn watch(&self, team: &str) -> watch::Receiver<u64> {
+        let mut watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        watchers
+            .entry(team.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// The dataplane of `team` with this id (or name).
+    pub fn dataplane(&self, team: &str, id_or_name: &str) -> Option<Dataplane> {
+        let state = self.read();
+        let dataplanes = &state.teams.get(team)?.dataplanes;
+        dataplanes
+            .iter()
+            .find(|(name, id)| *id == id_or_name || *name == id_or_name)
+            .map(|(name, id)| Dataplane {
+                id: id.clone(),
+                name: name.clone(),
+            })
+    }
+
+    /// What `dataplane` of `team` should have for `type_url`, the state-of-the-world way:
+    /// `names` narrows the set (RDS always names what it wants; CDS and LDS are wildcard when
+    /// `names` is empty).
+    pub fn view(
+        &self,
+        team: &str,
+        dataplane: &Dataplane,
+        type_url: &str,
+        names: &[String],
+    ) -> ResourceSet {
+        let interest = match (type_url, names.is_empty()) {
+            (ROUTE_TYPE, true) => Interest::Named(names),
+            (_, true) => Interest::All,
+            (_, false) => Interest::Named(names),
+        };
+        let resources = self.select(team, dataplane, type_url, interest);
+        let refs: Vec<&EncodedResource> = resources.iter().map(|r| r.as_ref()).collect();
+        ResourceSet {
+            version: version_of(&refs),
+            resources,
+        }
+    }
+
+    /// The resources of `type_url` that `dataplane` of `team` may see and `interest` covers,
+    /// in name order.
+    pub fn select(
+        &self,
+        team: &str,
+        dataplane: &Dataplane,
+        type_url: &str,
+        interest: Interest<'_>,
+    ) -> Vec<Arc<EncodedResource>> {
+        let state = self.read();
+        let empty = Team::default();
+        let team = state.teams.get(team).unwrap_or(&empty);
+        match type_url {
+            CLUSTER_TYPE => pick(&team.clusters, interest, |_| true, Arc::clone),
+            LISTENER_TYPE => pick(
+                &team.listeners,
+                interest,
+                |l| serves(l, dataplane),
+                |l| l.encoded.clone(),
+            ),
+            ROUTE_TYPE => pick(&team.routes, interest, |_| true, Arc::clone),
+            _ => Vec::new(),
+        }
+    }
+
+    fn notify(&self, teams: impl IntoIterator<Item = String>) {
+        let watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        for team in teams {
+            if let Some(tx) = watchers.get(&team) {
+                tx.send_modify(|generation| *generation += 1);
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The entries of `map` that `interest` covers and `visible` lets through, in name order.
+/// Named interests are looked up, not scanned for, so a stream naming a few resources of a
+/// large team costs a few lookups.
+fn pick<T>(
+    map: &BTreeMap<String, T>,
+    interest: Interest<'_>,
+    visible: impl Fn(&T) -> bool,
+    encoded: impl Fn(&T) -> Arc<EncodedResource>,
+) -> Vec<Arc<EncodedResource>> {
+    match interest {
+        Interest::All => map.values().filter(|v| visible(v)).map(encoded).collect(),
+        Interest::Named(names) => {
+            let names: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+            names
+                .into_iter()
+                .filter_map(|n| map.get(n))
+                .filter(|v| visible(v))
+                .map(encoded)
+                .collect()
+        }
+    }
+}
+
+fn serves(listener: &Listener, dataplane: &Dataplane) -> bool {
+    match &listener.dataplane {
+        None => true,
+        Some(target) => *target == dataplane.id || *target == dataplane.name,
+    }
+}
+
+fn kind_of(kind: i32) -> Option<ResourceKind> {
+    match resources_pb::ResourceKind::try_from(kind).ok()? {
+        resources_pb::ResourceKind::Cluster => Some(ResourceKind::Cluster),
+        resources_pb::ResourceKind::RouteConfig => Some(ResourceKind::RouteConfig),
+        resources_pb::ResourceKind::Listener => Some(ResourceKind::Listener),
+        resources_pb::ResourceKind::Dataplane => Some(ResourceKind::Dataplane),
+        resources_pb::ResourceKind::Unspecified => None,
+    }
+}
+
+/// Translates and encodes one resource into its team.
+fn upsert(team: &mut Team, resource: &resources_pb::Resource) -> Result<(), String> {
+    let kind = kind_of(resource.kind).ok_or("unknown kind")?;
+    let spec = AnySpec::from_stored(kind, &resource.spec_json).map_err(|e| e.to_string())?;
+    let encoded = flowplane_xds::translate_any(&resource.name, &spec).map_err(|e| e.to_string())?;
+    match (spec, encoded) {
+        (AnySpec::Cluster(_), Some(e)) => {
+            team.clusters.insert(resource.name.clone(), Arc::new(e));
+        }
+        (AnySpec::RouteConfig(_), Some(e)) => {
+            team.routes.insert(resource.name.clone(), Arc::new(e));
+        }
+        (AnySpec::Listener(l), Some(e)) => {
+            team.listeners.insert(
+                resource.name.clone(),
+                Listener {
+                    dataplane: l.dataplane_id.clone(),
+                    encoded: Arc::new(e),
+                },
+            );
+        }
+        (AnySpec::Dataplane(_), _) => {
+            team.dataplanes
+                .insert(resource.name.clone(), resource.id.clone());
+        }
+        (_, None) => return Err("translation produced nothing".into()),
+    }
+    Ok(())
+}
+
+fn remove(team: &mut Team, kind: i32, name: &str) {
+    match kind_of(kind) {
+        Some(ResourceKind::Cluster) => {
+            team.clusters.remove(name);
+        }
+        Some(ResourceKind::RouteConfig) => {
+            team.routes.remove(name);
+        }
+        Some(ResourceKind::Listener) => {
+            team.listeners.remove(name);
+        }
+        Some(ResourceKind::Dataplane) => {
+            team.dataplanes.remove(name);
+        }
+        None => {}
+    }
+}

@@ -1,0 +1,109 @@
+//! Keeps the snapshot store current: subscribe to the bus, load the full state from config,
+//! then apply events in revision order. Any gap, bus failure, or revision lag seen by the
+//! periodic check triggers a full re-sync, so a replica never serves stale config silently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowplane_proto::state::v1::state_service_client::StateServiceClient;
+use flowplane_proto::state::v1::{ChangeEvent, GetRevisionRequest, GetStateRequest};
+use flowplane_runtime::bus::Bus;
+use flowplane_runtime::credential::ClientCredential;
+use flowplane_runtime::shutdown::Shutdown;
+use futures::StreamExt;
+use prost::Message;
+use tokio::sync::oneshot;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::snapshot::Store;
+
+pub type StateClient = StateServiceClient<InterceptedService<Channel, ClientCredential>>;
+
+pub async fn run(
+    store: Arc<Store>,
+    mut client: StateClient,
+    bus: Bus,
+    check_every: Duration,
+    synced: oneshot::Sender<()>,
+    shutdown: Shutdown,
+) {
+    let mut synced = Some(synced);
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_requested() {
+        match follow(
+            &store,
+            &mut client,
+            &bus,
+            check_every,
+            &mut synced,
+            &shutdown,
+        )
+        .await
+        {
+            Ok(()) => return,
+            // Before the first load this is just config not being up yet.
+            Err(e) if synced.is_some() => {
+                tracing::info!(error = %e, "waiting for config to load the initial state");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, revision = store.revision(), "re-syncing from config");
+                metrics::counter!("xds_resyncs_total").increment(1);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.clone().wait() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One subscription's life: returns `Ok` only on shutdown; any reason to re-sync is an error.
+async fn follow(
+    store: &Store,
+    client: &mut StateClient,
+    bus: &Bus,
+    check_every: Duration,
+    synced: &mut Option<oneshot::Sender<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    // Subscribe before loading: every event after the loaded revision is then delivered.
+    let mut events = bus.subscribe().await?;
+    let state = client.get_state(GetStateRequest {}).await?.into_inner();
+    let loaded = state.resources.len();
+    store.replace_all(state);
+    metrics::gauge!("xds_revision").set(store.revision() as f64);
+    tracing::info!(
+        revision = store.revision(),
+        resources = loaded,
+        "loaded state from config"
+    );
+    if let Some(tx) = synced.take() {
+        let _ = tx.send(());
+    }
+    let mut check = tokio::time::interval(check_every);
+    check.tick().await;
+    let mut revision_at_last_check = store.revision();
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let event = event.ok_or_else(|| anyhow::anyhow!("the bus closed the subscription"))??;
+                let change = ChangeEvent::decode(event.payload.as_slice())?;
+                if store.apply(&change)? {
+                    metrics::gauge!("xds_revision").set(store.revision() as f64);
+                }
+            }
+            _ = check.tick() => {
+                let remote = client.get_revision(GetRevisionRequest {}).await?.into_inner().revision;
+                let local = store.revision();
+                // Behind, and no progress since the last check: events are not arriving.
+                if remote > local && local == revision_at_last_check {
+                    anyhow::bail!("config is at revision {remote} but events stopped at {local}");
+                }
+                revision_at_last_check = local;
+            }
+            _ = shutdown.clone().wait() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Flowplane's domain model: the JSON shape of every resource, its validation (with field
+//! paths), and the scope rules. No IO: storage, transport and Envoy live elsewhere.
+
+pub mod cluster;
+pub mod dataplane;
+pub mod error;
+pub mod filters;
+pub mod header_changes;
+pub mod listener;
+pub mod names;
+pub mod resource;
+pub mod route_config;
+pub mod scopes;
+
+pub use error::{ErrorCode, FieldError, ValidationErrors};
+pub use resource::{AnySpec, Parsed, RefTarget, Reference, ResourceKind, parse_spec};

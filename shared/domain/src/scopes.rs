@@ -1,0 +1,422 @@
+//! Scopes and the one authorization decision built on them.
+//!
+//! `admin:all` > `{resource}:{action}` (every team of the caller's organization) >
+//! `team:{team}:{resource}:{action}`. Write implies read.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScopeResource {
+    Tokens,
+    Clusters,
+    Routes,
+    Listeners,
+    Filters,
+    Secrets,
+    Dataplanes,
+    ApiDefinitions,
+    LearningSessions,
+    Reports,
+    Mcp,
+}
+
+impl ScopeResource {
+    pub const ALL: [ScopeResource; 11] = [
+        Self::Tokens,
+        Self::Clusters,
+        Self::Routes,
+        Self::Listeners,
+        Self::Filters,
+        Self::Secrets,
+        Self::Dataplanes,
+        Self::ApiDefinitions,
+        Self::LearningSessions,
+        Self::Reports,
+        Self::Mcp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tokens => "tokens",
+            Self::Clusters => "clusters",
+            Self::Routes => "routes",
+            Self::Listeners => "listeners",
+            Self::Filters => "filters",
+            Self::Secrets => "secrets",
+            Self::Dataplanes => "dataplanes",
+            Self::ApiDefinitions => "api-definitions",
+            Self::LearningSessions => "learning-sessions",
+            Self::Reports => "reports",
+            Self::Mcp => "mcp",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Read,
+    Write,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read" => Some(Self::Read),
+            "write" => Some(Self::Write),
+            _ => None,
+        }
+    }
+
+    /// Whether holding `self` permits `wanted`.
+    fn permits(self, wanted: Action) -> bool {
+        self == Action::Write || wanted == Action::Read
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    AdminAll,
+    Resource {
+        resource: ScopeResource,
+        action: Action,
+    },
+    Team {
+        team: String,
+        resource: ScopeResource,
+        action: Action,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid scope '{0}': expected admin:all, {{resource}}:{{read|write}} or team:{{team}}:{{resource}}:{{read|write}}"
+)]
+pub struct InvalidScope(pub String);
+
+impl FromStr for Scope {
+    type Err = InvalidScope;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InvalidScope(s.to_string());
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            ["admin", "all"] => Ok(Scope::AdminAll),
+            [resource, action] => Ok(Scope::Resource {
+                resource: ScopeResource::parse(resource).ok_or_else(bad)?,
+                action: Action::parse(action).ok_or_else(bad)?,
+            }),
+            ["team", team, resource, action] => {
+                crate::names::name_problem(team).map_err(|_| bad())?;
+                Ok(Scope::Team {
+                    team: (*team).to_string(),
+                    resource: ScopeResource::parse(resource).ok_or_else(bad)?,
+                    action: Action::parse(action).ok_or_else(bad)?,
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::AdminAll => f.write_str("admin:all"),
+            Scope::Resource { resource, action } => {
+                write!(f, "{}:{}", resource.as_str(), action.as_str())
+            }
+            Scope::Team {
+                team,
+                resource,
+                action,
+            } => write!(f, "team:{team}:{}:{}", resource.as_str(), action.as_str()),
+        }
+    }
+}
+
+/// Where a team sits, as far as authorization cares.
+#[derive(Debug, Clone, Copy)]
+pub struct TeamRef<'a> {
+    pub name: &'a str,
+    pub org_id: &'a str,
+}
+
+/// The caller's scopes and the organization its resource-level scopes apply to.
+#[derive(Debug, Clone)]
+pub struct Grants {
+    pub scopes: Vec<Scope>,
+    /// Resource-level scopes reach every team of this organization; `None` reaches none.
+    pub org_id: Option<String>,
+}
+
+/// The teams a query may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TeamFilter {
+    All,
+    /// Teams of `org_id` (when set) plus the teams named.
+    Some {
+        org_id: Option<String>,
+        names: Vec<String>,
+    },
+}
+
+/// The outcome of one authorization decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Allowed,
+    /// The caller can see the team but lacks this permission: 403.
+    Forbidden,
+    /// The caller cannot see the team at all: 404, never revealing that it exists.
+    Hidden,
+}
+
+impl Grants {
+    pub fn parse(scopes: &[String], org_id: Option<String>) -> Self {
+        // Stored scopes were validated on the way in; one that no longer parses grants nothing.
+        let scopes = scopes.iter().filter_map(|s| s.parse().ok()).collect();
+        Self { scopes, org_id }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.scopes.contains(&Scope::AdminAll)
+    }
+
+    /// The single authorization decision for team-owned resources.
+    pub fn decide(&self, team: TeamRef<'_>, resource: ScopeResource, action: Action) -> Access {
+        if self.is_admin() {
+            return Access::Allowed;
+        }
+        let in_org = self.org_id.as_deref() == Some(team.org_id);
+        let mut sees_team = false;
+        for scope in &self.scopes {
+            match scope {
+                Scope::AdminAll => return Access::Allowed,
+                Scope::Resource {
+                    resource: r,
+                    action: a,
+                } if in_org => {
+                    sees_team = true;
+                    if *r == resource && a.permits(action) {
+                        return Access::Allowed;
+                    }
+                }
+                Scope::Team {
+                    team: t,
+                    resource: r,
+                    action: a,
+                } if t == team.name => {
+                    sees_team = true;
+                    if *r == resource && a.permits(action) {
+                        return Access::Allowed;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if sees_team
+            && action == Action::Write
+            && self.decide(team, resource, Action::Read) == Access::Allowed
+        {
+            Access::Forbidden
+        } else {
+            Access::Hidden
+        }
+    }
+
+    /// Which teams a list of `resource` may read: the data layer takes this filter, so a list
+    /// query cannot forget to scope itself.
+    pub fn readable_teams(&self, resource: ScopeResource) -> TeamFilter {
+        if self.is_admin() {
+            return TeamFilter::All;
+        }
+        let mut filter = TeamFilter::Some {
+            org_id: None,
+            names: Vec::new(),
+        };
+        for scope in &self.scopes {
+            match (scope, &mut filter) {
+                (Scope::Resource { resource: r, .. }, TeamFilter::Some { org_id, .. })
+                    if *r == resource =>
+                {
+                    org_id.clone_from(&self.org_id);
+                }
+                (
+                    Scope::Team {
+                        team, resource: r, ..
+                    },
+                    TeamFilter::Some { names, .. },
+                ) if *r == resource => {
+                    names.push(team.clone());
+                }
+                _ => {}
+            }
+        }
+        filter
+    }
+
+    /// Whether every scope in `requested` is within what these grants hold, so a token can
+    /// never be minted or widened beyond its creator's own reach.
+    pub fn covers(&self, requested: &Scope) -> bool {
+        if self.is_admin() {
+            return true;
+        }
+        self.scopes.iter().any(|held| match (held, requested) {
+            (
+                Scope::Resource {
+                    resource: r,
+                    action: a,
+                },
+                Scope::Resource { resource, action },
+            )
+            | (
+                Scope::Resource {
+                    resource: r,
+                    action: a,
+                },
+                Scope::Team {
+                    resource, action, ..
+                },
+            ) => r == resource && a.permits(*action),
+            (
+                Scope::Team {
+                    team: t,
+                    resource: r,
+                    action: a,
+                },
+                Scope::Team {
+                    team,
+                    resource,
+                    action,
+                },
+            ) => t == team && r == resource && a.permits(*action),
+            _ => false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(scopes: &[&str], org: Option<&str>) -> Grants {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        Grants::parse(&scopes, org.map(String::from))
+    }
+
+    const TEAM_A: TeamRef<'static> = TeamRef {
+        name: "team-a",
+        org_id: "org-1",
+    };
+    const TEAM_B: TeamRef<'static> = TeamRef {
+        name: "team-b",
+        org_id: "org-1",
+    };
+    const OTHER_ORG: TeamRef<'static> = TeamRef {
+        name: "team-x",
+        org_id: "org-2",
+    };
+
+    #[test]
+    fn scopes_round_trip() {
+        for s in [
+            "admin:all",
+            "clusters:read",
+            "team:my-org-default:routes:write",
+            "api-definitions:write",
+        ] {
+            let scope: Scope = s.parse().expect("parses");
+            assert_eq!(scope.to_string(), s);
+        }
+        for s in [
+            "admin",
+            "clusters:delete",
+            "nope:read",
+            "team:x:clusters",
+            "team:Bad:clusters:read",
+        ] {
+            assert!(s.parse::<Scope>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn admin_reaches_everything() {
+        let g = grants(&["admin:all"], None);
+        assert_eq!(
+            g.decide(OTHER_ORG, ScopeResource::Clusters, Action::Write),
+            Access::Allowed
+        );
+    }
+
+    #[test]
+    fn team_scope_reaches_only_its_team() {
+        let g = grants(&["team:team-a:clusters:write"], Some("org-1"));
+        assert_eq!(
+            g.decide(TEAM_A, ScopeResource::Clusters, Action::Write),
+            Access::Allowed
+        );
+        assert_eq!(
+            g.decide(TEAM_A, ScopeResource::Clusters, Action::Read),
+            Access::Allowed
+        );
+        assert_eq!(
+            g.decide(TEAM_B, ScopeResource::Clusters, Action::Read),
+            Access::Hidden
+        );
+        assert_eq!(
+            g.decide(TEAM_A, ScopeResource::Listeners, Action::Read),
+            Access::Hidden
+        );
+    }
+
+    #[test]
+    fn read_only_scope_is_forbidden_to_write_but_sees() {
+        let g = grants(&["team:team-a:clusters:read"], Some("org-1"));
+        assert_eq!(
+            g.decide(TEAM_A, ScopeResource::Clusters, Action::Read),
+            Access::Allowed
+        );
+        assert_eq!(
+            g.decide(TEAM_A, ScopeResource::Clusters, Action::Write),
+            Access::Forbidden
+        );
+    }
+
+    #[test]
+    fn resource_scope_stays_inside_its_org() {
+        let g = grants(&["clusters:read"], Some("org-1"));
+        assert_eq!(
+            g.decide(TEAM_B, ScopeResource::Clusters, Action::Read),
+            Access::Allowed
+        );
+        assert_eq!(
+            g.decide(OTHER_ORG, ScopeResource::Clusters, Action::Read),
+            Access::Hidden
+        );
+    }
+
+    #[test]
+    fn covers_never_widens() {
+        let g = grants(
+            &["team:team-a:clusters:write", "routes:read"],
+            Some("org-1"),
+        );
+        let ok = |s: &str| g.covers(&s.parse().expect("scope"));
+        assert!(ok("team:team-a:clusters:read"));
+        assert!(ok("team:team-b:routes:read"));
+        assert!(!ok("team:team-b:clusters:read"));
+        assert!(!ok("routes:write"));
+        assert!(!ok("admin:all"));
+    }
+}

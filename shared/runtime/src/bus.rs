@@ -1,0 +1,315 @@
+//! The change-event bus between config (publisher) and xds-server replicas (subscribers).
+//!
+//! In production this is a NATS JetStream stream: durable, de-duplicated by revision through
+//! `Nats-Msg-Id`, so a relay that publishes the same revision twice (after a crash between
+//! publish and bookkeeping) delivers it once. For a single-process laptop run without NATS, an
+//! in-process broadcast channel stands in with the same interface.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use async_nats::jetstream::{self, consumer, stream};
+use futures::{Stream, StreamExt};
+use tokio::sync::broadcast;
+
+/// The default prefix; deployments sharing one NATS pick their own (`FLOWPLANE_NATS_PREFIX`).
+pub const DEFAULT_PREFIX: &str = "flowplane";
+const REVISION_HEADER: &str = "Flowplane-Revision";
+
+/// The JetStream stream for a prefix (`flowplane` → `FLOWPLANE_CHANGES`).
+pub fn stream_name(prefix: &str) -> String {
+    let clean: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{clean}_CHANGES")
+}
+
+/// The subject change events travel on for a prefix.
+pub fn subject(prefix: &str) -> String {
+    format!("{prefix}.changes.v1")
+}
+
+/// One published change: its revision and the encoded event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub revision: i64,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub enum Bus {
+    Nats(Box<NatsBus>),
+    Local(broadcast::Sender<Event>),
+}
+
+#[derive(Clone)]
+pub struct NatsBus {
+    jetstream: jetstream::Context,
+    url: String,
+    stream: String,
+    subject: String,
+}
+
+pub type EventStream = Pin<Box<dyn Stream<Item = anyhow::Result<Event>> + Send>>;
+
+impl Bus {
+    /// Connects to NATS and makes sure the stream for `prefix` exists.
+    pub async fn nats(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let stream_name = stream_name(prefix);
+        let subject = subject(prefix);
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(3))
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to NATS at {url}"))?;
+        let jetstream = jetstream::new(client);
+        // A bounded retry: with retry_on_initial_connect the first requests wait for the server.
+        let config = stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![subject.clone()],
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            jetstream.get_or_create_stream(config),
+        )
+        .await
+        .map_err(|_| anyhow!("NATS at {url} did not answer within 10s"))?
+        .map_err(|e| anyhow!("creating JetStream stream {stream_name}: {e}"))?;
+        Ok(Self::Nats(Box::new(NatsBus {
+            jetstream,
+            url: url.to_string(),
+            stream: stream_name,
+            subject,
+        })))
+    }
+
+    /// An in-process bus for single-process runs.
+    pub fn local() -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        Self::Local(tx)
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Nats(n) => format!("NATS JetStream at {} (stream {})", n.url, n.stream),
+            Self::Local(_) => "in-process bus".into(),
+        }
+    }
+
+    /// Publishes one revision and waits for the bus to hold it durably.
+    pub async fn publish(&self, event: Event) -> anyhow::Result<()> {
+        match self {
+            Self::Nats(nats) => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", format!("rev-{}", event.revision).as_str());
+                headers.insert(REVISION_HEADER, event.revision.to_string().as_str());
+                let ack = nats
+                    .jetstream
+                    .publish_with_headers(nats.subject.clone(), headers, event.payload.into())
+                    .await
+                    .map_err(|e| anyhow!("publishing revision {}: {e}", event.revision))?;
+                tokio::time::timeout(Duration::from_secs(5), ack)
+                    .await
+                    .map_err(|_| anyhow!("JetStream did not acknowledge within 5s"))?
+                    .map_err(|e| anyhow!("JetStream refused revision: {e}"))?;
+                Ok(())
+            }
+            Self::Local(tx) => {
+                // No receivers is fine: nobody is listening yet.
+                let _ = tx.send(event);
+                Ok(())
+            }
+        }
+    }
+
+    /// Events published from now on, in order. A consumer must still check revisions for gaps:
+    /// the stream's own recovery can skip, and the in-process bus drops events for a lagging
+    /// receiver (reported as an error item).
+    pub async fn subscribe(&self) -> anyhow::Result<EventStream> {
+        match self {
+            Self::Nats(nats) => {
+                let stream = nats
+                    .jetstream
+                    .get_stream(&nats.stream)
+                    .await
+                    .map_err(|e| anyhow!("opening stream {}: {e}", nats.stream))?;
+                let consumer = stream
+                    .create_consumer(consumer::pull::OrderedConfig {
+                        deliver_policy: consumer::DeliverPolicy::New,
+                        filter_subject: nats.subject.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| anyhow!("creating consumer: {e}"))?;
+                let messages = consumer
+                    .messages()
+                    .await
+                    .map_err(|e| anyhow!("subscribing: {e}"))?;
+                Ok(Box::pin(messages.map(|message| {
+                    let message = message.map_err(|e| anyhow!("bus: {e}"))?;
+                    let revision = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(REVISION_HEADER))
+                        .and_then(|v| v.as_str().parse::<i64>().ok())
+                        .ok_or_else(|| anyhow!("event without a {REVISION_HEADER} header"))?;
+                    Ok(Event {
+                        revision,
+                        payload: message.payload.to_vec(),
+                    })
+                })))
+            }
+            Self::Local(tx) => {
+                let rx = tx.subscribe();
+                Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+                    match rx.recv().await {
+                        Ok(event) => Some((Ok(event), rx)),
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            Some((Err(anyhow!("lagged behind by {n} events")), rx))
+                        }
+                        Err(broadcast::error::RecvError::Closed) => None,
+                    }
+                })))
+            }
+        }
+    }
+}
+
+/// The subject token-invalidated notices travel on for a prefix.
+pub fn auth_subject(prefix: &str) -> String {
+    format!("{prefix}.auth.v1")
+}
+
+/// A lightweight channel, separate from the change stream, on which config announces that a
+/// token was revoked, rotated or re-scoped, so every api-gateway replica drops it from its
+/// credential cache at once. Core NATS pub/sub, not JetStream: a lost notice only lasts until
+/// the cache entry's TTL runs out, so durability would buy nothing. The payload is the token
+/// id, never a secret.
+#[derive(Clone)]
+pub enum AuthNotices {
+    Nats {
+        client: async_nats::Client,
+        subject: String,
+    },
+    Local(broadcast::Sender<String>),
+}
+
+pub type NoticeStream = Pin<Box<dyn Stream<Item = String> + Send>>;
+
+impl Bus {
+    /// The notice channel that goes with this bus: the same NATS connection, or (for the
+    /// in-process bus) a new in-process channel that must be shared by cloning it.
+    pub fn auth_notices(&self) -> AuthNotices {
+        match self {
+            Self::Nats(nats) => {
+                let prefix = nats
+                    .subject
+                    .strip_suffix(".changes.v1")
+                    .unwrap_or(DEFAULT_PREFIX);
+                AuthNotices::Nats {
+                    client: nats.jetstream.client(),
+                    subject: auth_subject(prefix),
+                }
+            }
+            Self::Local(_) => AuthNotices::local(),
+        }
+    }
+}
+
+impl AuthNotices {
+    /// Connects to NATS without waiting for it: the client keeps retrying in the background,
+    /// so a gateway starts (and serves) even while NATS is away.
+    pub async fn nats(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(3))
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to NATS at {url}"))?;
+        Ok(Self::Nats {
+            client,
+            subject: auth_subject(prefix),
+        })
+    }
+
+    /// An in-process channel for single-process runs.
+    pub fn local() -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        Self::Local(tx)
+    }
+
+    /// Announces that `token_id` must no longer be served from any cache. Best effort: a
+    /// failure is logged, and the cache TTL bounds how long a missed notice matters.
+    pub async fn token_invalidated(&self, token_id: &str) {
+        match self {
+            Self::Nats { client, subject } => {
+                let sent = async {
+                    client
+                        .publish(subject.clone(), token_id.to_string().into())
+                        .await
+                        .map_err(|e| anyhow!("{e}"))?;
+                    client.flush().await.map_err(|e| anyhow!("{e}"))
+                };
+                match tokio::time::timeout(Duration::from_secs(2), sent).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(token_id, error = %e, "could not publish a token-invalidated notice")
+                    }
+                    Err(_) => {
+                        tracing::warn!(token_id, "publishing a token-invalidated notice timed out")
+                    }
+                }
+            }
+            Self::Local(tx) => {
+                let _ = tx.send(token_id.to_string());
+            }
+        }
+    }
+
+    /// Token ids invalidated from now on.
+    pub async fn subscribe(&self) -> anyhow::Result<NoticeStream> {
+        match self {
+            Self::Nats { client, subject } => {
+                let subscriber = client
+                    .subscribe(subject.clone())
+                    .await
+                    .map_err(|e| anyhow!("subscribing to {subject}: {e}"))?;
+                Ok(Box::pin(subscriber.map(|message| {
+                    String::from_utf8_lossy(&message.payload).into_owned()
+                })))
+            }
+            Self::Local(tx) => {
+                let rx = tx.subscribe();
+                Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+                    loop {
+                        match rx.recv().await {
+                            Ok(id) => return Some((id, rx)),
+                            // A lagging receiver only loses notices; the cache TTL covers them.
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => return None,
+                        }
+                    }
+                })))
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Nats { subject, .. } => format!("NATS subject {subject}"),
+            Self::Local(_) => "in-process notices".into(),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The bootstrap a dataplane's Envoy starts from: who it is (node identity and metadata), where
+//! Flowplane's xDS server is, and that clusters and listeners arrive over ADS. JSON rather than
+//! protos because it is handed to people and written to disk as Envoy's `-c` file.
+
+use serde_json::{Value, json};
+
+use crate::cluster::HTTP_PROTOCOL_OPTIONS_KEY;
+
+pub const NODE_TEAM_KEY: &str = "flowplane.team";
+pub const NODE_DATAPLANE_KEY: &str = "flowplane.dataplane";
+pub const NODE_DATAPLANE_ID_KEY: &str = "flowplane.dataplane_id";
+
+/// The static cluster through which Envoy reaches the xDS server.
+const XDS_CLUSTER: &str = "flowplane_xds";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootstrapParams<'a> {
+    pub team: &'a str,
+    pub dataplane_name: &'a str,
+    pub dataplane_id: &'a str,
+    pub xds_host: &'a str,
+    pub xds_port: u16,
+    pub admin_port: u16,
+}
+
+/// A complete Envoy bootstrap. Node metadata only helps the xDS server pick a snapshot; it is
+/// not proof of identity (that comes from mTLS where enabled).
+pub fn bootstrap(params: &BootstrapParams) -> Value {
+    json!({
+        "node": node(params),
+        "dynamic_resources": dynamic_resources(),
+        "static_resources": { "clusters": [xds_cluster(params)] },
+        "admin": {
+            "address": socket_address("127.0.0.1", params.admin_port),
+        },
+    })
+}
+
+fn node(params: &BootstrapParams) -> Value {
+    json!({
+        "id": format!("{}/{}", params.team, params.dataplane_name),
+        "cluster": params.team,
+        "metadata": {
+            NODE_TEAM_KEY: params.team,
+            NODE_DATAPLANE_KEY: params.dataplane_name,
+            NODE_DATAPLANE_ID_KEY: params.dataplane_id,
+        },
+    })
+}
+
+/// Clusters and listeners come over one ADS stream, so Envoy can apply them in the order the
+/// server sends them (clusters before the listeners that use them).
+fn dynamic_resources() -> Value {
+    let over_ads = json!({ "ads": {}, "resource_api_version": "V3" });
+    json!({
+        "ads_config": {
+            "api_type": "GRPC",
+            "transport_api_version": "V3",
+            "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
+        },
+        "cds_config": over_ads,
+        "lds_config": over_ads,
+    })
+}
+
+/// gRPC needs HTTP/2 to the xDS server. A host name resolves with V4_PREFERRED: `localhost` or
+/// a dual-stack name would otherwise pick IPv6 first, which a server bound to 0.0.0.0 refuses.
+fn xds_cluster(params: &BootstrapParams) -> Value {
+    let is_ip = params.xds_host.parse::<std::net::IpAddr>().is_ok();
+    let mut cluster = json!({
+        "name": XDS_CLUSTER,
+        "type": if is_ip { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            HTTP_PROTOCOL_OPTIONS_KEY: {
+                "@type": format!("type.googleapis.com/{HTTP_PROTOCOL_OPTIONS_KEY}"),
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        },
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [{
+                "lb_endpoints": [{
+                    "endpoint": { "address": socket_address(params.xds_host, params.xds_port) },
+                }],
+            }],
+        },
+    });
+    if !is_ip {
+        cluster["dns_lookup_family"] = json!("V4_PREFERRED");
+    }
+    cluster
+}
+
+fn socket_address(address: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": address, "port_value": port } })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn params(xds_host: &str) -> BootstrapParams<'_> {
+        BootstrapParams {
+            team: "payments",
+            dataplane_name: "edge-1",
+            dataplane_id: "2f1c0d9e-5a8b-4c3d-9e7f-1a2b3c4d5e6f",
+            xds_host,
+            xds_port: 18000,
+            admin_port: 9901,
+        }
+    }
+
+    #[test]
+    fn the_node_says_who_the_dataplane_is() {
+        let b = bootstrap(&params("xds.flowplane.internal"));
+        assert_eq!(b["node"]["id"], "payments/edge-1");
+        assert_eq!(b["node"]["cluster"], "payments");
+        let metadata = &b["node"]["metadata"];
+        assert_eq!(metadata["flowplane.team"], "payments");
+        assert_eq!(metadata["flowplane.dataplane"], "edge-1");
+        assert_eq!(
+            metadata["flowplane.dataplane_id"],
+            "2f1c0d9e-5a8b-4c3d-9e7f-1a2b3c4d5e6f"
+        );
+        assert_eq!(metadata.as_object().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn clusters_and_listeners_come_over_ads_v3() {
+        let b = bootstrap(&params("xds.flowplane.internal"));
+        let dynamic = &b["dynamic_resources"];
+        assert_eq!(
+            dynamic["ads_config"],
+            json!({
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{ "envoy_grpc": { "cluster_name": "flowplane_xds" } }],
+            })
+        );
+        let over_ads = json!({ "ads": {}, "resource_api_version": "V3" });
+        assert_eq!(dynamic["cds_config"], over_ads);
+        assert_eq!(dynamic["lds_config"], over_ads);
+    }
+
+    #[test]
+    fn the_xds_cluster_speaks_http2_to_the_server() {
+        let b = bootstrap(&params("xds.flowplane.internal"));
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        assert_eq!(clusters.len(), 1);
+        let xds = &clusters[0];
+        assert_eq!(xds["name"], "flowplane_xds");
+        assert_eq!(xds["type"], "STRICT_DNS");
+        assert_eq!(xds["dns_lookup_family"], "V4_PREFERRED");
+        assert_eq!(xds["connect_timeout"], "1s");
+        let options = &xds["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        assert_eq!(
+            options["@type"],
+            "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+        );
+        assert_eq!(
+            options["explicit_http_config"],
+            json!({ "http2_protocol_options": {} })
+        );
+        assert_eq!(xds["load_assignment"]["cluster_name"], "flowplane_xds");
+        let address = &xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+            ["socket_address"];
+        assert_eq!(
+            address,
+            &json!({ "address": "xds.flowplane.internal", "port_value": 18000 })
+        );
+    }
+
+    #[test]
+    fn an_ip_xds_host_needs_no_dns() {
+        let b = bootstrap(&params("10.0.0.5"));
+        let xds = &b["static_resources"]["clusters"][0];
+        assert_eq!(xds["type"], "STATIC");
+        assert!(xds.get("dns_lookup_family").is_none());
+    }
+
+    #[test]
+    fn admin_listens_on_loopback_only() {
+        let b = bootstrap(&params("10.0.0.5"));
+        assert_eq!(
+            b["admin"]["address"],
+            json!({ "socket_address": { "address": "127.0.0.1", "port_value": 9901 } })
+        );
+    }
+
+    #[test]
+    fn only_the_documented_sections_are_set() {
+        let b = bootstrap(&params("10.0.0.5"));
+        let mut keys: Vec<_> = b.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["admin", "dynamic_resources", "node", "static_resources"]
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! Pure translation from Flowplane's domain model to Envoy v3 protos, plus the encoded form
+//! the xDS server shares across streams and the bootstrap a dataplane starts from. No IO:
+//! every function here is a deterministic function of its input.
+
+pub mod bootstrap;
+pub mod cluster;
+pub mod listener;
+pub mod resource;
+pub mod route;
+
+mod envoy_core;
+mod error;
+mod headers;
+mod translate;
+
+pub use cluster::translate_cluster;
+pub use error::TranslateError;
+pub use listener::translate_listener;
+pub use route::translate_route_config;
+pub use translate::translate_any;

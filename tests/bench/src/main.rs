@@ -1,0 +1,84 @@
+//! `flowplane-bench`: reproducible figures for docs/performance.md. It starts the services as
+//! separate processes (release builds when run with `--release`), drives them like users and
+//! Envoys do, and prints what it measured. It asserts nothing: numbers are reported, not judged.
+//!
+//!     cargo run --release -p flowplane-bench -- --streams 1000 --changes 20
+
+mod envoy_latency;
+mod rest;
+mod setup;
+mod streams;
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+
+#[derive(Parser)]
+struct Args {
+    /// Simulated Envoy ADS streams (SotW) connected to one xds-server replica.
+    #[arg(long, default_value_t = 1000)]
+    streams: usize,
+    /// REST changes whose propagation to every stream is timed.
+    #[arg(long, default_value_t = 20)]
+    changes: usize,
+    /// Concurrent connections for the REST list benchmark.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Seconds the REST list benchmark runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Route changes timed until a real Envoy serves them.
+    #[arg(long, default_value_t = 50)]
+    envoy_changes: usize,
+    /// Skip parts: any of streams, rest, envoy.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let stack = flowplane_e2e::Stack::start("bench").await?;
+    let result = run(&args, &stack).await;
+    if result.is_err() {
+        eprintln!("{}", stack.logs());
+    }
+    stack.stop().await;
+    result
+}
+
+async fn run(args: &Args, stack: &flowplane_e2e::Stack) -> anyhow::Result<()> {
+    let world = setup::World::create(stack).await?;
+    println!(
+        "# Flowplane benchmark ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    if !args.skip.iter().any(|s| s == "streams") {
+        streams::run(stack, &world, args.streams, args.changes).await?;
+    }
+    if !args.skip.iter().any(|s| s == "rest") {
+        rest::run(&world, args.connections, args.seconds).await?;
+    }
+    if !args.skip.iter().any(|s| s == "envoy") {
+        envoy_latency::run(stack, &world, args.envoy_changes).await?;
+    }
+    Ok(())
+}
+
+/// Microsecond histogram.
+pub fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 600_000_000, 3)?)
+}
+
+/// `p50 / p99 / max` in milliseconds.
+pub fn summary(h: &Histogram<u64>) -> String {
+    let ms = |us: u64| us as f64 / 1000.0;
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={})",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+        h.len()
+    )
+}

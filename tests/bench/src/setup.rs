@@ -1,0 +1,62 @@
+//! The tenant every benchmark works in: initialized, one organization, a token, a dataplane.
+
+use flowplane_e2e::{Api, Stack};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+pub const TEAM: &str = "bench-default";
+
+pub struct World {
+    pub api: Api,
+    pub dataplane_id: String,
+}
+
+impl World {
+    pub async fn create(stack: &Stack) -> anyhow::Result<Self> {
+        let anonymous = Api::new(&stack.api_url);
+        let setup = stack.setup_token().await?;
+        let init = anonymous
+            .with_token(&setup)
+            .expect(Method::POST, "/api/v1/bootstrap/initialize",
+                Some(&json!({"email": "bench@example.com", "password": "benchmark-password", "name": "Bench"})), 201)
+            .await?;
+        let admin = anonymous.with_token(init["token"].as_str().unwrap_or_default());
+        admin
+            .expect(
+                Method::POST,
+                "/api/v1/admin/organizations",
+                Some(&json!({"name": "bench"})),
+                201,
+            )
+            .await?;
+        let scopes: Vec<String> = ["clusters", "routes", "listeners", "dataplanes"]
+            .iter()
+            .map(|r| format!("team:{TEAM}:{r}:write"))
+            .collect();
+        let token = admin
+            .expect(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(&json!({"name": "bench", "scopes": scopes})),
+                201,
+            )
+            .await?;
+        let api = anonymous.with_token(token["token"].as_str().unwrap_or_default());
+        let dataplane = api
+            .expect(
+                Method::POST,
+                "/api/v1/dataplanes",
+                Some(&json!({"team": TEAM, "name": "edge"})),
+                201,
+            )
+            .await?;
+        Ok(Self {
+            api,
+            dataplane_id: dataplane["id"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+pub fn cluster(name: &str, port: u16) -> Value {
+    json!({"team": TEAM, "name": name, "endpoints": [{"host": "127.0.0.1", "port": port}]})
+}

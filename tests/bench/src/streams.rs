@@ -1,0 +1,188 @@
+//! Simulated Envoys: N state-of-the-world ADS streams that ACK what they get. Measures the
+//! time from a REST write's start until every stream has received the change, and the
+//! xds-server's resident memory per connected stream.
+
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use flowplane_e2e::Stack;
+use flowplane_xds::bootstrap::{NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
+use flowplane_xds::resource::CLUSTER_TYPE;
+use reqwest::Method;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::setup::{TEAM, World, cluster};
+
+/// Streams per HTTP/2 connection, as a fleet behind a load balancer would spread them.
+const STREAMS_PER_CONNECTION: usize = 100;
+
+struct Received {
+    version: String,
+    at: Instant,
+}
+
+pub async fn run(
+    stack: &Stack,
+    world: &World,
+    streams: usize,
+    changes: usize,
+) -> anyhow::Result<()> {
+    world
+        .api
+        .expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(&cluster("bench-cluster", 1000)),
+            201,
+        )
+        .await?;
+    let pid = stack
+        .pid("flowplane-xds-server")
+        .ok_or_else(|| anyhow::anyhow!("no xds-server pid"))?;
+    let rss_before = rss_kib(pid)?;
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Received>();
+    let endpoint = format!("http://127.0.0.1:{}", stack.xds_port);
+    let started = Instant::now();
+    let mut channel = None;
+    for i in 0..streams {
+        if i % STREAMS_PER_CONNECTION == 0 {
+            channel = Some(
+                tonic::transport::Endpoint::from_shared(endpoint.clone())?
+                    .connect()
+                    .await?,
+            );
+        }
+        let client = AggregatedDiscoveryServiceClient::new(
+            channel
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no channel"))?,
+        );
+        tokio::spawn(simulated_envoy(
+            client,
+            node(i, &world.dataplane_id),
+            tx.clone(),
+        ));
+    }
+    let mut initial = String::new();
+    for _ in 0..streams {
+        let first = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("streams ended"))?;
+        initial = first.version;
+    }
+    let connect = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = rss_kib(pid)?;
+    println!("\n## xDS propagation, {streams} SotW streams on one replica");
+    println!("- connected and served in {:.2} s", connect.as_secs_f64());
+    println!(
+        "- xds-server resident memory: {} KiB before, {} KiB after → {:.1} KiB per stream",
+        rss_before,
+        rss_after,
+        rss_after.saturating_sub(rss_before) as f64 / streams as f64
+    );
+
+    let mut latency = crate::histogram()?;
+    let mut previous = initial;
+    for change in 0..changes {
+        let port = 1001 + change as u16;
+        let start = Instant::now();
+        world
+            .api
+            .expect(
+                Method::PUT,
+                &format!("/api/v1/teams/{TEAM}/clusters/bench-cluster"),
+                Some(&cluster("bench-cluster", port)),
+                200,
+            )
+            .await?;
+        let mut seen = 0;
+        let mut version = String::new();
+        while seen < streams {
+            let got = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("streams ended"))?;
+            if got.version == previous {
+                continue;
+            }
+            version.clone_from(&got.version);
+            latency.record(got.at.duration_since(start).as_micros() as u64)?;
+            seen += 1;
+        }
+        previous = version;
+    }
+    println!(
+        "- REST write start → stream received, over {changes} changes × {streams} streams: {}",
+        crate::summary(&latency)
+    );
+    Ok(())
+}
+
+async fn simulated_envoy(
+    mut client: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
+    node: Node,
+    received: mpsc::UnboundedSender<Received>,
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(DiscoveryRequest {
+        node: Some(node),
+        type_url: CLUSTER_TYPE.into(),
+        ..Default::default()
+    })
+    .await?;
+    let mut responses = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    while let Some(response) = responses.message().await? {
+        let at = Instant::now();
+        tx.send(DiscoveryRequest {
+            type_url: response.type_url.clone(),
+            version_info: response.version_info.clone(),
+            response_nonce: response.nonce.clone(),
+            ..Default::default()
+        })
+        .await?;
+        if received
+            .send(Received {
+                version: response.version_info,
+                at,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn node(i: usize, dataplane_id: &str) -> Node {
+    let string = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.into())),
+    };
+    let mut metadata = Struct::default();
+    metadata.fields.insert(NODE_TEAM_KEY.into(), string(TEAM));
+    metadata
+        .fields
+        .insert(NODE_DATAPLANE_ID_KEY.into(), string(dataplane_id));
+    Node {
+        id: format!("bench-{i}"),
+        cluster: TEAM.into(),
+        metadata: Some(metadata),
+        ..Default::default()
+    }
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
+}

@@ -1,0 +1,67 @@
+//! The harness for cross-service scenarios: the Flowplane services as separate processes on a
+//! fresh database, a real Envoy, and small local upstreams. Scenarios in `tests/` read like the
+//! user's story and use only the REST API.
+
+pub mod api;
+pub mod envoy;
+pub mod stack;
+pub mod upstream;
+
+pub use api::Api;
+pub use envoy::Envoy;
+pub use stack::Stack;
+pub use upstream::Upstream;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A port the OS considers free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| unreachable!("cannot bind an ephemeral port: {e}"))
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A scratch directory for one scenario's logs and files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!(
+        "flowplane-e2e-{name}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| unreachable!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` with `what` and the last
+/// observation.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> anyhow::Result<(T, Duration)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    let mut last = String::from("never checked");
+    while start.elapsed() < timeout {
+        match check().await {
+            Ok(value) => return Ok((value, start.elapsed())),
+            Err(observed) => last = observed,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("timed out after {timeout:?} waiting for {what}; last observation: {last}")
+}

@@ -1,0 +1,300 @@
+//! The Flowplane services as separate processes (`flowplane-config`, `flowplane-xds-server`,
+//! `flowplane-api-gateway`) on a fresh database and their own NATS stream.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::envoy::tail;
+use crate::{eventually, free_port, scratch_dir};
+
+pub struct Stack {
+    pub dir: PathBuf,
+    pub api_url: String,
+    pub xds_port: u16,
+    /// The admin port the generated bootstrap gives Envoy.
+    pub envoy_admin_port: u16,
+    pub config_http: String,
+    pub xds_http: String,
+    database: String,
+    nats_prefix: String,
+    children: Vec<(String, Child)>,
+    /// The settings every service shares, for services added after start.
+    common: Vec<(String, String)>,
+}
+
+/// Where cargo put the service binaries: next to this test's own executable.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow::anyhow!("unexpected test binary location {}", exe.display()))?;
+    let path = dir.join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: build the services first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    Ok(path)
+}
+
+impl Stack {
+    pub async fn start(name: &str) -> anyhow::Result<Self> {
+        let dir = scratch_dir(name);
+        let unique = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().replace(['-', '.'], "_"))
+            .unwrap_or_default();
+        let database = format!("fp_{}", &unique[unique.len().saturating_sub(40)..]);
+        let nats_prefix = format!("fpe2e{}", &unique[unique.len().saturating_sub(12)..]);
+        let db_base = std::env::var("FLOWPLANE_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let nats =
+            std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let (config_grpc, config_http, xds, xds_http, api, envoy_admin) = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
+        let common = vec![
+            (
+                "FLOWPLANE_SERVICE_TOKEN".to_string(),
+                format!("e2e-service-token-{unique}"),
+            ),
+            ("FLOWPLANE_NATS_URL".to_string(), nats),
+            ("FLOWPLANE_NATS_PREFIX".to_string(), nats_prefix.clone()),
+            (
+                "FLOWPLANE_CONFIG_URL".to_string(),
+                format!("http://127.0.0.1:{config_grpc}"),
+            ),
+            ("FLOWPLANE_LOG".to_string(), "info".to_string()),
+        ];
+        let mut stack = Self {
+            dir: dir.clone(),
+            api_url: format!("http://127.0.0.1:{api}"),
+            xds_port: xds,
+            envoy_admin_port: envoy_admin,
+            config_http: format!("http://127.0.0.1:{config_http}"),
+            xds_http: format!("http://127.0.0.1:{xds_http}"),
+            database: database.clone(),
+            nats_prefix,
+            children: Vec::new(),
+            common: common.clone(),
+        };
+        stack.spawn(
+            "flowplane-config",
+            &common,
+            &[
+                ("FLOWPLANE_DATABASE_URL", format!("{db_base}/{database}")),
+                ("FLOWPLANE_CREATE_DATABASE", "true".into()),
+                (
+                    "FLOWPLANE_CONFIG_GRPC_ADDR",
+                    format!("127.0.0.1:{config_grpc}"),
+                ),
+                (
+                    "FLOWPLANE_CONFIG_HTTP_ADDR",
+                    format!("127.0.0.1:{config_http}"),
+                ),
+            ],
+        )?;
+        stack
+            .wait_ready("flowplane-config", &format!("{}/readyz", stack.config_http))
+            .await?;
+        stack.spawn(
+            "flowplane-xds-server",
+            &common,
+            &[
+                ("FLOWPLANE_XDS_ADDR", format!("127.0.0.1:{xds}")),
+                ("FLOWPLANE_XDS_HTTP_ADDR", format!("127.0.0.1:{xds_http}")),
+            ],
+        )?;
+        stack
+            .wait_ready(
+                "flowplane-xds-server",
+                &format!("{}/readyz", stack.xds_http),
+            )
+            .await?;
+        stack.spawn(
+            "flowplane-api-gateway",
+            &common,
+            &[
+                ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{api}")),
+                ("FLOWPLANE_XDS_PUBLIC_HOST", "127.0.0.1".into()),
+                ("FLOWPLANE_XDS_PUBLIC_PORT", xds.to_string()),
+                ("FLOWPLANE_ENVOY_ADMIN_PORT", envoy_admin.to_string()),
+            ],
+        )?;
+        stack
+            .wait_ready(
+                "flowplane-api-gateway",
+                &format!("{}/readyz", stack.api_url),
+            )
+            .await?;
+        Ok(stack)
+    }
+
+    /// Starts another api-gateway replica on the same config and NATS (as a load balancer
+    /// would put several behind one address). Its log is `<name>.log`; returns its base URL.
+    pub async fn add_api_gateway(&mut self, name: &str) -> anyhow::Result<String> {
+        let port = free_port();
+        let common = self.common.clone();
+        self.spawn_named(
+            name,
+            "flowplane-api-gateway",
+            &common,
+            &[
+                ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{port}")),
+                ("FLOWPLANE_XDS_PUBLIC_HOST", "127.0.0.1".into()),
+                ("FLOWPLANE_XDS_PUBLIC_PORT", self.xds_port.to_string()),
+                (
+                    "FLOWPLANE_ENVOY_ADMIN_PORT",
+                    self.envoy_admin_port.to_string(),
+                ),
+            ],
+        )?;
+        let url = format!("http://127.0.0.1:{port}");
+        self.wait_ready(name, &format!("{url}/readyz")).await?;
+        Ok(url)
+    }
+
+    /// Every service's full log, keyed by service name (for scanning a whole run).
+    pub fn full_logs(&self) -> Vec<(String, String)> {
+        self.children
+            .iter()
+            .map(|(name, _)| {
+                let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
+                (name.clone(), log)
+            })
+            .collect()
+    }
+
+    fn spawn(
+        &mut self,
+        binary_name: &str,
+        common: &[(String, String)],
+        own: &[(&str, String)],
+    ) -> anyhow::Result<()> {
+        self.spawn_named(binary_name, binary_name, common, own)
+    }
+
+    fn spawn_named(
+        &mut self,
+        name: &str,
+        binary_name: &str,
+        common: &[(String, String)],
+        own: &[(&str, String)],
+    ) -> anyhow::Result<()> {
+        let log_path = self.log_path(name);
+        let log = std::fs::File::create(&log_path)?;
+        let mut command = Command::new(binary(binary_name)?);
+        command
+            .envs(common.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(own.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        let child = command.spawn()?;
+        self.children.push((name.to_string(), child));
+        Ok(())
+    }
+
+    async fn wait_ready(&self, service: &str, url: &str) -> anyhow::Result<()> {
+        let result = eventually(
+            &format!("{service} to be ready"),
+            Duration::from_secs(30),
+            || async {
+                match reqwest::get(url).await {
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await;
+        result
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("{e}\n--- {service} log ---\n{}", self.log_tail(service)))
+    }
+
+    /// The process id of a running service (for resource measurements).
+    pub fn pid(&self, service: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(name, _)| name == service)
+            .and_then(|(_, child)| child.id())
+    }
+
+    pub fn log_path(&self, service: &str) -> PathBuf {
+        self.dir.join(format!("{service}.log"))
+    }
+
+    pub fn log_tail(&self, service: &str) -> String {
+        tail(&self.log_path(service), 40)
+    }
+
+    /// Every service's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.children
+            .iter()
+            .map(|(name, _)| format!("--- {name} ---\n{}", self.log_tail(name)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The one-time setup token, read from config's log as an operator would.
+    pub async fn setup_token(&self) -> anyhow::Result<String> {
+        let path = self.log_path("flowplane-config");
+        let (token, _) = eventually(
+            "the setup token in config's log",
+            Duration::from_secs(10),
+            || {
+                let path = path.clone();
+                async move {
+                    let log = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+                    let start = log.find("fp_setup_").ok_or("not logged yet")?;
+                    let token: String = log[start..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    Ok(token)
+                }
+            },
+        )
+        .await?;
+        Ok(token)
+    }
+
+    /// Stops the services and removes the database and the NATS stream.
+    pub async fn stop(mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill().await;
+        }
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-q", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if let Ok(client) = async_nats::connect(
+            std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
+        )
+        .await
+        {
+            let js = async_nats::jetstream::new(client);
+            let _ = js
+                .delete_stream(flowplane_runtime::bus::stream_name(&self.nats_prefix))
+                .await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
