@@ -4,12 +4,16 @@
 
 pub mod api;
 pub mod envoy;
+pub mod outage;
 pub mod stack;
+pub mod tenant;
 pub mod upstream;
 
 pub use api::Api;
 pub use envoy::Envoy;
-pub use stack::Stack;
+pub use outage::Outage;
+pub use stack::{Dependencies, Stack};
+pub use tenant::Tenant;
 pub use upstream::Upstream;
 
 use std::path::PathBuf;

@@ -41,8 +41,21 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Where the services find PostgreSQL and NATS, when a scenario puts something (such as an
+/// [`crate::Outage`]) in between. Defaults are the shared local servers.
+#[derive(Debug, Default, Clone)]
+pub struct Dependencies {
+    /// `host:port` of PostgreSQL.
+    pub database_addr: Option<String>,
+    pub nats_url: Option<String>,
+}
+
 impl Stack {
     pub async fn start(name: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, Dependencies::default()).await
+    }
+
+    pub async fn start_with(name: &str, dependencies: Dependencies) -> anyhow::Result<Self> {
         let dir = scratch_dir(name);
         let unique = dir
             .file_name()
@@ -50,10 +63,14 @@ impl Stack {
             .unwrap_or_default();
         let database = format!("fp_{}", &unique[unique.len().saturating_sub(40)..]);
         let nats_prefix = format!("fpe2e{}", &unique[unique.len().saturating_sub(12)..]);
-        let db_base = std::env::var("FLOWPLANE_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let nats =
-            std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let db_base = match dependencies.database_addr {
+            Some(addr) => format!("postgres://postgres@{addr}"),
+            None => std::env::var("FLOWPLANE_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
+        };
+        let nats = dependencies.nats_url.unwrap_or_else(|| {
+            std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+        });
         let (config_grpc, config_http, xds, xds_http, api, envoy_admin) = (
             free_port(),
             free_port(),
@@ -161,6 +178,36 @@ impl Stack {
         let url = format!("http://127.0.0.1:{port}");
         self.wait_ready(name, &format!("{url}/readyz")).await?;
         Ok(url)
+    }
+
+    /// Starts another xds-server replica on the same config and NATS; returns its xDS port
+    /// and the base URL of its health and metrics endpoint. Its log is `<name>.log`.
+    pub async fn add_xds_server(&mut self, name: &str) -> anyhow::Result<(u16, String)> {
+        let (xds, http) = (free_port(), free_port());
+        let common = self.common.clone();
+        self.spawn_named(
+            name,
+            "flowplane-xds-server",
+            &common,
+            &[
+                ("FLOWPLANE_XDS_ADDR", format!("127.0.0.1:{xds}")),
+                ("FLOWPLANE_XDS_HTTP_ADDR", format!("127.0.0.1:{http}")),
+            ],
+        )?;
+        let http_url = format!("http://127.0.0.1:{http}");
+        self.wait_ready(name, &format!("{http_url}/readyz")).await?;
+        Ok((xds, http_url))
+    }
+
+    /// Kills one service process at once (no graceful shutdown), as a crash would.
+    pub async fn kill(&mut self, service: &str) -> anyhow::Result<()> {
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(name, _)| name == service)
+            .ok_or_else(|| anyhow::anyhow!("no service {service}"))?;
+        child.kill().await?;
+        Ok(())
     }
 
     /// Every service's full log, keyed by service name (for scanning a whole run).

@@ -1,0 +1,105 @@
+//! The first minutes of every scenario: initialize Flowplane, create an organization (which
+//! brings its `<org>-default` team) and a token scoped to that team, then register a dataplane
+//! and fetch its Envoy bootstrap.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{Api, Stack};
+
+pub struct Tenant {
+    /// Authenticated with the bootstrap (`admin:all`) token.
+    pub admin: Api,
+    /// Authenticated with a token holding `team:<team>:<resource>:write` for the usual resources.
+    pub api: Api,
+    pub team: String,
+}
+
+impl Tenant {
+    /// Initializes a fresh stack and creates organization `org`.
+    pub async fn create(stack: &Stack, org: &str) -> anyhow::Result<Self> {
+        let anonymous = Api::new(&stack.api_url);
+        let setup = stack.setup_token().await?;
+        let init = anonymous
+            .with_token(&setup)
+            .expect(
+                Method::POST,
+                "/api/v1/bootstrap/initialize",
+                Some(&json!({"email": format!("admin@{org}.example"),
+                    "password": "correct-horse-battery", "name": "Admin"})),
+                201,
+            )
+            .await?;
+        let admin = anonymous.with_token(init["token"].as_str().unwrap_or_default());
+        admin
+            .expect(
+                Method::POST,
+                "/api/v1/admin/organizations",
+                Some(&json!({"name": org})),
+                201,
+            )
+            .await?;
+        let team = format!("{org}-default");
+        let scopes: Vec<String> = ["clusters", "routes", "listeners", "dataplanes"]
+            .iter()
+            .map(|r| format!("team:{team}:{r}:write"))
+            .collect();
+        let token = admin
+            .expect(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(&json!({"name": format!("{org}-e2e"), "scopes": scopes})),
+                201,
+            )
+            .await?;
+        let api = anonymous.with_token(token["token"].as_str().unwrap_or_default());
+        Ok(Self { admin, api, team })
+    }
+
+    /// Registers dataplane `name`; returns its id and its Envoy bootstrap (JSON).
+    pub async fn dataplane(&self, name: &str) -> anyhow::Result<(String, Value)> {
+        let dataplane = self
+            .api
+            .expect(
+                Method::POST,
+                "/api/v1/dataplanes",
+                Some(&json!({"team": self.team, "name": name})),
+                201,
+            )
+            .await?;
+        let bootstrap = self
+            .api
+            .get(&format!(
+                "/api/v1/teams/{}/dataplanes/{name}/envoy-config?format=json",
+                self.team
+            ))
+            .await?;
+        anyhow::ensure!(bootstrap.status.is_success(), "envoy-config: {bootstrap:?}");
+        let id = dataplane["id"].as_str().unwrap_or_default().to_string();
+        Ok((id, bootstrap.body))
+    }
+
+    /// A cluster with one local endpoint.
+    pub fn cluster(&self, name: &str, port: u16) -> Value {
+        json!({"team": self.team, "name": name, "connectTimeoutSeconds": 2,
+            "endpoints": [{"host": "127.0.0.1", "port": port}]})
+    }
+
+    /// A route config sending every path to `cluster`.
+    pub fn route_config(&self, name: &str, cluster: &str) -> Value {
+        json!({"team": self.team, "name": name,
+            "virtualHosts": [{"name": "all", "domains": ["*"],
+                "routes": [{"match": {"path": {"type": "prefix", "value": "/"}},
+                    "action": {"type": "forward", "cluster": cluster}}]}]})
+    }
+
+    /// An HTTP listener on loopback `port` of `dataplane_id` serving `route_config`.
+    pub fn listener(&self, name: &str, port: u16, dataplane_id: &str, route_config: &str) -> Value {
+        json!({"team": self.team, "name": name, "address": "127.0.0.1", "port": port,
+            "dataplaneId": dataplane_id, "protocol": "HTTP",
+            "filterChains": [{"name": "default", "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "type": "httpConnectionManager", "routeConfigName": route_config,
+                "httpFilters": [{"filter": {"type": "router"}}]}]}]})
+    }
+}
