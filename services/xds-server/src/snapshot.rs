@@ -278,6 +278,10 @@ fn upsert(team: &mut Team, resource: &resources_pb::Resource) -> Result<(), Stri
     let kind = kind_of(resource.kind).ok_or("unknown kind")?;
     let spec = AnySpec::from_stored(kind, &resource.spec_json).map_err(|e| e.to_string())?;
     let encoded = flowplane_xds::translate_any(&resource.name, &spec).map_err(|e| e.to_string())?;
+    if encoded.is_some() {
+        // Each resource version is encoded here once per replica; streams share the bytes.
+        metrics::counter!("xds_encodes_total").increment(1);
+    }
     match (spec, encoded) {
         (AnySpec::Cluster(_), Some(e)) => {
             team.clusters.insert(resource.name.clone(), Arc::new(e));

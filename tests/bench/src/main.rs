@@ -7,6 +7,7 @@
 mod envoy_latency;
 mod rest;
 mod setup;
+mod store;
 mod streams;
 
 use clap::Parser;
@@ -14,9 +15,18 @@ use hdrhistogram::Histogram;
 
 #[derive(Parser)]
 struct Args {
-    /// Simulated Envoy ADS streams (SotW) connected to one xds-server replica.
+    /// Simulated Envoy ADS streams connected to one xds-server replica.
     #[arg(long, default_value_t = 1000)]
     streams: usize,
+    /// The ADS variant the simulated Envoys speak.
+    #[arg(long, value_enum, default_value_t = streams::Protocol::Sotw)]
+    protocol: streams::Protocol,
+    /// Routes in the in-process snapshot rebuild benchmark (repeatable).
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+    routes: Vec<usize>,
+    /// Resources a cold replica loads in the in-process load benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    cold_resources: usize,
     /// REST changes whose propagation to every stream is timed.
     #[arg(long, default_value_t = 20)]
     changes: usize,
@@ -29,7 +39,7 @@ struct Args {
     /// Route changes timed until a real Envoy serves them.
     #[arg(long, default_value_t = 50)]
     envoy_changes: usize,
-    /// Skip parts: any of streams, rest, envoy.
+    /// Skip parts: any of store, streams, rest, envoy.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -37,6 +47,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    println!(
+        "# Flowplane benchmark ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    if !args.skip.iter().any(|s| s == "store") {
+        store::run(&args.routes, args.cold_resources)?;
+    }
     let stack = flowplane_e2e::Stack::start("bench").await?;
     let result = run(&args, &stack).await;
     if result.is_err() {
@@ -48,14 +67,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args, stack: &flowplane_e2e::Stack) -> anyhow::Result<()> {
     let world = setup::World::create(stack).await?;
-    println!(
-        "# Flowplane benchmark ({} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
     if !args.skip.iter().any(|s| s == "streams") {
-        streams::run(stack, &world, args.streams, args.changes).await?;
+        streams::run(stack, &world, args.streams, args.changes, args.protocol).await?;
     }
     if !args.skip.iter().any(|s| s == "rest") {
         rest::run(&world, args.connections, args.seconds).await?;

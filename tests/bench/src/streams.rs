@@ -1,12 +1,12 @@
-//! Simulated Envoys: N state-of-the-world ADS streams that ACK what they get. Measures the
-//! time from a REST write's start until every stream has received the change, and the
-//! xds-server's resident memory per connected stream.
+//! Simulated Envoys: N ADS streams (state-of-the-world or delta) that ACK what they get.
+//! Measures the time from a REST write's start until every stream has received the change,
+//! the xds-server's resident memory per connected stream, and how many encodes a change costs.
 
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use flowplane_e2e::Stack;
 use flowplane_xds::bootstrap::{NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
@@ -25,13 +25,21 @@ struct Received {
     at: Instant,
 }
 
+/// Which ADS variant the simulated Envoys speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    Sotw,
+    Delta,
+}
+
 pub async fn run(
     stack: &Stack,
     world: &World,
     streams: usize,
     changes: usize,
+    protocol: Protocol,
 ) -> anyhow::Result<()> {
-    world
+    let created = world
         .api
         .expect(
             Method::POST,
@@ -40,6 +48,14 @@ pub async fn run(
             201,
         )
         .await?;
+    // Streams are refused until the replica knows the dataplane: wait until it has caught up.
+    let revision = created["revision"].as_f64().unwrap_or_default();
+    let metrics = format!("{}/metrics", stack.xds_http);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&metrics, "xds_revision").await? < revision {
+        anyhow::ensure!(Instant::now() < deadline, "the xds-server did not catch up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let pid = stack
         .pid("flowplane-xds-server")
         .ok_or_else(|| anyhow::anyhow!("no xds-server pid"))?;
@@ -62,11 +78,11 @@ pub async fn run(
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("no channel"))?,
         );
-        tokio::spawn(simulated_envoy(
-            client,
-            node(i, &world.dataplane_id),
-            tx.clone(),
-        ));
+        let node = node(i, &world.dataplane_id);
+        match protocol {
+            Protocol::Sotw => tokio::spawn(simulated_envoy(client, node, tx.clone())),
+            Protocol::Delta => tokio::spawn(simulated_delta_envoy(client, node, tx.clone())),
+        };
     }
     let mut initial = String::new();
     for _ in 0..streams {
@@ -78,7 +94,7 @@ pub async fn run(
     let connect = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = rss_kib(pid)?;
-    println!("\n## xDS propagation, {streams} SotW streams on one replica");
+    println!("\n## xDS propagation, {streams} {protocol:?} streams on one replica");
     println!("- connected and served in {:.2} s", connect.as_secs_f64());
     println!(
         "- xds-server resident memory: {} KiB before, {} KiB after → {:.1} KiB per stream",
@@ -87,6 +103,7 @@ pub async fn run(
         rss_after.saturating_sub(rss_before) as f64 / streams as f64
     );
 
+    let encodes_before = metric(&metrics, "xds_encodes_total").await?;
     let mut latency = crate::histogram()?;
     let mut previous = initial;
     for change in 0..changes {
@@ -120,7 +137,25 @@ pub async fn run(
         "- REST write start → stream received, over {changes} changes × {streams} streams: {}",
         crate::summary(&latency)
     );
+    let encodes = metric(&metrics, "xds_encodes_total").await? - encodes_before;
+    println!(
+        "- encodes on the replica: {encodes} for {changes} changes ({:.2} per change, shared by all {streams} streams)",
+        encodes / changes.max(1) as f64
+    );
     Ok(())
+}
+
+/// The sum of a Prometheus metric's samples on a `/metrics` page.
+async fn metric(url: &str, name: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(url).await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with([' ', '{']))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
 }
 
 async fn simulated_envoy(
@@ -155,6 +190,44 @@ async fn simulated_envoy(
             })
             .is_err()
         {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A delta (incremental) client: a wildcard cluster subscription, ACKing every response. The
+/// version it reports is the cluster's own resource version.
+async fn simulated_delta_envoy(
+    mut client: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
+    node: Node,
+    received: mpsc::UnboundedSender<Received>,
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(DeltaDiscoveryRequest {
+        node: Some(node),
+        type_url: CLUSTER_TYPE.into(),
+        ..Default::default()
+    })
+    .await?;
+    let mut responses = client
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    while let Some(response) = responses.message().await? {
+        let at = Instant::now();
+        tx.send(DeltaDiscoveryRequest {
+            type_url: response.type_url.clone(),
+            response_nonce: response.nonce.clone(),
+            ..Default::default()
+        })
+        .await?;
+        let version = response
+            .resources
+            .first()
+            .map(|r| r.version.clone())
+            .unwrap_or_default();
+        if received.send(Received { version, at }).is_err() {
             break;
         }
     }

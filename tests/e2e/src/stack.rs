@@ -1,7 +1,7 @@
 //! The Flowplane services as separate processes (`flowplane-config`, `flowplane-xds-server`,
 //! `flowplane-api-gateway`) on a fresh database and their own NATS stream.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -25,20 +25,24 @@ pub struct Stack {
     common: Vec<(String, String)>,
 }
 
-/// Where cargo put the service binaries: next to this test's own executable.
+/// Where cargo put the service binaries: beside this executable (a binary such as the
+/// benchmark) or one level up (a test, which cargo puts in `deps/`).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow::anyhow!("unexpected test binary location {}", exe.display()))?;
-    let path = dir.join(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: build the services first (`cargo build --workspace --bins`)",
-        path.display()
-    );
-    Ok(path)
+        .ok_or_else(|| anyhow::anyhow!("unexpected executable location {}", exe.display()))?;
+    [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join(name))
+        .find(|path| path.exists())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{name} is missing beside {}: build the services first (`cargo build --workspace --bins`)",
+                exe.display()
+            )
+        })
 }
 
 /// Where the services find PostgreSQL and NATS, when a scenario puts something (such as an
