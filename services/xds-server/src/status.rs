@@ -1,5 +1,12 @@
 //! Forwards Envoy's ACKs and NACKs to config without ever blocking a stream: reports go through
 //! a bounded queue, and when it is full the oldest news is simply superseded by the next.
+//!
+//! Status is kept per dataplane, not per Envoy, so when a fleet of Envoys of one dataplane
+//! ACKs the same version, only the first answer is news: the rest are not sent, which keeps a
+//! change to a large fleet from turning into one config call per Envoy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use flowplane_proto::state::v1::ReportStatusRequest;
 use flowplane_runtime::shutdown::Shutdown;
@@ -10,13 +17,18 @@ use crate::sync::StateClient;
 #[derive(Clone)]
 pub struct Reporter {
     tx: mpsc::Sender<ReportStatusRequest>,
+    /// The last report sent for each (team, dataplane, type).
+    last: Arc<Mutex<HashMap<ReportKey, ReportStatusRequest>>>,
 }
+
+type ReportKey = (String, String, String);
 
 impl Reporter {
     /// A reporter whose reports arrive on the returned receiver (tests, or a custom sink).
     pub fn channel() -> (Self, mpsc::Receiver<ReportStatusRequest>) {
         let (tx, rx) = mpsc::channel(1024);
-        (Self { tx }, rx)
+        let last = Arc::default();
+        (Self { tx, last }, rx)
     }
 
     /// A reporter that forwards to config's StateService.
@@ -37,8 +49,76 @@ impl Reporter {
     }
 
     pub fn report(&self, report: ReportStatusRequest) {
-        if self.tx.try_send(report).is_err() {
-            metrics::counter!("xds_status_reports_dropped_total").increment(1);
+        let key = (
+            report.team.clone(),
+            report.dataplane.clone(),
+            report.type_url.clone(),
+        );
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last
+            .get(&key)
+            .is_some_and(|previous| same_news(previous, &report))
+        {
+            return;
         }
+        match self.tx.try_send(report.clone()) {
+            Ok(()) => {
+                last.insert(key, report);
+            }
+            Err(_) => metrics::counter!("xds_status_reports_dropped_total").increment(1),
+        }
+    }
+}
+
+/// Whether `report` tells config nothing `previous` did not (the node that said it aside).
+fn same_news(previous: &ReportStatusRequest, report: &ReportStatusRequest) -> bool {
+    previous.version == report.version
+        && previous.accepted == report.accepted
+        && previous.error_message == report.error_message
+        && previous.resource_names == report.resource_names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(node: &str, version: &str) -> ReportStatusRequest {
+        ReportStatusRequest {
+            team: "t".into(),
+            dataplane: "edge".into(),
+            node_id: node.into(),
+            type_url: "cds".into(),
+            version: version.into(),
+            resource_names: vec!["a".into()],
+            accepted: true,
+            error_message: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_fleet_acking_the_same_version_is_reported_once_and_news_gets_through() {
+        let (reporter, mut rx) = Reporter::channel();
+        reporter.report(ack("envoy-1", "v1"));
+        reporter.report(ack("envoy-2", "v1"));
+        reporter.report(ack("envoy-2", "v2"));
+        let mut nack = ack("envoy-3", "v2");
+        nack.accepted = false;
+        nack.error_message = "bad".into();
+        reporter.report(nack);
+        let mut other_dataplane = ack("envoy-4", "v2");
+        other_dataplane.dataplane = "other".into();
+        reporter.report(other_dataplane);
+        let sent: Vec<(String, String, bool)> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|r| (r.dataplane, r.version, r.accepted))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("edge".to_string(), "v1".to_string(), true),
+                ("edge".to_string(), "v2".to_string(), true),
+                ("edge".to_string(), "v2".to_string(), false),
+                ("other".to_string(), "v2".to_string(), true),
+            ]
+        );
     }
 }
