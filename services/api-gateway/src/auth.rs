@@ -1,5 +1,6 @@
-//! Authentication: the bearer credential is checked by config (which holds the Argon2 hashes)
-//! and the answer is cached here, so a hash is not verified on every request.
+//! Authentication: the credential (a bearer token or session, or the session cookie) is checked
+//! by config (which holds the hashes) and the answer is cached here, so a hash is not verified
+//! on every request.
 //!
 //! The cache is keyed by the SHA-256 of the credential, never the credential itself, so a heap
 //! dump does not hand out working tokens. An entry lives as long as config allows
@@ -26,6 +27,63 @@ pub const MAX_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// Bounds memory against a flood of distinct valid credentials.
 const MAX_ENTRIES: usize = 10_000;
+
+/// The session cookie `POST /api/v1/auth/login` sets. It carries the session credential only:
+/// a token in this cookie is ignored, because a cookie travels without the caller's intent
+/// and only sessions are protected by the CSRF check.
+pub const SESSION_COOKIE: &str = "fp_session";
+/// Session credentials start with this (config issues them).
+pub const SESSION_PREFIX: &str = "fp_session_";
+
+/// Where the credential of a request came from.
+pub fn credential(headers: &HeaderMap) -> Result<&str, Problem> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return bearer(headers);
+    }
+    session_cookie(headers).ok_or_else(|| {
+        Problem::unauthenticated(
+            "send a credential as `Authorization: Bearer <token>` or log in for a session cookie",
+        )
+    })
+}
+
+/// The session credential from the `fp_session` cookie, if one is present.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && value.starts_with(SESSION_PREFIX))
+        .map(|(_, value)| value)
+}
+
+/// A verified credential: who it is, and for a session the digest of its CSRF token.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    /// SHA-256 of the session's CSRF token; `None` for tokens, which need no CSRF check.
+    pub csrf_sha256: Option<[u8; 32]>,
+}
+
+impl Authenticated {
+    /// Whether `presented` (the `x-csrf-token` header) is this session's CSRF token. Digests of
+    /// equal length are compared without an early exit.
+    pub fn csrf_matches(&self, presented: Option<&str>) -> bool {
+        match (self.csrf_sha256, presented) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(expected), Some(presented)) => {
+                let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+                got.iter()
+                    .zip(expected.iter())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+            }
+        }
+    }
+}
 
 /// The credential from `Authorization: Bearer <credential>`.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, Problem> {
@@ -69,11 +127,11 @@ impl Authenticator {
         credential: &str,
         request_id: &str,
         client_address: &str,
-    ) -> Result<Principal, Problem> {
+    ) -> Result<Authenticated, Problem> {
         let key = CacheKey::of(credential);
-        if let Some(principal) = self.lock().get(&key, Instant::now()) {
+        if let Some(authenticated) = self.lock().get(&key, Instant::now()) {
             metrics::counter!("auth_authentications_total", "status" => "cached").increment(1);
-            return Ok(principal);
+            return Ok(authenticated);
         }
         let answer = self
             .identity
@@ -100,15 +158,28 @@ impl Authenticator {
         let principal = answer.principal.ok_or_else(|| {
             Problem::internal("config authenticated a credential without a principal")
         })?;
+        let csrf_sha256 = match answer.csrf_token_sha256.as_str() {
+            "" => None,
+            hex_digest => Some(
+                hex::decode(hex_digest)
+                    .ok()
+                    .and_then(|d| <[u8; 32]>::try_from(d).ok())
+                    .ok_or_else(|| Problem::internal("config sent a malformed CSRF digest"))?,
+            ),
+        };
+        let authenticated = Authenticated {
+            principal,
+            csrf_sha256,
+        };
         let ttl = Duration::from_secs(u64::from(answer.cache_seconds)).min(MAX_CACHE_TTL);
         self.lock()
-            .insert(key, principal.clone(), ttl, Instant::now());
+            .insert(key, authenticated.clone(), ttl, Instant::now());
         metrics::counter!("auth_authentications_total", "status" => "success").increment(1);
-        Ok(principal)
+        Ok(authenticated)
     }
 
-    /// Forgets every cached credential of this token, so a revoked token stops working here
-    /// immediately.
+    /// Forgets every cached credential of this token or session (notices carry either id), so
+    /// a revoked token or an ended session stops working here immediately.
     pub fn evict_token(&self, token_id: &str) {
         self.lock().evict_token(token_id);
     }
@@ -148,7 +219,7 @@ impl CacheKey {
 }
 
 struct CacheEntry {
-    principal: Principal,
+    authenticated: Authenticated,
     expires_at: Instant,
 }
 
@@ -167,9 +238,9 @@ impl CredentialCache {
         }
     }
 
-    fn get(&mut self, key: &CacheKey, now: Instant) -> Option<Principal> {
+    fn get(&mut self, key: &CacheKey, now: Instant) -> Option<Authenticated> {
         match self.entries.get(key) {
-            Some(entry) if entry.expires_at > now => Some(entry.principal.clone()),
+            Some(entry) if entry.expires_at > now => Some(entry.authenticated.clone()),
             Some(_) => {
                 self.entries.remove(key);
                 None
@@ -178,7 +249,7 @@ impl CredentialCache {
         }
     }
 
-    fn insert(&mut self, key: CacheKey, principal: Principal, ttl: Duration, now: Instant) {
+    fn insert(&mut self, key: CacheKey, authenticated: Authenticated, ttl: Duration, now: Instant) {
         if ttl.is_zero() {
             return;
         }
@@ -200,7 +271,7 @@ impl CredentialCache {
         self.entries.insert(
             key,
             CacheEntry {
-                principal,
+                authenticated,
                 expires_at: now + ttl,
             },
         );
@@ -210,7 +281,10 @@ impl CredentialCache {
         if token_id.is_empty() {
             return;
         }
-        self.entries.retain(|_, e| e.principal.token_id != token_id);
+        self.entries.retain(|_, e| {
+            let p = &e.authenticated.principal;
+            p.token_id != token_id && p.session_id != token_id
+        });
     }
 
     #[cfg(test)]
@@ -231,14 +305,88 @@ mod tests {
         headers
     }
 
-    fn principal(token_id: &str) -> Principal {
-        Principal {
-            user_id: format!("user-of-{token_id}"),
-            token_id: token_id.into(),
-            scopes: vec!["admin:all".into()],
-            org_id: String::new(),
-            email: "a@example.com".into(),
+    fn principal(token_id: &str) -> Authenticated {
+        Authenticated {
+            principal: Principal {
+                user_id: format!("user-of-{token_id}"),
+                token_id: token_id.into(),
+                scopes: vec!["admin:all".into()],
+                org_id: String::new(),
+                email: "a@example.com".into(),
+                session_id: String::new(),
+            },
+            csrf_sha256: None,
         }
+    }
+
+    fn session(session_id: &str, csrf: &str) -> Authenticated {
+        Authenticated {
+            principal: Principal {
+                session_id: session_id.into(),
+                ..principal("").principal
+            },
+            csrf_sha256: Some(Sha256::digest(csrf.as_bytes()).into()),
+        }
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; fp_session=fp_session_abc.def ; x=1"),
+        );
+        assert_eq!(session_cookie(&headers), Some("fp_session_abc.def"));
+        assert_eq!(credential(&headers).unwrap(), "fp_session_abc.def");
+        // A token smuggled into the cookie is ignored: cookies authenticate sessions only.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("fp_session=fp_pat_1.x"),
+        );
+        assert_eq!(session_cookie(&headers), None);
+        assert_eq!(credential(&headers).unwrap_err().status().as_u16(), 401);
+    }
+
+    #[test]
+    fn a_bearer_header_wins_over_the_cookie() {
+        let mut headers = headers("Bearer fp_pat_1.secret");
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("fp_session=fp_session_abc.def"),
+        );
+        assert_eq!(credential(&headers).unwrap(), "fp_pat_1.secret");
+    }
+
+    #[test]
+    fn csrf_is_checked_for_sessions_only() {
+        let s = session("s1", "the-csrf-token");
+        assert!(s.csrf_matches(Some("the-csrf-token")));
+        assert!(!s.csrf_matches(Some("the-csrf-tokeN")));
+        assert!(!s.csrf_matches(Some("")));
+        assert!(!s.csrf_matches(None));
+        assert!(principal("t1").csrf_matches(None));
+    }
+
+    #[test]
+    fn evicting_a_session_drops_it() {
+        let mut cache = CredentialCache::new(10);
+        let now = Instant::now();
+        cache.insert(
+            CacheKey::of("s"),
+            session("s1", "c"),
+            Duration::from_secs(30),
+            now,
+        );
+        cache.insert(
+            CacheKey::of("t"),
+            principal("t1"),
+            Duration::from_secs(30),
+            now,
+        );
+        cache.evict_token("s1");
+        assert!(cache.get(&CacheKey::of("s"), now).is_none());
+        assert!(cache.get(&CacheKey::of("t"), now).is_some());
     }
 
     #[test]

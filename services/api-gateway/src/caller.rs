@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::Method;
 use axum::http::request::Parts;
+use flowplane_domain::ErrorCode;
 use flowplane_proto::common::v1::{Principal, RequestContext};
 
 use crate::problem::Problem;
@@ -58,8 +60,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
-/// An authenticated caller. Taking this extractor is what makes a handler require a bearer
-/// credential; authorization is config's decision, made from the principal carried here.
+/// The header a session-authenticated request must carry on every state-changing method.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An authenticated caller. Taking this extractor is what makes a handler require a credential
+/// (a bearer token or session, or the session cookie); authorization is config's decision,
+/// made from the principal carried here. A session must also prove, on every state-changing
+/// method, that the request was made by its own client: `x-csrf-token` must match the CSRF
+/// token returned at login (403 otherwise). A cookie is sent by the browser on any site's
+/// behalf, the header only by script on our own origin. Tokens need no such proof: nothing
+/// attaches them to a request without the caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
@@ -81,11 +91,25 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let meta = RequestMeta::of(parts);
-        let credential = crate::auth::bearer(&parts.headers)?;
-        let principal = state
+        let credential = crate::auth::credential(&parts.headers)?;
+        let authenticated = state
             .auth
             .authenticate(credential, &meta.request_id, &meta.client_address)
             .await?;
+        let state_changing = !matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
+        if state_changing {
+            let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if !authenticated.csrf_matches(presented) {
+                return Err(Problem::new(
+                    ErrorCode::Forbidden,
+                    "a session needs the `x-csrf-token` header from login on every state-changing request",
+                ));
+            }
+        }
+        let principal = authenticated.principal;
         tracing::Span::current().record("user_id", principal.user_id.as_str());
         Ok(Self { principal, meta })
     }

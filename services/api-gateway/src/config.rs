@@ -25,6 +25,59 @@ pub struct ApiGatewayConfig {
     pub nats_url: Option<String>,
     /// `FLOWPLANE_NATS_PREFIX`: the same prefix config publishes under.
     pub nats_prefix: String,
+    /// `FLOWPLANE_REDIS_URL`: where failed logins are counted, so the throttle holds across
+    /// every replica. Unset: each gateway counts on its own (fine for one process).
+    pub redis_url: Option<String>,
+    /// `FLOWPLANE_REDIS_PREFIX`: key prefix, so installations can share one Redis.
+    pub redis_prefix: String,
+    /// Failed-login limits.
+    pub login_throttle: LoginLimits,
+    /// `FLOWPLANE_SESSION_COOKIE_SECURE`: `auto` (Secure when the request arrived over HTTPS,
+    /// as `X-Forwarded-Proto` says), `true` or `false`.
+    pub cookie_secure: CookieSecure,
+}
+
+/// How many failed logins are allowed within a window before login answers 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// `FLOWPLANE_LOGIN_MAX_FAILURES`: per account (email), default 5.
+    pub per_account: u32,
+    /// `FLOWPLANE_LOGIN_MAX_FAILURES_PER_ADDRESS`: per client address, default 20 (several
+    /// people can share an address).
+    pub per_address: u32,
+    /// `FLOWPLANE_LOGIN_WINDOW_SECONDS`: default 900 (15 minutes).
+    pub window_seconds: u64,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_account: 5,
+            per_address: 20,
+            window_seconds: 900,
+        }
+    }
+}
+
+/// When the session cookie is marked `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecure {
+    Auto,
+    Always,
+    Never,
+}
+
+impl std::str::FromStr for CookieSecure {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "true" => Ok(Self::Always),
+            "false" => Ok(Self::Never),
+            other => Err(format!("'{other}' is not one of auto, true, false")),
+        }
+    }
 }
 
 pub const DEFAULT_API_ADDR: SocketAddr =
@@ -48,6 +101,14 @@ impl ApiGatewayConfig {
                 "FLOWPLANE_NATS_PREFIX",
                 flowplane_runtime::bus::DEFAULT_PREFIX,
             ),
+            redis_url: env::optional("FLOWPLANE_REDIS_URL"),
+            redis_prefix: env::string("FLOWPLANE_REDIS_PREFIX", "flowplane"),
+            login_throttle: LoginLimits {
+                per_account: env::parsed("FLOWPLANE_LOGIN_MAX_FAILURES", 5u32)?.max(1),
+                per_address: env::parsed("FLOWPLANE_LOGIN_MAX_FAILURES_PER_ADDRESS", 20u32)?.max(1),
+                window_seconds: env::parsed("FLOWPLANE_LOGIN_WINDOW_SECONDS", 900u64)?.max(1),
+            },
+            cookie_secure: env::parsed("FLOWPLANE_SESSION_COOKIE_SECURE", CookieSecure::Auto)?,
         })
     }
 }
@@ -64,6 +125,11 @@ impl std::fmt::Debug for ApiGatewayConfig {
             .field("envoy_admin_port", &self.envoy_admin_port)
             .field("nats_url", &self.nats_url)
             .field("nats_prefix", &self.nats_prefix)
+            // A Redis URL can carry a password.
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("login_throttle", &self.login_throttle)
+            .field("cookie_secure", &self.cookie_secure)
             .finish()
     }
 }
@@ -84,9 +150,14 @@ mod tests {
             envoy_admin_port: DEFAULT_ENVOY_ADMIN_PORT,
             nats_url: None,
             nats_prefix: "flowplane".into(),
+            redis_url: Some("redis://:hunter2@127.0.0.1:6379".into()),
+            redis_prefix: "flowplane".into(),
+            login_throttle: LoginLimits::default(),
+            cookie_secure: CookieSecure::Auto,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("super-secret"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("127.0.0.1:8080"));
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use flowplane_proto::identity::v1::BootstrapStatusRequest;
 use flowplane_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use flowplane_proto::resources::v1::api_definition_service_client::ApiDefinitionServiceClient;
 use flowplane_proto::resources::v1::resource_service_client::ResourceServiceClient;
 use flowplane_runtime::credential::{ClientCredential, ServiceCredential};
 use tonic::service::interceptor::InterceptedService;
@@ -13,6 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub type ConfigChannel = InterceptedService<Channel, ClientCredential>;
 pub type ResourceClient = ResourceServiceClient<ConfigChannel>;
+pub type ApiDefinitionClient = ApiDefinitionServiceClient<ConfigChannel>;
 pub type IdentityClient = IdentityServiceClient<ConfigChannel>;
 
 /// Connecting must fail fast (config down → 503 now), while a slow but alive config gets the
@@ -23,6 +25,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct ConfigService {
     pub resources: ResourceClient,
+    pub api_definitions: ApiDefinitionClient,
     pub identity: IdentityClient,
 }
 
@@ -37,6 +40,10 @@ impl ConfigService {
         let channel = InterceptedService::new(endpoint.connect_lazy(), credential.client());
         Ok(Self {
             resources: ResourceServiceClient::new(channel.clone()),
+            // OpenAPI documents being imported are far larger than tonic's 4 MiB default.
+            api_definitions: ApiDefinitionServiceClient::new(channel.clone())
+                .max_encoding_message_size(64 * 1024 * 1024)
+                .max_decoding_message_size(64 * 1024 * 1024),
             identity: IdentityServiceClient::new(channel),
         })
     }

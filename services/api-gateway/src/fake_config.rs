@@ -24,6 +24,9 @@ use tonic::{Code, Request, Response, Status};
 
 pub const SERVICE_TOKEN: &str = "test-service-token-0123456789";
 pub const SETUP_TOKEN: &str = "setup-secret";
+/// A session credential the fake accepts, and its CSRF token.
+pub const SESSION: &str = "fp_session_s1.ok";
+pub const SESSION_CSRF: &str = "csrf-of-s1";
 
 /// A credential the fake accepts: `fp_pat_<token id>.ok`.
 pub fn credential(token_id: &str) -> String {
@@ -186,6 +189,20 @@ impl IdentityService for FakeIdentity {
     ) -> Result<Response<id::AuthenticateResponse>, Status> {
         self.0.authenticate.fetch_add(1, Ordering::SeqCst);
         let r = request.into_inner();
+        if r.credential == SESSION {
+            use sha2::Digest;
+            return Ok(Response::new(id::AuthenticateResponse {
+                principal: Some(common::Principal {
+                    user_id: "user-session".into(),
+                    scopes: vec!["admin:all".into()],
+                    email: "admin@example.com".into(),
+                    session_id: "s1".into(),
+                    ..Default::default()
+                }),
+                cache_seconds: self.0.cache_seconds.load(Ordering::SeqCst),
+                csrf_token_sha256: hex::encode(sha2::Sha256::digest(SESSION_CSRF.as_bytes())),
+            }));
+        }
         let rotated = lock(&self.0.rotated).clone();
         let token_id = r
             .credential
@@ -204,8 +221,10 @@ impl IdentityService for FakeIdentity {
                     scopes: vec!["admin:all".into()],
                     org_id: String::new(),
                     email: "admin@example.com".into(),
+                    session_id: String::new(),
                 }),
                 cache_seconds: self.0.cache_seconds.load(Ordering::SeqCst),
+                csrf_token_sha256: String::new(),
             })),
             None => Err(refusal(
                 Code::Unauthenticated,
@@ -440,6 +459,64 @@ impl IdentityService for FakeIdentity {
             display_name: r.display_name,
             created_at: "2025-01-01T00:00:00Z".into(),
         }))
+    }
+
+    // Sessions and membership are proven against the real config service (services/config
+    // tests and tests/e2e/tests/sessions.rs); the router tests here need only their routes.
+    async fn login(
+        &self,
+        _: Request<id::LoginRequest>,
+    ) -> Result<Response<id::LoginResponse>, Status> {
+        Err(Status::unimplemented("login"))
+    }
+
+    async fn logout(
+        &self,
+        _: Request<id::LogoutRequest>,
+    ) -> Result<Response<id::LogoutResponse>, Status> {
+        Err(Status::unimplemented("logout"))
+    }
+
+    async fn who_am_i(
+        &self,
+        _: Request<id::WhoAmIRequest>,
+    ) -> Result<Response<id::WhoAmIResponse>, Status> {
+        Err(Status::unimplemented("who_am_i"))
+    }
+
+    async fn create_invitation(
+        &self,
+        _: Request<id::CreateInvitationRequest>,
+    ) -> Result<Response<id::CreateInvitationResponse>, Status> {
+        Err(Status::unimplemented("create_invitation"))
+    }
+
+    async fn register(
+        &self,
+        _: Request<id::RegisterRequest>,
+    ) -> Result<Response<id::RegisterResponse>, Status> {
+        Err(Status::unimplemented("register"))
+    }
+
+    async fn list_members(
+        &self,
+        _: Request<id::ListMembersRequest>,
+    ) -> Result<Response<id::ListMembersResponse>, Status> {
+        Err(Status::unimplemented("list_members"))
+    }
+
+    async fn update_member(
+        &self,
+        _: Request<id::UpdateMemberRequest>,
+    ) -> Result<Response<id::Member>, Status> {
+        Err(Status::unimplemented("update_member"))
+    }
+
+    async fn remove_member(
+        &self,
+        _: Request<id::RemoveMemberRequest>,
+    ) -> Result<Response<id::RemoveMemberResponse>, Status> {
+        Err(Status::unimplemented("remove_member"))
     }
 }
 

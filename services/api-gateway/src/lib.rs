@@ -6,10 +6,12 @@
 //! - `config`: the gateway's `FLOWPLANE_*` settings
 //! - `state`: what handlers share
 //! - `config_service`: the lazily connected gRPC clients to config
-//! - `auth`: bearer credentials and the verified-credential cache
+//! - `auth`: bearer credentials, the session cookie and the verified-credential cache
+//! - `login_throttle`: failed-login counters per account and address (Redis across replicas)
 //! - `caller`: extractors for the caller and the request context sent to config
 //! - `request_id`: `x-request-id` echo/generation, and finalizing every response
 //! - `problem`: RFC 9457 errors and the single `ErrorCode` → HTTP status mapping
+//! - `body_limit`: 1 MiB request bodies, more for OpenAPI imports
 //! - `extract`: bodies, JSON, query and path parameters that fail as problems
 //! - `paging`, `conditional`: list paging and `If-Match`
 //! - `resource_json`: how a stored resource looks on the wire
@@ -19,12 +21,14 @@
 //! - `http_metrics`: per-route request metrics
 
 mod auth;
+mod body_limit;
 mod caller;
 mod conditional;
 mod config;
 mod config_service;
 mod extract;
 mod http_metrics;
+mod login_throttle;
 mod openapi;
 mod paging;
 mod problem;
@@ -54,7 +58,6 @@ use axum::middleware::from_fn;
 use flowplane_runtime::bus::AuthNotices;
 use flowplane_runtime::health::Readiness;
 use flowplane_runtime::shutdown::Shutdown;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config_service::ConfigService;
@@ -80,7 +83,7 @@ fn build(state: AppState) -> (Router, utoipa::openapi::OpenApi, Vec<(Method, Str
         .fallback(unknown_route)
         // Layers run outermost-last: request id → trace → body limit → metrics → handler.
         .layer(from_fn(http_metrics::middleware))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(from_fn(body_limit::middleware))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(span)

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::ToSchema;
 use utoipa::openapi::path::OperationBuilder;
 use utoipa::openapi::response::{Response as ApiResponse, ResponseBuilder};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, LicenseBuilder, OpenApi,
@@ -21,6 +21,8 @@ use crate::route_table::{RouteTable, Schemas};
 
 /// The security scheme name operations refer to.
 pub const BEARER: &str = "bearerAuth";
+/// The session cookie set by login (state-changing calls also need `x-csrf-token`).
+pub const SESSION_COOKIE: &str = "sessionCookie";
 pub const PATH: &str = "/api-docs/openapi.json";
 
 /// A schema and every schema it references, ready for `components.schemas`.
@@ -56,6 +58,14 @@ pub fn base() -> OpenApi {
             "organizations",
             "Organizations (platform admins) and their teams (organization admins).",
         ),
+        (
+            "auth",
+            "Sessions: login (throttled), logout, who am I, and registration with an invite.",
+        ),
+        (
+            "members",
+            "Organization invitations and members (organization admins).",
+        ),
         ("tokens", "Personal access tokens."),
         (
             "audit",
@@ -68,6 +78,14 @@ pub fn base() -> OpenApi {
         ),
         ("listeners", "Listeners on dataplanes."),
         (
+            "api-definitions",
+            "The Platform API: API definitions, OpenAPI import and expose, compiled into clusters, route configs and listeners.",
+        ),
+        (
+            "filter-types",
+            "The HTTP filter types listeners accept, with their JSON schemas.",
+        ),
+        (
             "dataplanes",
             "Dataplanes (Envoys registered to a team) and their bootstrap.",
         ),
@@ -76,18 +94,29 @@ pub fn base() -> OpenApi {
             "Health, readiness, metrics and this documentation.",
         ),
     ];
-    let mut components = ComponentsBuilder::new().security_scheme(
-        BEARER,
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .description(Some(
-                    "A personal access token (`fp_pat_<id>.<secret>`), or for \
-                     `POST /api/v1/bootstrap/initialize` the one-time setup token.",
-                ))
-                .build(),
-        ),
-    );
+    let mut components = ComponentsBuilder::new()
+        .security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A personal access token (`fp_pat_<id>.<secret>`), a session \
+                     (`fp_session_<id>.<secret>`, from login; state-changing calls also need \
+                     `x-csrf-token`), or for `POST /api/v1/bootstrap/initialize` the one-time \
+                     setup token.",
+                    ))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            SESSION_COOKIE,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "The session cookie set by `POST /api/v1/auth/login`. State-changing calls must \
+             also send the login's `csrfToken` as `x-csrf-token`.",
+            ))),
+        );
     for (name, schema) in schemas_of::<ProblemDocument>() {
         components = components.schema(name, schema);
     }

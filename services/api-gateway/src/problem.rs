@@ -21,6 +21,8 @@ pub enum ProblemCode {
     Domain(ErrorCode),
     PayloadTooLarge,
     MethodNotAllowed,
+    /// Too many failed logins (the gateway's own throttle).
+    TooManyRequests,
 }
 
 impl ProblemCode {
@@ -29,6 +31,7 @@ impl ProblemCode {
             Self::Domain(code) => code.as_str(),
             Self::PayloadTooLarge => "payload_too_large",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::TooManyRequests => "too_many_requests",
         }
     }
 
@@ -59,6 +62,7 @@ impl ProblemCode {
             }
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+            Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
         }
     }
 
@@ -75,6 +79,8 @@ pub struct Problem {
     errors: Vec<FieldError>,
     /// The cause, for the log only.
     internal: Option<String>,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 const INTERNAL_DETAIL: &str = "an internal error occurred; quote the request id when reporting it";
@@ -87,6 +93,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             internal: None,
+            retry_after: None,
         }
     }
 
@@ -134,6 +141,7 @@ impl Problem {
             detail: format!("the request body exceeds {limit} bytes"),
             errors: Vec::new(),
             internal: None,
+            retry_after: None,
         }
     }
 
@@ -143,6 +151,18 @@ impl Problem {
             detail: "this resource does not support the request method".into(),
             errors: Vec::new(),
             internal: None,
+            retry_after: None,
+        }
+    }
+
+    /// Too many attempts: retry after `seconds` (sent as `Retry-After`).
+    pub fn too_many_requests(detail: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            code: ProblemCode::TooManyRequests,
+            detail: detail.into(),
+            errors: Vec::new(),
+            internal: None,
+            retry_after: Some(seconds.max(1)),
         }
     }
 
@@ -253,6 +273,9 @@ impl Problem {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"flowplane\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(self.clone());
         response

@@ -7,8 +7,9 @@ use flowplane_runtime::bus::AuthNotices;
 use flowplane_runtime::health::Readiness;
 
 use crate::auth::Authenticator;
-use crate::config::ApiGatewayConfig;
+use crate::config::{ApiGatewayConfig, CookieSecure};
 use crate::config_service::ConfigService;
+use crate::login_throttle::LoginThrottle;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,6 +17,9 @@ pub struct AppState {
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) envoy: EnvoyBootstrapSettings,
     pub(crate) readiness: Readiness,
+    /// Failed-login counters (Redis when configured).
+    pub(crate) login_throttle: Arc<LoginThrottle>,
+    pub(crate) cookie_secure: CookieSecure,
     /// Token-invalidated notices from config; [`crate::serve`] evicts each from the cache.
     pub(crate) notices: Option<AuthNotices>,
 }
@@ -38,7 +42,19 @@ impl AppState {
             );
         }
         let service = ConfigService::connect_lazy(&config.config_url, &config.service_token)?;
+        let login_throttle = match &config.redis_url {
+            Some(url) => LoginThrottle::redis(url, &config.redis_prefix, config.login_throttle)?,
+            None => LoginThrottle::local(config.login_throttle),
+        };
+        if config.redis_url.is_none() {
+            tracing::info!(
+                "FLOWPLANE_REDIS_URL is not set: failed logins are counted in this process only (set it when running several api-gateways)"
+            );
+        }
+        tracing::info!(counters = login_throttle.describe(), "login throttle");
         Ok(Self {
+            login_throttle: Arc::new(login_throttle),
+            cookie_secure: config.cookie_secure,
             auth: Arc::new(Authenticator::new(service.identity.clone())),
             config: service,
             envoy: EnvoyBootstrapSettings {

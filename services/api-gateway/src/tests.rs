@@ -30,6 +30,10 @@ fn gateway_config(config_url: String) -> ApiGatewayConfig {
         envoy_admin_port: 9901,
         nats_url: None,
         nats_prefix: "flowplane".into(),
+        redis_url: None,
+        redis_prefix: "flowplane".into(),
+        login_throttle: Default::default(),
+        cookie_secure: crate::config::CookieSecure::Auto,
     }
 }
 
@@ -1220,10 +1224,16 @@ async fn the_document_is_openapi_3_1_with_security_problems_and_resolvable_schem
                 .is_some_and(|s| !s.is_empty());
             if path.starts_with("/api/") {
                 assert!(op["responses"].get("503").is_some(), "{method} {path}");
-                let is_status = path == "/api/v1/bootstrap/status";
+                // Public: the bootstrap status, and the calls that obtain a credential.
+                let public = [
+                    "/api/v1/bootstrap/status",
+                    "/api/v1/auth/login",
+                    "/api/v1/auth/register",
+                ]
+                .contains(&path.as_str());
                 assert_eq!(
-                    secured, !is_status,
-                    "{method} {path}: only the bootstrap status is public"
+                    secured, !public,
+                    "{method} {path}: only the bootstrap status, login and register are public"
                 );
             }
             if secured {
@@ -1576,4 +1586,171 @@ async fn a_gateway_serves_while_nats_for_notices_is_unreachable() {
     assert!(ready, "the gateway must not wait for NATS");
     trigger.fire();
     server.await.unwrap().unwrap();
+}
+
+// ---- sessions: cookie and CSRF ----
+
+fn with_header(mut request: Request, name: &str, value: &str) -> Request {
+    request.headers_mut().insert(
+        axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+        axum::http::HeaderValue::from_str(value).unwrap(),
+    );
+    request
+}
+
+#[tokio::test]
+async fn a_session_must_send_its_csrf_token_on_writes() {
+    use crate::fake_config::{SESSION, SESSION_CSRF};
+    let h = harness().await;
+    let body = r#"{"name":"ci","scopes":["clusters:read"]}"#;
+    // Reads need no CSRF token, by bearer or by cookie.
+    let read = call(&h.app, Method::GET, "/api/v1/tokens", Some(SESSION), None).await;
+    assert_eq!(read.status, StatusCode::OK);
+    let by_cookie = request(Method::GET, "/api/v1/tokens", None, None);
+    let by_cookie = with_header(by_cookie, "cookie", &format!("fp_session={SESSION}"));
+    assert_eq!(send(&h.app, by_cookie).await.status, StatusCode::OK);
+    // Writes without it, or with a wrong one, are refused before config hears of them.
+    for csrf in [None, Some("wrong"), Some("")] {
+        for bearer in [true, false] {
+            let mut req = request(
+                Method::POST,
+                "/api/v1/tokens",
+                bearer.then_some(SESSION),
+                Some(body),
+            );
+            if !bearer {
+                req = with_header(req, "cookie", &format!("fp_session={SESSION}"));
+            }
+            if let Some(csrf) = csrf {
+                req = with_header(req, "x-csrf-token", csrf);
+            }
+            let refused = send(&h.app, req).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{csrf:?} {bearer}");
+            assert_eq!(refused.json()["code"], "forbidden");
+        }
+    }
+    let req = request(Method::POST, "/api/v1/tokens", Some(SESSION), Some(body));
+    let req = with_header(req, "x-csrf-token", SESSION_CSRF);
+    assert_eq!(send(&h.app, req).await.status, StatusCode::CREATED);
+    // A token needs none.
+    let by_token = call(
+        &h.app,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(&credential("t1")),
+        Some(body),
+    )
+    .await;
+    assert_eq!(by_token.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn login_validates_its_body_before_anything_else() {
+    let h = harness().await;
+    let reply = call(
+        &h.app,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(r#"{"email":"","password":""}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let fields: Vec<String> = reply.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fields, ["/email", "/password"]);
+}
+
+// ---- filter types ----
+
+#[tokio::test]
+async fn filter_types_list_every_http_filter_variant_with_its_schema() {
+    let h = harness().await;
+    let reply = call(
+        &h.app,
+        Method::GET,
+        "/api/v1/filter-types",
+        Some(&credential("t1")),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let body = reply.json();
+    let items = body["items"].as_array().unwrap();
+    let listed: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    let variants: Vec<String> = flowplane_domain::filters::catalog::variant_schemas()
+        .into_iter()
+        .map(|(tag, _)| tag)
+        .collect();
+    assert_eq!(listed, variants, "every HttpFilter variant, in order");
+    for expected in [
+        "router",
+        "cors",
+        "localRateLimit",
+        "headerMutation",
+        "rbac",
+        "jwtAuth",
+    ] {
+        assert!(listed.contains(&expected), "{expected} missing: {listed:?}");
+    }
+    for item in items {
+        let name = item["type"].as_str().unwrap();
+        assert!(item["schema"].is_object(), "{name} has no schema");
+        assert!(!item["description"].as_str().unwrap().is_empty(), "{name}");
+        assert!(
+            item["defaultName"]
+                .as_str()
+                .unwrap()
+                .starts_with("envoy.filters.http.")
+        );
+        // Every $ref resolves inside the answer, so a client needs nothing else.
+        let text = item.to_string();
+        for reference in text.split("#/components/schemas/").skip(1) {
+            let referenced = reference.split('"').next().unwrap();
+            assert!(
+                item["referencedSchemas"].get(referenced).is_some(),
+                "{name}: {referenced} is referenced but not included"
+            );
+        }
+    }
+    let cors = &items[listed.iter().position(|t| *t == "cors").unwrap()];
+    assert_eq!(cors["perRouteOverride"]["field"], "cors");
+    assert!(cors["perRouteOverride"]["schema"].is_object());
+    let router = &items[listed.iter().position(|t| *t == "router").unwrap()];
+    assert_eq!(router["perRouteOverride"], json!({"disable": false}));
+}
+
+#[tokio::test]
+async fn one_filter_type_is_served_by_its_tag_and_an_unknown_one_is_404() {
+    let h = harness().await;
+    let token = credential("t1");
+    let reply = call(
+        &h.app,
+        Method::GET,
+        "/api/v1/filter-types/jwtAuth",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["type"], "jwtAuth");
+    assert_eq!(body["perRouteOverride"]["field"], "jwtRequirement");
+    assert!(body["referencedSchemas"]["JwtAuthFilter"].is_object());
+    call(
+        &h.app,
+        Method::GET,
+        "/api/v1/filter-types/nope",
+        Some(&token),
+        None,
+    )
+    .await
+    .problem(404, "not_found");
+    call(&h.app, Method::GET, "/api/v1/filter-types", None, None)
+        .await
+        .problem(401, "unauthenticated");
 }

@@ -7,6 +7,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Set when `token` is a login session: sent as `x-csrf-token` on state-changing calls.
+    csrf: Option<String>,
 }
 
 pub struct Response {
@@ -21,7 +23,22 @@ impl Client {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_string(),
             token,
+            csrf: None,
         }
+    }
+
+    /// A client authenticated by a login session.
+    pub fn with_session(&self, session_token: &str, csrf_token: &str) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: Some(session_token.to_string()),
+            csrf: Some(csrf_token.to_string()),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     pub fn with_token(&self, token: &str) -> Self {
@@ -29,6 +46,7 @@ impl Client {
             http: self.http.clone(),
             base: self.base.clone(),
             token: Some(token.to_string()),
+            csrf: None,
         }
     }
 
@@ -39,14 +57,43 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Response> {
+        let safe = matches!(method, Method::GET | Method::HEAD);
         let mut request = self
             .http
             .request(method, format!("{}/api/v1{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
+        if let Some(csrf) = self.csrf.as_deref().filter(|_| !safe) {
+            request = request.header("x-csrf-token", csrf);
+        }
         if let Some(body) = body {
             request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach Flowplane at {}: {e}", self.base))?;
+        let status = response.status();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Response { status, body, text })
+    }
+
+    /// Sends a text body as it is (an OpenAPI document, JSON or YAML).
+    pub async fn send_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: String,
+    ) -> anyhow::Result<Response> {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .header("content-type", "application/yaml")
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
         }
         let response = request
             .send()

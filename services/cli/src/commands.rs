@@ -21,7 +21,7 @@ fn collection(kind: &str) -> anyhow::Result<&'static str> {
     })
 }
 
-fn print(value: &Value, out: Output, table: impl FnOnce(&Value)) {
+pub(crate) fn print(value: &Value, out: Output, table: impl FnOnce(&Value)) {
     match out {
         Output::Json => println!(
             "{}",
@@ -31,7 +31,7 @@ fn print(value: &Value, out: Output, table: impl FnOnce(&Value)) {
     }
 }
 
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+pub(crate) fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or("-")
 }
 

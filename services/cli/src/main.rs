@@ -4,6 +4,9 @@
 
 mod client;
 mod commands;
+mod credentials;
+mod identity_commands;
+mod platform;
 mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -23,7 +26,8 @@ struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     api_url: String,
-    /// A personal access token (fp_pat_...).
+    /// A personal access token (fp_pat_...). Without one, the session from
+    /// `flowplane auth login` is used.
     #[arg(long, global = true, env = "FLOWPLANE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Output format.
@@ -60,12 +64,36 @@ enum Command {
     /// Personal access tokens.
     #[command(subcommand)]
     Token(commands::Token),
+    /// Sessions: login, logout, whoami, and registering with an invite.
+    #[command(subcommand)]
+    Auth(identity_commands::Auth),
+    /// Organization members (organization admins).
+    #[command(subcommand)]
+    Member(identity_commands::Member),
+    /// Invitations into an organization (organization admins).
+    #[command(subcommand)]
+    Invite(identity_commands::Invite),
+    /// Import an API description as an API definition (`import openapi FILE --team T`).
+    #[command(subcommand)]
+    Import(platform::Import),
+    /// Expose an upstream URL at a path through Envoy in one call.
+    Expose(platform::Expose),
+    /// Stop exposing what `expose` exposed.
+    Unexpose(platform::Unexpose),
+    /// API definitions (the Platform API): list, get, delete.
+    #[command(subcommand)]
+    Api(platform::Api),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let client = client::Client::new(&cli.api_url, cli.token.clone());
+    let mut client = client::Client::new(&cli.api_url, cli.token.clone());
+    if cli.token.is_none()
+        && let Some(session) = credentials::load(client.base())
+    {
+        client = client.with_session(&session.session_token, &session.csrf_token);
+    }
     let out = cli.output;
     match cli.command {
         Command::Up => up::run().await,
@@ -76,5 +104,12 @@ async fn main() -> anyhow::Result<()> {
         Command::EnvoyConfig(args) => commands::envoy_config(&client, args).await,
         Command::Org(cmd) => commands::org(&client, cmd, out).await,
         Command::Token(cmd) => commands::token(&client, cmd, out).await,
+        Command::Auth(cmd) => identity_commands::auth(&client, cmd, out).await,
+        Command::Member(cmd) => identity_commands::member(&client, cmd, out).await,
+        Command::Invite(cmd) => identity_commands::invite(&client, cmd, out).await,
+        Command::Import(cmd) => platform::import(&client, cmd, out).await,
+        Command::Expose(args) => platform::expose(&client, args, out).await,
+        Command::Unexpose(args) => platform::unexpose(&client, args).await,
+        Command::Api(cmd) => platform::api(&client, cmd, out).await,
     }
 }

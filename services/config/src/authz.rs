@@ -16,6 +16,8 @@ pub struct Caller {
     pub grants: Grants,
     pub user_id: Option<Uuid>,
     pub token_id: Option<Uuid>,
+    /// Set when the caller authenticated with a login session rather than a token.
+    pub session_id: Option<Uuid>,
     pub request_id: String,
     pub client_address: String,
 }
@@ -31,6 +33,7 @@ impl Caller {
             grants: Grants::parse(&principal.scopes, org_id),
             user_id: Uuid::parse_str(&principal.user_id).ok(),
             token_id: Uuid::parse_str(&principal.token_id).ok(),
+            session_id: Uuid::parse_str(&principal.session_id).ok(),
             request_id: context.request_id,
             client_address: context.client_address,
         })

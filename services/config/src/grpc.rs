@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use flowplane_proto::identity::v1::{self as identity_pb, identity_service_server as identity_srv};
 use flowplane_proto::resources::v1::{
-    self as resources_pb, resource_service_server as resources_srv,
+    self as resources_pb, api_definition_service_server as api_definitions_srv,
+    resource_service_server as resources_srv,
 };
 use flowplane_proto::state::v1::{self as state_pb, state_service_server as state_srv};
 use flowplane_runtime::credential::ServiceCredential;
@@ -14,7 +15,9 @@ use tonic::{Request, Response, Status};
 
 use crate::authz::Caller;
 use crate::resources::kind_from_proto;
-use crate::{Context, audit_log, identity, resources, state, teams};
+use crate::{
+    Context, api_definitions, audit_log, identity, membership, resources, sessions, state, teams,
+};
 
 /// Serves every internal API on `addr`, each behind the service credential.
 pub async fn serve(
@@ -34,6 +37,13 @@ pub async fn serve(
             check.clone(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
+            // OpenAPI documents being imported can be tens of MB.
+            api_definitions_srv::ApiDefinitionServiceServer::new(ApiDefinitionApi(ctx.clone()))
+                .max_decoding_message_size(API_DOCUMENT_LIMIT)
+                .max_encoding_message_size(API_DOCUMENT_LIMIT),
+            check.clone(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             // The full state for a cold replica can be large.
             state_srv::StateServiceServer::new(StateApi(ctx))
                 .max_encoding_message_size(1024 * 1024 * 1024),
@@ -44,7 +54,11 @@ pub async fn serve(
     Ok(())
 }
 
+/// The largest request the API definition service takes (an OpenAPI document plus envelope).
+pub const API_DOCUMENT_LIMIT: usize = 64 * 1024 * 1024;
+
 pub struct ResourceApi(Context);
+pub struct ApiDefinitionApi(Context);
 pub struct IdentityApi(Context);
 pub struct StateApi(Context);
 
@@ -266,6 +280,84 @@ impl identity_srv::IdentityService for IdentityApi {
         let caller = Caller::from_context(r.context.clone())?;
         Ok(Response::new(teams::create(&self.0, &caller, r).await?))
     }
+
+    async fn login(
+        &self,
+        request: Request<identity_pb::LoginRequest>,
+    ) -> Reply<identity_pb::LoginResponse> {
+        Ok(Response::new(
+            sessions::login(&self.0, request.into_inner()).await?,
+        ))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<identity_pb::LogoutRequest>,
+    ) -> Reply<identity_pb::LogoutResponse> {
+        let caller = Caller::from_context(request.into_inner().context)?;
+        Ok(Response::new(sessions::logout(&self.0, &caller).await?))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<identity_pb::WhoAmIRequest>,
+    ) -> Reply<identity_pb::WhoAmIResponse> {
+        let caller = Caller::from_context(request.into_inner().context)?;
+        Ok(Response::new(sessions::whoami(&self.0, &caller).await?))
+    }
+
+    async fn create_invitation(
+        &self,
+        request: Request<identity_pb::CreateInvitationRequest>,
+    ) -> Reply<identity_pb::CreateInvitationResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context.clone())?;
+        Ok(Response::new(
+            membership::create_invitation(&self.0, &caller, r).await?,
+        ))
+    }
+
+    async fn register(
+        &self,
+        request: Request<identity_pb::RegisterRequest>,
+    ) -> Reply<identity_pb::RegisterResponse> {
+        Ok(Response::new(
+            membership::register(&self.0, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<identity_pb::ListMembersRequest>,
+    ) -> Reply<identity_pb::ListMembersResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(
+            membership::list_members(&self.0, &caller, &r.org).await?,
+        ))
+    }
+
+    async fn update_member(
+        &self,
+        request: Request<identity_pb::UpdateMemberRequest>,
+    ) -> Reply<identity_pb::Member> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context.clone())?;
+        Ok(Response::new(
+            membership::update_member(&self.0, &caller, r).await?,
+        ))
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<identity_pb::RemoveMemberRequest>,
+    ) -> Reply<identity_pb::RemoveMemberResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context.clone())?;
+        Ok(Response::new(
+            membership::remove_member(&self.0, &caller, r).await?,
+        ))
+    }
 }
 
 #[tonic::async_trait]
@@ -288,5 +380,54 @@ impl state_srv::StateService for StateApi {
     ) -> Reply<state_pb::ReportStatusResponse> {
         state::report_status(&self.0, request.into_inner()).await?;
         Ok(Response::new(state_pb::ReportStatusResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl api_definitions_srv::ApiDefinitionService for ApiDefinitionApi {
+    async fn apply(
+        &self,
+        request: Request<resources_pb::ApplyApiDefinitionRequest>,
+    ) -> Reply<resources_pb::ApplyApiDefinitionResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context.clone())?;
+        Ok(Response::new(
+            api_definitions::apply(&self.0, &caller, r).await?,
+        ))
+    }
+
+    async fn get(
+        &self,
+        request: Request<resources_pb::GetApiDefinitionRequest>,
+    ) -> Reply<resources_pb::ApiDefinition> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(
+            api_definitions::get(&self.0, &caller, &r.team, &r.name).await?,
+        ))
+    }
+
+    async fn list(
+        &self,
+        request: Request<resources_pb::ListApiDefinitionsRequest>,
+    ) -> Reply<resources_pb::ListApiDefinitionsResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        Ok(Response::new(
+            api_definitions::list(&self.0, &caller, &r.team, r.limit, &r.cursor).await?,
+        ))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<resources_pb::DeleteApiDefinitionRequest>,
+    ) -> Reply<resources_pb::DeleteResourceResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let revision =
+            api_definitions::delete(&self.0, &caller, &r.team, &r.name, r.if_revision).await?;
+        Ok(Response::new(resources_pb::DeleteResourceResponse {
+            revision,
+        }))
     }
 }

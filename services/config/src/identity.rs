@@ -149,6 +149,9 @@ pub async fn authenticate(
     ctx: &Context,
     req: pb::AuthenticateRequest,
 ) -> Result<pb::AuthenticateResponse, ServiceError> {
+    if req.credential.starts_with(crate::sessions::SESSION_PREFIX) {
+        return crate::sessions::authenticate(ctx, &req).await;
+    }
     let refused = || ServiceError::Unauthenticated("invalid or expired credential".into());
     let (id, secret) = req
         .credential
@@ -207,8 +210,10 @@ pub async fn authenticate(
             scopes: row.try_get("scopes").map_err(sqlx_err)?,
             org_id: org_id.map(|o| o.to_string()).unwrap_or_default(),
             email: row.try_get("email").map_err(sqlx_err)?,
+            session_id: String::new(),
         }),
         cache_seconds: u32::try_from(cache_seconds).unwrap_or(0),
+        csrf_token_sha256: String::new(),
     })
 }
 
@@ -343,8 +348,9 @@ pub(crate) async fn require_platform_admin(
     if caller.grants.is_admin() {
         return Ok(());
     }
-    let is_admin: Option<bool> = match (caller.token_id, caller.user_id) {
-        (None, Some(id)) => {
+    // Only a session speaks for its user; a token never does.
+    let is_admin: Option<bool> = match (caller.session_id, caller.token_id, caller.user_id) {
+        (Some(_), None, Some(id)) => {
             sqlx::query_scalar("SELECT is_platform_admin FROM users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&ctx.pool)
@@ -844,7 +850,7 @@ pub async fn revoke_token(
     Ok(token)
 }
 
-fn is_plausible_email(email: &str) -> bool {
+pub(crate) fn is_plausible_email(email: &str) -> bool {
     match email.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

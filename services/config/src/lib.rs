@@ -4,7 +4,10 @@
 //! - [`db`]: connecting, creating the database, migrations
 //! - [`authz`]: the one authorization decision, and team scoping for every query
 //! - [`resources`]: validated, audited, transactional resource changes
+//! - [`api_definitions`]: the Platform API, compiled into resources in the same transaction
 //! - [`identity`]: bootstrap, organizations, tokens, authentication
+//! - [`sessions`]: login sessions (email and password), logout, "who am I"
+//! - [`membership`]: invitations, registration, organization members
 //! - [`teams`]: the teams of an organization, managed by its admins
 //! - [`audit_log`]: reading the audit trail, scoped to what the caller may see
 //! - [`sweeper`]: marks expired tokens and keeps the token gauges current
@@ -12,15 +15,18 @@
 //! - [`relay`]: the outbox relay that publishes change events to the bus
 //! - [`grpc`]: the tonic services (thin: decode, call, encode)
 
+pub mod api_definitions;
 pub mod audit_log;
 pub mod authz;
 pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod membership;
 pub mod relay;
 pub mod resources;
 pub mod secrets;
+pub mod sessions;
 pub mod settings;
 pub mod state;
 mod store;
@@ -46,6 +52,8 @@ pub struct Context {
     pub outbox_ready: Arc<Notify>,
     /// Where token revocations, rotations and re-scopings are announced to api-gateways.
     pub notices: AuthNotices,
+    /// Session and invitation lifetimes.
+    pub identity: settings::IdentitySettings,
 }
 
 /// Runs the config service until `shutdown`: migrations, the setup token, the gRPC API, the
@@ -70,7 +78,9 @@ pub async fn run_with_notices(
         pool,
         outbox_ready: Arc::new(Notify::new()),
         notices,
+        identity: config.identity,
     };
+    api_definitions::set_shared_gateway_port(config.shared_gateway_port);
     identity::announce_setup_token(&ctx, config.setup_token.as_deref()).await?;
     // The recorder must exist before the token metrics are registered, or they are lost.
     let _ = flowplane_runtime::metrics::handle();

@@ -15,6 +15,26 @@ pub fn random_secret() -> Result<String, ServiceError> {
     Ok(hex::encode(bytes))
 }
 
+/// The SHA-256 digest (hex) of a high-entropy random secret (sessions, invitations, CSRF
+/// tokens). Guessing a 256-bit value is hopeless either way, so a slow hash would only add
+/// cost to every authentication.
+pub fn digest(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Compares a presented secret with a stored digest without an early exit on the first
+/// differing byte.
+pub fn digest_matches(secret: &str, stored_digest: &str) -> bool {
+    let presented = digest(secret);
+    presented.len() == stored_digest.len()
+        && presented
+            .bytes()
+            .zip(stored_digest.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 pub async fn hash(secret: String) -> Result<String, ServiceError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);

@@ -26,6 +26,29 @@ pub struct ConfigServiceConfig {
     pub create_database: bool,
     /// `FLOWPLANE_TOKEN_SWEEP_SECONDS`: how often tokens past their expiry are marked `expired`.
     pub token_sweep_interval: Duration,
+    /// `FLOWPLANE_SESSION_TTL_SECONDS` and `FLOWPLANE_INVITE_TTL_SECONDS`.
+    pub identity: IdentitySettings,
+    /// `FLOWPLANE_SHARED_GATEWAY_PORT`: the port of each team's shared API gateway listener
+    /// (`default-gateway-listener`, default 10000).
+    pub shared_gateway_port: u32,
+}
+
+/// Lifetimes of the identity credentials config issues.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentitySettings {
+    /// How long a login session lasts (`FLOWPLANE_SESSION_TTL_SECONDS`, default 8 hours).
+    pub session_ttl: Duration,
+    /// How long an invitation can be accepted (`FLOWPLANE_INVITE_TTL_SECONDS`, default 7 days).
+    pub invite_ttl: Duration,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(8 * 3600),
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/flowplane";
@@ -50,6 +73,18 @@ impl ConfigServiceConfig {
             token_sweep_interval: Duration::from_secs(
                 env::parsed::<u64>("FLOWPLANE_TOKEN_SWEEP_SECONDS", 60)?.max(1),
             ),
+            shared_gateway_port: env::parsed(
+                "FLOWPLANE_SHARED_GATEWAY_PORT",
+                flowplane_domain::api_definition::generate::DEFAULT_SHARED_PORT,
+            )?,
+            identity: IdentitySettings {
+                session_ttl: Duration::from_secs(
+                    env::parsed::<u64>("FLOWPLANE_SESSION_TTL_SECONDS", 8 * 3600)?.max(1),
+                ),
+                invite_ttl: Duration::from_secs(
+                    env::parsed::<u64>("FLOWPLANE_INVITE_TTL_SECONDS", 7 * 24 * 3600)?.max(1),
+                ),
+            },
         })
     }
 }

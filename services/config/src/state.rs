@@ -39,6 +39,7 @@ pub async fn get_state(ctx: &Context) -> Result<pb::State, ServiceError> {
             revision: row.try_get("revision")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            managed_by: None,
         };
         resources.push(to_proto(&stored, Vec::new()));
     }

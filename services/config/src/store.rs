@@ -42,10 +42,15 @@ pub struct StoredResource {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The API definition that generated this resource ([`SHARED_OWNER`] for the team's shared
+    /// gateway); such a resource changes only through its definition.
+    ///
+    /// [`SHARED_OWNER`]: flowplane_domain::api_definition::generate::SHARED_OWNER
+    pub managed_by: Option<String>,
 }
 
 const SELECT_RESOURCE: &str = "SELECT r.id, r.kind, t.name AS team, r.name, r.spec, r.revision, \
-     r.created_at, r.updated_at FROM resources r JOIN teams t ON t.id = r.team_id";
+     r.created_at, r.updated_at, r.managed_by FROM resources r JOIN teams t ON t.id = r.team_id";
 
 fn resource_from_row(row: &PgRow) -> Result<StoredResource, sqlx::Error> {
     let kind: String = row.try_get("kind")?;
@@ -59,6 +64,7 @@ fn resource_from_row(row: &PgRow) -> Result<StoredResource, sqlx::Error> {
         revision: row.try_get("revision")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        managed_by: row.try_get("managed_by")?,
     })
 }
 
@@ -185,9 +191,22 @@ pub async fn insert_resource(
     spec: &serde_json::Value,
     revision: i64,
 ) -> Result<StoredResource, sqlx::Error> {
+    insert_managed_resource(conn, team, kind, name, spec, revision, None).await
+}
+
+/// [`insert_resource`], recording the API definition that generated it.
+pub async fn insert_managed_resource(
+    conn: &mut PgConnection,
+    team: &TeamAccess,
+    kind: ResourceKind,
+    name: &str,
+    spec: &serde_json::Value,
+    revision: i64,
+    managed_by: Option<&str>,
+) -> Result<StoredResource, sqlx::Error> {
     let row = sqlx::query(
-        "INSERT INTO resources (id, kind, team_id, name, spec, revision) VALUES ($1, $2, $3, $4, $5, $6) \
-         RETURNING id, created_at, updated_at",
+        "INSERT INTO resources (id, kind, team_id, name, spec, revision, managed_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at, updated_at",
     )
     .bind(Uuid::new_v4())
     .bind(kind.collection())
@@ -195,6 +214,7 @@ pub async fn insert_resource(
     .bind(name)
     .bind(spec)
     .bind(revision)
+    .bind(managed_by)
     .fetch_one(conn)
     .await?;
     Ok(StoredResource {
@@ -206,6 +226,7 @@ pub async fn insert_resource(
         revision,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        managed_by: managed_by.map(str::to_string),
     })
 }
 
@@ -338,4 +359,24 @@ pub async fn resource_status(
         })
     })
     .collect()
+}
+
+/// The resources of one team that the given owners (API definitions, or the shared gateway)
+/// generated, in (kind, name) order.
+pub async fn managed_resources(
+    conn: &mut PgConnection,
+    team: &TeamAccess,
+    owners: &[String],
+) -> Result<Vec<StoredResource>, sqlx::Error> {
+    let sql = format!(
+        "{SELECT_RESOURCE} WHERE r.team_id = $1 AND r.managed_by = ANY($2) ORDER BY r.kind, r.name"
+    );
+    sqlx::query(&sql)
+        .bind(team.id())
+        .bind(owners)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(resource_from_row)
+        .collect()
 }

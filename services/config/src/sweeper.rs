@@ -34,11 +34,18 @@ pub fn describe_metrics() {
         "auth_authentications_total",
         "Bearer authentications by outcome"
     );
+    metrics::describe_counter!("auth_sessions_created_total", "Login sessions opened");
+    metrics::describe_counter!(
+        "auth_login_failures_total",
+        "Logins refused for a wrong email or password"
+    );
     for name in [
         "auth_tokens_created_total",
         "auth_tokens_revoked_total",
         "auth_tokens_rotated_total",
         "auth_tokens_expired_total",
+        "auth_sessions_created_total",
+        "auth_login_failures_total",
     ] {
         metrics::counter!(name).increment(0);
     }

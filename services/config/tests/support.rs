@@ -41,6 +41,7 @@ impl TestDb {
                 pool,
                 outbox_ready: Arc::new(Notify::new()),
                 notices: flowplane_runtime::bus::AuthNotices::local(),
+                identity: Default::default(),
             },
             name,
             base,
@@ -64,6 +65,7 @@ pub fn caller(scopes: &[&str], org_id: Option<String>) -> Caller {
         grants: Grants::parse(&scopes, org_id),
         user_id: None,
         token_id: None,
+        session_id: None,
         request_id: "test-request".into(),
         client_address: "127.0.0.1".into(),
     }

@@ -124,24 +124,33 @@ impl Store {
                     got: event.revision,
                 });
             }
-            let team = state.teams.entry(event.team.clone()).or_default();
-            match ChangeOp::try_from(event.op) {
-                Ok(ChangeOp::Upsert) => {
-                    let resource = event
-                        .resource
-                        .as_ref()
-                        .ok_or_else(|| ApplyError::Malformed("upsert without a resource".into()))?;
-                    if let Err(e) = upsert(team, resource) {
-                        // Keep serving the last good version of this resource.
-                        tracing::error!(team = %event.team, name = %event.name, error = %e, "cannot translate resource; keeping the previous version");
+            // A batch (one revision, several resources) or a single change.
+            let batched = event.op == ChangeOp::Unspecified as i32;
+            let changes = if batched {
+                event.changes.as_slice()
+            } else {
+                std::slice::from_ref(event)
+            };
+            // Check every entry before touching the state, so a malformed batch applies nothing.
+            for change in changes {
+                match ChangeOp::try_from(change.op) {
+                    Ok(ChangeOp::Upsert) if change.resource.is_none() => {
+                        return Err(ApplyError::Malformed("upsert without a resource".into()));
                     }
+                    Ok(ChangeOp::Upsert | ChangeOp::Delete) => {}
+                    _ => return Err(ApplyError::Malformed(format!("unknown op {}", change.op))),
                 }
-                Ok(ChangeOp::Delete) => remove(team, event.kind, &event.name),
-                _ => return Err(ApplyError::Malformed(format!("unknown op {}", event.op))),
+            }
+            for change in changes {
+                apply_one(&mut state, change);
             }
             state.revision = event.revision;
         }
-        self.notify([event.team.clone()]);
+        let mut teams: Vec<String> = event.changes.iter().map(|c| c.team.clone()).collect();
+        teams.push(event.team.clone());
+        teams.sort_unstable();
+        teams.dedup();
+        self.notify(teams);
         Ok(true)
     }
 
@@ -273,6 +282,21 @@ fn kind_of(kind: i32) -> Option<ResourceKind> {
     }
 }
 
+/// One validated upsert or delete.
+fn apply_one(state: &mut State, change: &state_pb::ChangeEvent) {
+    let team = state.teams.entry(change.team.clone()).or_default();
+    match (ChangeOp::try_from(change.op), &change.resource) {
+        (Ok(ChangeOp::Upsert), Some(resource)) => {
+            if let Err(e) = upsert(team, resource) {
+                // Keep serving the last good version of this resource.
+                tracing::error!(team = %change.team, name = %change.name, error = %e, "cannot translate resource; keeping the previous version");
+            }
+        }
+        (Ok(ChangeOp::Delete), _) => remove(team, change.kind, &change.name),
+        _ => {}
+    }
+}
+
 /// Translates and encodes one resource into its team.
 fn upsert(team: &mut Team, resource: &resources_pb::Resource) -> Result<(), String> {
     let kind = kind_of(resource.kind).ok_or("unknown kind")?;
@@ -322,5 +346,84 @@ fn remove(team: &mut Team, kind: i32, name: &str) {
             team.dataplanes.remove(name);
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(op: ChangeOp, name: &str, port: Option<u32>) -> state_pb::ChangeEvent {
+        let kind = resources_pb::ResourceKind::Cluster as i32;
+        state_pb::ChangeEvent {
+            revision: 1,
+            op: op as i32,
+            kind,
+            team: "t".into(),
+            name: name.into(),
+            resource: port.map(|port| resources_pb::Resource {
+                kind,
+                team: "t".into(),
+                name: name.into(),
+                spec_json: format!(r#"{{"endpoints":[{{"host":"127.0.0.1","port":{port}}}]}}"#),
+                ..Default::default()
+            }),
+            changes: Vec::new(),
+        }
+    }
+
+    fn clusters(store: &Store) -> Vec<String> {
+        let dataplane = Dataplane {
+            id: "d".into(),
+            name: "d".into(),
+        };
+        store
+            .select("t", &dataplane, CLUSTER_TYPE, Interest::All)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_applies_every_change_at_one_revision_or_none() {
+        let store = Store::new();
+        let batch = |revision, changes| state_pb::ChangeEvent {
+            revision,
+            team: "t".into(),
+            changes,
+            ..Default::default()
+        };
+        let first = batch(
+            1,
+            vec![
+                change(ChangeOp::Upsert, "a", Some(81)),
+                change(ChangeOp::Upsert, "b", Some(82)),
+            ],
+        );
+        assert_eq!(store.apply(&first).ok(), Some(true));
+        assert_eq!(
+            (store.revision(), clusters(&store)),
+            (1, vec!["a".into(), "b".into()])
+        );
+
+        // A malformed entry (an upsert without its resource) rejects the whole batch.
+        let broken = batch(
+            2,
+            vec![
+                change(ChangeOp::Delete, "a", None),
+                change(ChangeOp::Upsert, "c", None),
+            ],
+        );
+        assert!(store.apply(&broken).is_err());
+        assert_eq!((store.revision(), clusters(&store).len()), (1, 2));
+
+        // An empty batch only moves the revision (a definition change nothing serves).
+        assert_eq!(store.apply(&batch(2, Vec::new())).ok(), Some(true));
+        let second = batch(3, vec![change(ChangeOp::Delete, "a", None)]);
+        assert_eq!(store.apply(&second).ok(), Some(true));
+        assert_eq!(
+            (store.revision(), clusters(&store)),
+            (3, vec!["b".to_string()])
+        );
     }
 }

@@ -238,6 +238,7 @@ async fn a_change_pushes_clusters_before_listeners_and_a_nack_is_not_resent() {
             team: r.team.clone(),
             name: r.name.clone(),
             resource: Some(r),
+            changes: Vec::new(),
         };
         assert_eq!(h.store.apply(&event).ok(), Some(true));
     }
@@ -293,6 +294,7 @@ async fn a_change_pushes_clusters_before_listeners_and_a_nack_is_not_resent() {
         team: "team-a".into(),
         name: "a2".into(),
         resource: None,
+        changes: Vec::new(),
     };
     assert!(h.store.apply(&gap).is_err());
     let old = ChangeEvent { revision: 2, ..gap };

@@ -129,6 +129,7 @@ impl Harness {
             team: r.team.clone(),
             name: r.name.clone(),
             resource: Some(r),
+            changes: Vec::new(),
         };
         assert_eq!(self.store.apply(&event).ok(), Some(true));
     }
@@ -142,6 +143,7 @@ impl Harness {
             team: "team-a".into(),
             name: name.into(),
             resource: None,
+            changes: Vec::new(),
         };
         assert_eq!(self.store.apply(&event).ok(), Some(true));
     }
@@ -341,6 +343,7 @@ async fn a_change_sends_only_what_changed_and_removals_arrive_as_removed_resourc
             "b2",
             json!({"endpoints": [{"host": "127.0.0.1", "port": 8004}]}),
         )),
+        changes: Vec::new(),
     };
     assert_eq!(h.store.apply(&other).ok(), Some(true));
     s.nothing().await;

@@ -1,10 +1,18 @@
-//! Upstream clusters: where traffic goes and how Envoy connects to it.
+//! Upstream clusters: where traffic goes, how Envoy connects to it, and how Envoy decides an
+//! endpoint is fit for traffic (active health checks, outlier detection, circuit breakers).
+
+pub mod circuit_breakers;
+pub mod health_check;
+pub mod outlier_detection;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{Path, ValidationErrors};
 use crate::resource::Spec;
+pub use circuit_breakers::{CircuitBreakerThresholds, CircuitBreakers};
+pub use health_check::{GrpcHealthCheck, HealthCheck, HttpHealthCheck, Probe, TcpHealthCheck};
+pub use outlier_detection::OutlierDetection;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -30,6 +38,17 @@ pub struct ClusterSpec {
     pub dns_lookup_family: DnsLookupFamily,
     #[serde(default)]
     pub protocol_type: UpstreamProtocol,
+    /// Close an upstream connection after this many idle seconds (Envoy's default is one
+    /// hour; 0 keeps idle connections open forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u32>,
+    /// Active health checks (at most one for now); an endpoint failing it gets no traffic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<HealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breakers: Option<CircuitBreakers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 fn default_connect_timeout() -> u32 {
@@ -44,7 +63,21 @@ pub struct Endpoint {
     /// Relative load-balancing weight (1-128, default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// Failover priority (0 = highest, the default). Envoy sends traffic to priority 1 only
+    /// when too few priority 0 endpoints are healthy, and so on; the priorities in use must be
+    /// contiguous from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
 }
+
+/// Envoy supports at most 128 priority levels.
+pub const MAX_PRIORITY: u32 = 127;
+
+/// Health checks per cluster (see the check in `validate`).
+pub const MAX_HEALTH_CHECKS: usize = 1;
+
+/// Upper bound of `idleTimeoutSeconds` (one week).
+pub const MAX_IDLE_TIMEOUT_SECONDS: u32 = 604_800;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -85,6 +118,17 @@ impl ClusterSpec {
         self.endpoints
             .iter()
             .all(|e| e.host.parse::<std::net::IpAddr>().is_ok())
+    }
+
+    /// The distinct endpoint priorities in ascending order.
+    pub fn priorities(&self) -> std::collections::BTreeSet<u32> {
+        self.endpoints.iter().map(Endpoint::priority).collect()
+    }
+}
+
+impl Endpoint {
+    pub fn priority(&self) -> u32 {
+        self.priority.unwrap_or(0)
     }
 }
 
@@ -136,6 +180,57 @@ impl Spec for ClusterSpec {
         }
         // Envoy resolves all endpoints of a DNS cluster the same way; mixing IPs and names
         // is fine for STRICT_DNS, but an empty host list is not.
+        self.validate_priorities(&endpoints, errors);
+        if let Some(idle) = self.idle_timeout_seconds
+            && idle > MAX_IDLE_TIMEOUT_SECONDS
+        {
+            errors.add(
+                root.field("idleTimeoutSeconds").as_str(),
+                format!("must be between 0 and {MAX_IDLE_TIMEOUT_SECONDS} (one week)"),
+            );
+        }
+        let checks = root.field("healthChecks");
+        // Envoy (since 1.37) requires a name on each of several health checks, a field the
+        // envoy-types protos Flowplane builds with do not have yet; so one check per cluster.
+        if self.health_checks.len() > MAX_HEALTH_CHECKS {
+            errors.add(
+                checks.index(MAX_HEALTH_CHECKS).as_str(),
+                format!("at most {MAX_HEALTH_CHECKS} health check per cluster is supported"),
+            );
+        }
+        for (i, check) in self.health_checks.iter().enumerate() {
+            check.validate(self.protocol_type, &checks.index(i), errors);
+        }
+        if let Some(breakers) = &self.circuit_breakers {
+            breakers.validate(&root.field("circuitBreakers"), errors);
+        }
+        if let Some(outliers) = &self.outlier_detection {
+            outliers.validate(&root.field("outlierDetection"), errors);
+        }
+    }
+}
+
+impl ClusterSpec {
+    /// Envoy spills over from one priority to the next; a gap (endpoints at 0 and 2 but none
+    /// at 1) is almost surely a typo, so every priority up to the highest must be used.
+    fn validate_priorities(&self, endpoints: &Path, errors: &mut ValidationErrors) {
+        let used = self.priorities();
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            let Some(priority) = endpoint.priority else {
+                continue;
+            };
+            let at = endpoints.index(i).field("priority");
+            if priority > MAX_PRIORITY {
+                errors.add(at.as_str(), format!("must be between 0 and {MAX_PRIORITY}"));
+            } else if let Some(missing) = (0..priority).find(|p| !used.contains(p)) {
+                errors.add(
+                    at.as_str(),
+                    format!(
+                        "priorities must be contiguous from 0, but no endpoint has priority {missing}"
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -221,5 +316,169 @@ mod tests {
                 "{body}: expected an error at {field}, got {errors}"
             );
         }
+    }
+
+    #[test]
+    fn resilience_fields_parse_with_defaults() {
+        let parsed = parse_spec::<ClusterSpec>(
+            r#"{"endpoints":[{"host":"10.0.0.1","port":80},{"host":"10.0.0.2","port":80,"priority":1}],
+                "idleTimeoutSeconds":30,
+                "healthChecks":[{"http":{"path":"/healthz"}}],
+                "circuitBreakers":{"default":{"maxRequests":10},"high":{"maxConnections":5}},
+                "outlierDetection":{"consecutive5xx":2}}"#,
+        )
+        .expect("valid");
+        let spec = parsed.spec;
+        assert_eq!(spec.priorities().into_iter().collect::<Vec<_>>(), [0, 1]);
+        let http = &spec.health_checks[0];
+        assert_eq!(
+            (
+                http.interval_ms,
+                http.timeout_ms,
+                http.unhealthy_threshold,
+                http.healthy_threshold
+            ),
+            (5_000, 1_000, 3, 2)
+        );
+        assert!(matches!(http.probe(), Some(Probe::Http(_))));
+        assert_eq!(
+            spec.circuit_breakers
+                .and_then(|c| c.default_priority)
+                .and_then(|t| t.max_requests),
+            Some(10)
+        );
+        assert_eq!(
+            spec.outlier_detection.and_then(|o| o.consecutive_5xx),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn resilience_errors_carry_field_paths() {
+        let with =
+            |extra: &str| format!(r#"{{"endpoints":[{{"host":"10.0.0.1","port":80}}],{extra}}}"#);
+        let cases = [
+            (with(r#""healthChecks":[{}]"#), "/healthChecks/0"),
+            (
+                with(r#""healthChecks":[{"http":{"path":"/"},"tcp":{}}]"#),
+                "/healthChecks/0",
+            ),
+            (
+                with(r#""healthChecks":[{"http":{"path":"healthz"}}]"#),
+                "/healthChecks/0/http/path",
+            ),
+            (
+                with(r#""healthChecks":[{"http":{"path":"/a b"}}]"#),
+                "/healthChecks/0/http/path",
+            ),
+            (
+                with(r#""healthChecks":[{"http":{"path":"/","host":""}}]"#),
+                "/healthChecks/0/http/host",
+            ),
+            (
+                with(r#""healthChecks":[{"http":{"path":"/","expectedStatuses":[200,600]}}]"#),
+                "/healthChecks/0/http/expectedStatuses/1",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{"send":"abc"}}]"#),
+                "/healthChecks/0/tcp/send",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{"send":"00","receive":["zz"]}}]"#),
+                "/healthChecks/0/tcp/receive/0",
+            ),
+            (
+                with(r#""healthChecks":[{"grpc":{}}]"#),
+                "/healthChecks/0/grpc",
+            ),
+            (
+                with(r#""protocolType":"HTTP2","healthChecks":[{"grpc":{"authority":""}}]"#),
+                "/healthChecks/0/grpc/authority",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{},"intervalMs":0}]"#),
+                "/healthChecks/0/intervalMs",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{},"timeoutMs":0}]"#),
+                "/healthChecks/0/timeoutMs",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{},"noTrafficIntervalMs":0}]"#),
+                "/healthChecks/0/noTrafficIntervalMs",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{},"unhealthyThreshold":0}]"#),
+                "/healthChecks/0/unhealthyThreshold",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{},"healthyThreshold":0}]"#),
+                "/healthChecks/0/healthyThreshold",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{},"intervalSeconds":1}]"#),
+                "/healthChecks/0/intervalSeconds",
+            ),
+            (
+                with(r#""healthChecks":[{"tcp":{}},{"tcp":{}}]"#),
+                "/healthChecks/1",
+            ),
+            (with(r#""circuitBreakers":{}"#), "/circuitBreakers"),
+            (
+                with(r#""circuitBreakers":{"default":{}}"#),
+                "/circuitBreakers/default",
+            ),
+            (
+                with(r#""circuitBreakers":{"high":{"maxPendingRequests":0}}"#),
+                "/circuitBreakers/high/maxPendingRequests",
+            ),
+            (
+                with(r#""outlierDetection":{"consecutive5xx":0}"#),
+                "/outlierDetection/consecutive5xx",
+            ),
+            (
+                with(r#""outlierDetection":{"consecutiveGatewayFailure":0}"#),
+                "/outlierDetection/consecutiveGatewayFailure",
+            ),
+            (
+                with(r#""outlierDetection":{"intervalMs":0}"#),
+                "/outlierDetection/intervalMs",
+            ),
+            (
+                with(r#""outlierDetection":{"baseEjectionTimeMs":0}"#),
+                "/outlierDetection/baseEjectionTimeMs",
+            ),
+            (
+                with(r#""outlierDetection":{"maxEjectionPercent":101}"#),
+                "/outlierDetection/maxEjectionPercent",
+            ),
+            (
+                with(r#""idleTimeoutSeconds":604801"#),
+                "/idleTimeoutSeconds",
+            ),
+            (
+                r#"{"endpoints":[{"host":"10.0.0.1","port":80},{"host":"10.0.0.2","port":80,"priority":2}]}"#
+                    .to_string(),
+                "/endpoints/1/priority",
+            ),
+            (
+                r#"{"endpoints":[{"host":"10.0.0.1","port":80,"priority":128}]}"#.to_string(),
+                "/endpoints/0/priority",
+            ),
+        ];
+        for (body, field) in cases {
+            let errors = parse_spec::<ClusterSpec>(&body).expect_err(&body);
+            assert!(
+                errors.errors().iter().any(|e| e.field == field),
+                "{body}: expected an error at {field}, got {errors}"
+            );
+        }
+    }
+
+    #[test]
+    fn grpc_health_checks_are_fine_on_http2_clusters() {
+        let body = r#"{"endpoints":[{"host":"10.0.0.1","port":80}],"protocolType":"HTTP2",
+            "healthChecks":[{"grpc":{"serviceName":"orders"}}]}"#;
+        assert!(parse_spec::<ClusterSpec>(body).is_ok());
     }
 }

@@ -1,12 +1,14 @@
 //! Flowplane's domain model: the JSON shape of every resource, its validation (with field
 //! paths), and the scope rules. No IO: storage, transport and Envoy live elsewhere.
 
+pub mod api_definition;
 pub mod cluster;
 pub mod dataplane;
 pub mod error;
 pub mod filters;
 pub mod header_changes;
 pub mod listener;
+pub mod membership;
 pub mod names;
 pub mod resource;
 pub mod route_config;

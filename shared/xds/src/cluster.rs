@@ -1,14 +1,21 @@
 //! Clusters: a `ClusterSpec` becomes one Envoy `Cluster` with its endpoints inline (no EDS),
-//! optional TLS origination, and the upstream HTTP protocol it speaks.
+//! optional TLS origination, the upstream HTTP protocol it speaks, and how Envoy judges
+//! endpoints (active health checks, outlier detection, circuit breakers).
 
-use std::collections::HashMap;
+mod circuit_breakers;
+mod health_check;
+mod outlier_detection;
+
+use std::collections::{BTreeMap, HashMap};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, DiscoveryType, DnsLookupFamily as EnvoyDnsLookupFamily,
     LbPolicy as EnvoyLbPolicy,
 };
-use envoy_types::pb::envoy::config::core::v3::TransportSocket;
+use envoy_types::pb::envoy::config::core::v3::{
+    HttpProtocolOptions as CommonHttpProtocolOptions, TransportSocket,
+};
 use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
@@ -19,6 +26,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
+use envoy_types::pb::envoy::config::core::v3::Http1ProtocolOptions;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
     AutoHttpConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
 };
@@ -47,7 +55,16 @@ pub fn translate_cluster(name: &str, spec: &ClusterSpec) -> Result<Cluster, Tran
         dns_lookup_family: dns_lookup_family(spec.dns_lookup_family) as i32,
         load_assignment: Some(load_assignment(name, &spec.endpoints)?),
         transport_socket: transport_socket(spec),
-        typed_extension_protocol_options: protocol_options(spec.protocol_type),
+        typed_extension_protocol_options: protocol_options(spec),
+        health_checks: health_check::health_checks(&spec.health_checks, spec.protocol_type)?,
+        circuit_breakers: spec
+            .circuit_breakers
+            .as_ref()
+            .map(circuit_breakers::circuit_breakers),
+        outlier_detection: spec
+            .outlier_detection
+            .as_ref()
+            .map(outlier_detection::outlier_detection),
         ..Default::default()
     })
 }
@@ -110,7 +127,8 @@ fn check_protocol(spec: &ClusterSpec) -> Result<(), TranslateError> {
     Ok(())
 }
 
-/// Endpoints travel inline in one locality; Flowplane has no EDS of its own.
+/// Endpoints travel inline, one locality per priority (Envoy's failover unit); Flowplane has
+/// no EDS of its own.
 fn load_assignment(
     name: &str,
     endpoints: &[Endpoint],
@@ -122,17 +140,36 @@ fn load_assignment(
             "at least one endpoint is required",
         ));
     }
-    let lb_endpoints = endpoints
+    let mut by_priority: BTreeMap<u32, Vec<LbEndpoint>> = BTreeMap::new();
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let lb = lb_endpoint(endpoint, &path.index(i))?;
+        by_priority.entry(endpoint.priority()).or_default().push(lb);
+    }
+    // Envoy accepts a gap (an empty priority level), but it is almost surely a typo; domain
+    // validation refuses it, and this keeps an unvalidated spec from slipping one through.
+    if let Some((i, endpoint)) = endpoints
         .iter()
         .enumerate()
-        .map(|(i, endpoint)| lb_endpoint(endpoint, &path.index(i)))
-        .collect::<Result<Vec<_>, _>>()?;
+        .find(|(_, e)| !(0..e.priority()).all(|p| by_priority.contains_key(&p)))
+    {
+        return Err(TranslateError::at(
+            &path.index(i).field("priority"),
+            format!(
+                "priorities must be contiguous from 0 (priority {} has a gap below it)",
+                endpoint.priority()
+            ),
+        ));
+    }
     Ok(ClusterLoadAssignment {
         cluster_name: name.to_string(),
-        endpoints: vec![LocalityLbEndpoints {
-            lb_endpoints,
-            ..Default::default()
-        }],
+        endpoints: by_priority
+            .into_iter()
+            .map(|(priority, lb_endpoints)| LocalityLbEndpoints {
+                lb_endpoints,
+                priority,
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     })
 }
@@ -201,12 +238,26 @@ fn alpn_protocols(protocol: UpstreamProtocol) -> Vec<String> {
     protocols.iter().map(|p| p.to_string()).collect()
 }
 
-/// HTTP/1.1 is Envoy's default, so it needs no options. The map holds at most one entry:
-/// prost encodes maps in iteration order, and one entry keeps the bytes (and so the resource
-/// version) deterministic.
-fn protocol_options(protocol: UpstreamProtocol) -> HashMap<String, Any> {
-    let options = match protocol {
-        UpstreamProtocol::Http1 => return HashMap::new(),
+/// HTTP/1.1 without an idle timeout is Envoy's default, so it needs no options. The map holds
+/// at most one entry: prost encodes maps in iteration order, and one entry keeps the bytes (and
+/// so the resource version) deterministic.
+fn protocol_options(spec: &ClusterSpec) -> HashMap<String, Any> {
+    let common = spec
+        .idle_timeout_seconds
+        .map(|idle| CommonHttpProtocolOptions {
+            idle_timeout: Some(seconds(idle)),
+            ..Default::default()
+        });
+    let options = match spec.protocol_type {
+        UpstreamProtocol::Http1 if common.is_none() => return HashMap::new(),
+        // Envoy requires the protocol to be stated whenever these options are present.
+        UpstreamProtocol::Http1 => {
+            UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+                protocol_config: Some(ProtocolConfig::HttpProtocolOptions(
+                    Http1ProtocolOptions::default(),
+                )),
+            })
+        }
         UpstreamProtocol::Http2 => {
             UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
                 protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Default::default())),
@@ -219,6 +270,7 @@ fn protocol_options(protocol: UpstreamProtocol) -> HashMap<String, Any> {
         }),
     };
     let options = HttpProtocolOptions {
+        common_http_protocol_options: common,
         upstream_protocol_options: Some(options),
         ..Default::default()
     };
@@ -229,6 +281,7 @@ fn protocol_options(protocol: UpstreamProtocol) -> HashMap<String, Any> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::envoy_core::milliseconds;
     use envoy_types::pb::envoy::config::core::v3::address;
     use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
     use prost::Message;
@@ -244,6 +297,7 @@ mod tests {
             host: host.to_string(),
             port,
             weight: None,
+            priority: None,
         }
     }
 
@@ -470,6 +524,10 @@ mod tests {
             lb_policy: LbPolicy::default(),
             dns_lookup_family: DnsLookupFamily::default(),
             protocol_type: UpstreamProtocol::default(),
+            idle_timeout_seconds: None,
+            health_checks: Vec::new(),
+            circuit_breakers: None,
+            outlier_detection: None,
         };
         let cases: Vec<(ClusterSpec, &str)> = vec![
             (
@@ -541,5 +599,169 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(translate_cluster("c", &s).unwrap().encode_to_vec(), first);
         }
+    }
+
+    #[test]
+    fn endpoints_are_grouped_into_one_locality_per_priority() {
+        let s = spec(
+            r#"{"endpoints":[{"host":"10.0.0.1","port":80,"priority":1},{"host":"10.0.0.2","port":80},
+                {"host":"10.0.0.3","port":80,"priority":1}]}"#,
+        );
+        let cluster = translate_cluster("c", &s).unwrap();
+        let localities = &cluster.load_assignment.as_ref().unwrap().endpoints;
+        let shape: Vec<(u32, Vec<String>)> = localities
+            .iter()
+            .map(|l| {
+                let hosts = l.lb_endpoints.iter().map(|e| address_of(e).0).collect();
+                (l.priority, hosts)
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (0, vec!["10.0.0.2".to_string()]),
+                (1, vec!["10.0.0.1".to_string(), "10.0.0.3".to_string()])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_priority_gap_is_reported_at_the_endpoint() {
+        let mut s = spec(r#"{"endpoints":[{"host":"10.0.0.1","port":80}]}"#);
+        s.endpoints[0].priority = Some(1);
+        let error = translate_cluster("c", &s).unwrap_err();
+        assert_eq!(error.field, "/endpoints/0/priority");
+    }
+
+    #[test]
+    fn http_health_checks_carry_timing_thresholds_and_statuses() {
+        use envoy_types::pb::envoy::config::core::v3::health_check::HealthChecker;
+        let s = spec(
+            r#"{"endpoints":[{"host":"10.0.0.1","port":80}],"protocolType":"HTTP2",
+                "healthChecks":[{"http":{"path":"/healthz","host":"probe","expectedStatuses":[200,204]},
+                  "intervalMs":250,"timeoutMs":1500,"unhealthyThreshold":1,"healthyThreshold":4,
+                  "noTrafficIntervalMs":500}]}"#,
+        );
+        let cluster = translate_cluster("c", &s).unwrap();
+        let check = &cluster.health_checks[0];
+        assert_eq!(check.interval, Some(milliseconds(250)));
+        assert_eq!(
+            check.timeout,
+            Some(envoy_types::pb::google::protobuf::Duration {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+        assert_eq!(check.no_traffic_interval, Some(milliseconds(500)));
+        assert_eq!(check.unhealthy_threshold, Some(u32_value(1)));
+        assert_eq!(check.healthy_threshold, Some(u32_value(4)));
+        let Some(HealthChecker::HttpHealthCheck(http)) = &check.health_checker else {
+            panic!("HTTP health check expected")
+        };
+        assert_eq!(
+            (http.path.as_str(), http.host.as_str()),
+            ("/healthz", "probe")
+        );
+        let ranges: Vec<(i64, i64)> = http
+            .expected_statuses
+            .iter()
+            .map(|r| (r.start, r.end))
+            .collect();
+        assert_eq!(ranges, [(200, 201), (204, 205)]);
+        // An HTTP/2 upstream is probed over HTTP/2.
+        assert_eq!(
+            http.codec_client_type,
+            envoy_types::pb::envoy::r#type::v3::CodecClientType::Http2 as i32
+        );
+    }
+
+    #[test]
+    fn tcp_and_grpc_health_checks_map_their_payloads() {
+        use envoy_types::pb::envoy::config::core::v3::health_check::HealthChecker;
+        use envoy_types::pb::envoy::config::core::v3::health_check::payload::Payload as Kind;
+        let checkers: Vec<HealthChecker> = [
+            r#"{"tcp":{"send":"50494e47","receive":["504f4e47"]}}"#,
+            r#"{"tcp":{}}"#,
+            r#"{"grpc":{"serviceName":"orders","authority":"orders.internal"}}"#,
+        ]
+        .iter()
+        .map(|check| {
+            let s = spec(&format!(
+                r#"{{"endpoints":[{{"host":"10.0.0.1","port":80}}],"protocolType":"HTTP2",
+                    "healthChecks":[{check}]}}"#
+            ));
+            let cluster = translate_cluster("c", &s).unwrap();
+            cluster.health_checks[0].health_checker.clone().unwrap()
+        })
+        .collect();
+        let HealthChecker::TcpHealthCheck(tcp) = &checkers[0] else {
+            panic!("TCP expected")
+        };
+        assert_eq!(
+            tcp.send.as_ref().and_then(|p| p.payload.clone()),
+            Some(Kind::Text("50494e47".into()))
+        );
+        assert_eq!(tcp.receive.len(), 1);
+        let HealthChecker::TcpHealthCheck(connect_only) = &checkers[1] else {
+            panic!("TCP expected")
+        };
+        assert!(connect_only.send.is_none() && connect_only.receive.is_empty());
+        let HealthChecker::GrpcHealthCheck(grpc) = &checkers[2] else {
+            panic!("gRPC expected")
+        };
+        assert_eq!(
+            (grpc.service_name.as_str(), grpc.authority.as_str()),
+            ("orders", "orders.internal")
+        );
+    }
+
+    #[test]
+    fn circuit_breakers_and_outlier_detection_keep_unset_fields_unset() {
+        use envoy_types::pb::envoy::config::core::v3::RoutingPriority;
+        let s = spec(
+            r#"{"endpoints":[{"host":"10.0.0.1","port":80}],
+                "circuitBreakers":{"default":{"maxPendingRequests":1,"maxRequests":2},"high":{"maxRetries":9}},
+                "outlierDetection":{"consecutiveGatewayFailure":3,"intervalMs":100,"maxEjectionPercent":50}}"#,
+        );
+        let cluster = translate_cluster("c", &s).unwrap();
+        let thresholds = cluster.circuit_breakers.unwrap().thresholds;
+        assert_eq!(thresholds.len(), 2);
+        assert_eq!(thresholds[0].priority, RoutingPriority::Default as i32);
+        assert_eq!(thresholds[0].max_pending_requests, Some(u32_value(1)));
+        assert_eq!(thresholds[0].max_requests, Some(u32_value(2)));
+        assert_eq!(thresholds[0].max_connections, None);
+        assert_eq!(thresholds[1].priority, RoutingPriority::High as i32);
+        assert_eq!(thresholds[1].max_retries, Some(u32_value(9)));
+        let outliers = cluster.outlier_detection.unwrap();
+        assert_eq!(outliers.consecutive_gateway_failure, Some(u32_value(3)));
+        assert_eq!(
+            outliers.enforcing_consecutive_gateway_failure,
+            Some(u32_value(100))
+        );
+        assert_eq!(outliers.interval, Some(milliseconds(100)));
+        assert_eq!(outliers.max_ejection_percent, Some(u32_value(50)));
+        assert_eq!(outliers.consecutive_5xx, None);
+        assert_eq!(outliers.base_ejection_time, None);
+    }
+
+    #[test]
+    fn an_idle_timeout_states_the_protocol_even_for_http1() {
+        let s = spec(r#"{"endpoints":[{"host":"10.0.0.1","port":80}],"idleTimeoutSeconds":30}"#);
+        let cluster = translate_cluster("c", &s).unwrap();
+        let any = &cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS_KEY];
+        let options = HttpProtocolOptions::decode(any.value.as_slice()).unwrap();
+        assert_eq!(
+            options.common_http_protocol_options.unwrap().idle_timeout,
+            Some(seconds(30))
+        );
+        let Some(UpstreamProtocolOptions::ExplicitHttpConfig(explicit)) =
+            options.upstream_protocol_options
+        else {
+            panic!("explicit HTTP config expected")
+        };
+        assert!(matches!(
+            explicit.protocol_config,
+            Some(ProtocolConfig::HttpProtocolOptions(_))
+        ));
     }
 }

@@ -21,6 +21,13 @@ pub(crate) fn seconds(value: u32) -> Duration {
     }
 }
 
+pub(crate) fn milliseconds(value: u32) -> Duration {
+    Duration {
+        seconds: i64::from(value / 1000),
+        nanos: i32::try_from((value % 1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
 pub(crate) fn u32_value(value: u32) -> UInt32Value {
     UInt32Value { value }
 }

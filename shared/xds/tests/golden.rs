@@ -8,9 +8,10 @@ mod cases;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-const REQUIRED_CASES: [&str; 5] = [
+const REQUIRED_CASES: [&str; 6] = [
     "access_control",
     "api_md_example",
+    "cluster_resilience",
     "http_filters",
     "kitchen_sink",
     "tcp_proxy",

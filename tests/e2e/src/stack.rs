@@ -18,6 +18,9 @@ pub struct Stack {
     pub envoy_admin_port: u16,
     pub config_http: String,
     pub xds_http: String,
+    /// The port of each team's shared API gateway listener (`FLOWPLANE_SHARED_GATEWAY_PORT`),
+    /// free per stack so scenarios can run side by side.
+    pub shared_gateway_port: u16,
     database: String,
     nats_prefix: String,
     children: Vec<(String, Child)>,
@@ -90,6 +93,14 @@ impl Stack {
             ),
             ("FLOWPLANE_NATS_URL".to_string(), nats),
             ("FLOWPLANE_NATS_PREFIX".to_string(), nats_prefix.clone()),
+            // Every api-gateway counts failed logins in the one Redis, under this stack's own
+            // prefix (keys expire with the throttle window, so nothing needs cleaning up).
+            (
+                "FLOWPLANE_REDIS_URL".to_string(),
+                std::env::var("FLOWPLANE_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            ),
+            ("FLOWPLANE_REDIS_PREFIX".to_string(), nats_prefix.clone()),
             (
                 "FLOWPLANE_CONFIG_URL".to_string(),
                 format!("http://127.0.0.1:{config_grpc}"),
@@ -103,6 +114,7 @@ impl Stack {
             envoy_admin_port: envoy_admin,
             config_http: format!("http://127.0.0.1:{config_http}"),
             xds_http: format!("http://127.0.0.1:{xds_http}"),
+            shared_gateway_port: free_port(),
             database: database.clone(),
             nats_prefix,
             children: Vec::new(),
@@ -114,6 +126,10 @@ impl Stack {
             &[
                 ("FLOWPLANE_DATABASE_URL", format!("{db_base}/{database}")),
                 ("FLOWPLANE_CREATE_DATABASE", "true".into()),
+                (
+                    "FLOWPLANE_SHARED_GATEWAY_PORT",
+                    stack.shared_gateway_port.to_string(),
+                ),
                 (
                     "FLOWPLANE_CONFIG_GRPC_ADDR",
                     format!("127.0.0.1:{config_grpc}"),

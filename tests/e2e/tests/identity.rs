@@ -1,6 +1,7 @@
 //! Identity across real processes: a token revoked through one api-gateway stops working on a
 //! second one within a second; rotation swaps the secret; scopes bound writes and team
-//! visibility; the audit trail names actor and team; and no secret ever reaches a log.
+//! visibility; the audit trail names actor and team; and no secret (token, password, session,
+//! CSRF or invite token) ever reaches a log or an audit row.
 
 use std::time::Duration;
 
@@ -272,8 +273,69 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         );
     }
 
-    // (e) No service log holds a token secret; the setup token is logged exactly once, by
-    // config, by design.
+    // (e) Passwords, session tokens, CSRF tokens and invite tokens join the secrets that no
+    // log and no audit row may hold.
+    secrets.push("correct-horse-battery".into());
+    let login = a
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "admin@example.com", "password": "correct-horse-battery"}),
+        )
+        .await?;
+    anyhow::ensure!(login.status.as_u16() == 200, "{login:?}");
+    let (session, csrf) = (
+        text(&login.body, "sessionToken"),
+        text(&login.body, "csrfToken"),
+    );
+    secrets.extend([session.clone(), csrf.clone()]);
+    let invited = admin
+        .expect(
+            Method::POST,
+            "/api/v1/orgs/acme/invitations",
+            Some(&json!({"email": "member@acme.example", "role": "member",
+                "teams": ["acme-default"], "scopes": ["clusters:read"]})),
+            201,
+        )
+        .await?;
+    let invite_token = text(&invited, "inviteToken");
+    let member_password = "member-password-never-logged";
+    secrets.extend([invite_token.clone(), member_password.to_string()]);
+    b.expect(
+        Method::POST,
+        "/api/v1/auth/register",
+        Some(&json!({"inviteToken": invite_token, "name": "Member", "password": member_password})),
+        201,
+    )
+    .await?;
+    let member = b
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "member@acme.example", "password": member_password}),
+        )
+        .await?;
+    anyhow::ensure!(member.status.as_u16() == 200, "{member:?}");
+    secrets.extend([
+        text(&member.body, "sessionToken"),
+        text(&member.body, "csrfToken"),
+    ]);
+    // A failed login with a password-like string: it must not be logged either.
+    let wrong = "wrong-password-never-logged";
+    secrets.push(wrong.into());
+    let failed = b
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "member@acme.example", "password": wrong}),
+        )
+        .await?;
+    anyhow::ensure!(failed.status.as_u16() == 401, "{failed:?}");
+    let audit_text = admin.get("/api/v1/audit-logs?limit=500").await?.text;
+    for secret in &secrets {
+        let part = secret.rsplit('.').next().unwrap_or(secret);
+        anyhow::ensure!(!audit_text.contains(part), "an audit row holds a secret");
+    }
+
+    // No service log holds a secret; the setup token is logged exactly once, by config, by
+    // design.
     let logs = stack.full_logs();
     anyhow::ensure!(
         logs.len() == 4,
@@ -283,7 +345,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     for (service, log) in &logs {
         for secret in &secrets {
             let part = secret.rsplit('.').next().unwrap_or(secret);
-            anyhow::ensure!(!log.contains(part), "{service}'s log holds a token secret");
+            anyhow::ensure!(!log.contains(part), "{service}'s log holds a secret");
         }
         let setup_count = log.matches(&setup).count();
         let expected = usize::from(service == "flowplane-config");

@@ -47,9 +47,18 @@ pub async fn envoy_config(
     PathParams((team, name)): PathParams<(String, String)>,
     QueryParams(query): QueryParams<EnvoyConfigQuery>,
 ) -> Result<Response, Problem> {
-    let format = Format::parse(query.format.as_deref())?;
     let dataplane =
         super::resources::fetch(&state, &caller, ResourceKind::Dataplane, team, name).await?;
+    render(&state, &dataplane, query.format.as_deref())
+}
+
+/// The bootstrap of `dataplane` (already read through config) as YAML or JSON.
+pub(crate) fn render(
+    state: &AppState,
+    dataplane: &flowplane_proto::resources::v1::Resource,
+    format: Option<&str>,
+) -> Result<Response, Problem> {
+    let format = Format::parse(format)?;
     let config = bootstrap(&BootstrapParams {
         team: &dataplane.team,
         dataplane_name: &dataplane.name,

@@ -1,11 +1,15 @@
 //! Every route the gateway serves, assembled into one [`RouteTable`].
 
+pub mod api_definitions;
 pub mod audit_logs;
 pub mod bootstrap;
 pub mod envoy_config;
+pub mod filter_types;
 pub mod health;
+pub mod members;
 pub mod organizations;
 pub mod resources;
+pub mod sessions;
 pub mod teams;
 pub mod tokens;
 
@@ -25,7 +29,36 @@ pub fn table(state: &AppState, document: Document) -> RouteTable {
         .documented(routes!(tokens::rotate))
         .documented(routes!(teams::list, teams::create))
         .documented(routes!(audit_logs::list))
-        .documented(routes!(envoy_config::envoy_config));
+        .documented(routes!(envoy_config::envoy_config))
+        .documented(routes!(filter_types::list))
+        .documented(routes!(filter_types::get))
+        .documented(routes!(sessions::login))
+        .documented(routes!(sessions::logout))
+        .documented(routes!(sessions::session))
+        .documented(routes!(members::register))
+        .documented(routes!(members::invite))
+        .documented(routes!(members::list))
+        .documented(routes!(members::update, members::remove));
+    let table = table
+        .documented(routes!(api_definitions::list, api_definitions::create))
+        .documented(routes!(
+            api_definitions::get,
+            api_definitions::update,
+            api_definitions::delete
+        ))
+        .documented(routes!(api_definitions::import_openapi))
+        .documented(routes!(
+            api_definitions::team_list,
+            api_definitions::team_create
+        ))
+        .documented(routes!(
+            api_definitions::team_get,
+            api_definitions::team_update,
+            api_definitions::team_delete
+        ))
+        .documented(routes!(api_definitions::expose))
+        .documented(routes!(api_definitions::unexpose))
+        .documented(routes!(api_definitions::bootstrap));
     let table = resources::routes(table);
     let table = health::routes(table, state.readiness.clone());
     let table = openapi::routes(table, document);

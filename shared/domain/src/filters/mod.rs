@@ -2,6 +2,7 @@
 //! per-virtual-host overrides (`filterOverrides`) that Envoy reads from
 //! `typed_per_filter_config`, keyed by the filter's name in the listener.
 
+pub mod catalog;
 pub mod cors;
 pub mod jwt_auth;
 pub mod local_rate_limit;

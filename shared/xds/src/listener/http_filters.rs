@@ -132,4 +132,32 @@ mod tests {
         let error = translated(r#"[{"name":"","filter":{"type":"router"}}]"#).unwrap_err();
         assert_eq!(error.field, "/httpFilters/0/name");
     }
+
+    /// `GET /api/v1/filter-types` documents each type's default Envoy name from the domain
+    /// catalog; this keeps the catalog honest against the names translation really uses.
+    #[test]
+    fn the_filter_catalog_names_match_translation() {
+        use flowplane_domain::filters::catalog::FILTER_TYPES;
+        let samples = [
+            r#"{"type":"router"}"#,
+            r#"{"type":"cors"}"#,
+            r#"{"type":"localRateLimit","maxTokens":1}"#,
+            r#"{"type":"headerMutation","requestHeadersToAdd":[{"name":"x-a","value":"b"}]}"#,
+            r#"{"type":"rbac","rules":[{"action":"deny","match":{"path":{"type":"prefix","value":"/x"}}}]}"#,
+            r#"{"type":"jwtAuth","providers":[{"name":"p","jwks":{"type":"local","inline":"{\"keys\":[]}"}}],
+                "rules":[{"pathPrefix":"/","providers":["p"]}]}"#,
+        ];
+        assert_eq!(samples.len(), FILTER_TYPES.len());
+        for sample in samples {
+            let filter: HttpFilter = serde_json::from_str(sample).expect(sample);
+            let tag = serde_json::to_value(&filter).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let facts = flowplane_domain::filters::catalog::facts(&tag).expect(&tag);
+            let entry = HttpFilterEntry { name: None, filter };
+            let translated = http_filter(&entry, &Path::root()).expect(sample);
+            assert_eq!(translated.name, facts.default_name, "{tag}");
+        }
+    }
 }

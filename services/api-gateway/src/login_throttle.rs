@@ -1,0 +1,277 @@
+//! Failed-login throttling, per account (email) and per client address.
+//!
+//! The gateway owns this because it alone knows the client address, and it must hold across
+//! replicas: failures are counted in Redis (`FLOWPLANE_REDIS_URL`), one fixed window per key
+//! (`INCR` + `EXPIRE … NX`), so five failures spread over two gateways count as five. Without
+//! Redis (`flowplane up`, one process) an in-process counter stands in, and says so in the log.
+//!
+//! Once a counter reaches its limit, login answers 429 with `Retry-After` (the window's
+//! remaining time) even for the right password: that is what stops guessing. A successful
+//! login clears the account's counter, not the address's. If Redis cannot be reached, login
+//! answers 503 rather than letting unthrottled guesses through. Keys hold a digest of the
+//! email, not the email itself.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::config::LoginLimits;
+use crate::problem::Problem;
+
+/// Redis must answer quickly: a login waits on it.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct LoginThrottle {
+    limits: LoginLimits,
+    counters: Counters,
+}
+
+enum Counters {
+    Redis {
+        client: redis::Client,
+        /// Connected on first use, so the gateway starts while Redis is away.
+        connection: OnceCell<ConnectionManager>,
+        prefix: String,
+    },
+    Local(Mutex<HashMap<String, (u32, Instant)>>),
+}
+
+/// The two counters one login attempt touches.
+struct Keys {
+    account: String,
+    address: String,
+}
+
+impl LoginThrottle {
+    /// Counts in Redis at `url`; the connection is made on first use.
+    pub fn redis(url: &str, prefix: &str, limits: LoginLimits) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| anyhow::anyhow!("FLOWPLANE_REDIS_URL is not a valid Redis URL: {e}"))?;
+        Ok(Self {
+            limits,
+            counters: Counters::Redis {
+                client,
+                connection: OnceCell::new(),
+                prefix: prefix.to_string(),
+            },
+        })
+    }
+
+    /// Counts in this process only.
+    pub fn local(limits: LoginLimits) -> Self {
+        Self {
+            limits,
+            counters: Counters::Local(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self.counters {
+            Counters::Redis { .. } => "Redis (shared by every api-gateway)",
+            Counters::Local(_) => "in-process (this api-gateway only)",
+        }
+    }
+
+    fn keys(&self, email: &str, address: &str) -> Keys {
+        let prefix = match &self.counters {
+            Counters::Redis { prefix, .. } => prefix.as_str(),
+            Counters::Local(_) => "local",
+        };
+        let account = hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()));
+        Keys {
+            account: format!("{prefix}:login-failures:account:{account}"),
+            address: format!("{prefix}:login-failures:address:{address}"),
+        }
+    }
+
+    /// 429 when either counter has reached its limit.
+    pub async fn check(&self, email: &str, address: &str) -> Result<(), Problem> {
+        let keys = self.keys(email, address);
+        let [(account, account_ttl), (address_count, address_ttl)] = match &self.counters {
+            Counters::Redis { .. } => {
+                let mut pipe = redis::pipe();
+                pipe.get(&keys.account)
+                    .ttl(&keys.account)
+                    .get(&keys.address)
+                    .ttl(&keys.address);
+                let (a, a_ttl, b, b_ttl): (Option<u32>, i64, Option<u32>, i64) =
+                    self.run(&pipe).await?;
+                [(a.unwrap_or(0), a_ttl), (b.unwrap_or(0), b_ttl)]
+            }
+            Counters::Local(map) => {
+                let now = Instant::now();
+                let mut map = lock(map);
+                map.retain(|_, (_, until)| *until > now);
+                let read = |key: &str| {
+                    map.get(key).map_or((0, 0), |(count, until)| {
+                        (
+                            *count,
+                            i64::try_from((*until - now).as_secs()).unwrap_or(0) + 1,
+                        )
+                    })
+                };
+                [read(&keys.account), read(&keys.address)]
+            }
+        };
+        let over = [
+            (account >= self.limits.per_account, account_ttl),
+            (address_count >= self.limits.per_address, address_ttl),
+        ];
+        match over
+            .iter()
+            .filter(|(hit, _)| *hit)
+            .map(|(_, ttl)| *ttl)
+            .max()
+        {
+            None => Ok(()),
+            Some(ttl) => {
+                metrics::counter!("auth_login_throttled_total").increment(1);
+                let wait = u64::try_from(ttl).unwrap_or(self.limits.window_seconds);
+                Err(Problem::too_many_requests(
+                    "too many failed logins; try again later",
+                    wait.clamp(1, self.limits.window_seconds),
+                ))
+            }
+        }
+    }
+
+    /// Counts one failed login against the account and the address.
+    pub async fn record_failure(&self, email: &str, address: &str) -> Result<(), Problem> {
+        let keys = self.keys(email, address);
+        let window = self.limits.window_seconds;
+        match &self.counters {
+            Counters::Redis { .. } => {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for key in [&keys.account, &keys.address] {
+                    pipe.incr(key, 1).ignore();
+                    // NX: the window starts at the first failure and is not extended by later
+                    // ones, so a throttled account frees up on schedule.
+                    pipe.cmd("EXPIRE").arg(key).arg(window).arg("NX").ignore();
+                }
+                self.run::<()>(&pipe).await
+            }
+            Counters::Local(map) => {
+                let until = Instant::now() + Duration::from_secs(window);
+                let mut map = lock(map);
+                for key in [keys.account, keys.address] {
+                    map.entry(key).or_insert((0, until)).0 += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A successful login clears the account's failures.
+    pub async fn clear_account(&self, email: &str) -> Result<(), Problem> {
+        let keys = self.keys(email, "");
+        match &self.counters {
+            Counters::Redis { .. } => {
+                let mut pipe = redis::pipe();
+                pipe.del(&keys.account).ignore();
+                self.run::<()>(&pipe).await
+            }
+            Counters::Local(map) => {
+                lock(map).remove(&keys.account);
+                Ok(())
+            }
+        }
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, Problem> {
+        let Counters::Redis {
+            client, connection, ..
+        } = &self.counters
+        else {
+            return Err(Problem::internal("not counting in Redis"));
+        };
+        let run = async {
+            let connection = connection
+                .get_or_try_init(|| client.get_connection_manager())
+                .await?;
+            pipe.query_async::<T>(&mut connection.clone()).await
+        };
+        match tokio::time::timeout(REDIS_TIMEOUT, run).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Problem::unavailable(format!("Redis: {e}"))),
+            Err(_) => Err(Problem::unavailable("Redis did not answer in time")),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Counters hold no invariant a panicking holder could break halfway.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn limits() -> LoginLimits {
+        LoginLimits {
+            per_account: 3,
+            per_address: 5,
+            window_seconds: 60,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_account_is_throttled_after_its_limit() {
+        let throttle = LoginThrottle::local(limits());
+        for _ in 0..3 {
+            throttle.check("a@example.com", "10.0.0.1").await.unwrap();
+            throttle
+                .record_failure("A@example.com ", "10.0.0.1")
+                .await
+                .unwrap();
+        }
+        let refused = throttle
+            .check("a@example.com", "10.0.0.2")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status().as_u16(), 429);
+        // Another account from another address is unaffected.
+        throttle.check("b@example.com", "10.0.0.2").await.unwrap();
+        // Success clears the account.
+        throttle.clear_account("a@example.com").await.unwrap();
+        throttle.check("a@example.com", "10.0.0.2").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_address_is_throttled_across_accounts() {
+        let throttle = LoginThrottle::local(limits());
+        for i in 0..5 {
+            throttle
+                .record_failure(&format!("user{i}@example.com"), "10.0.0.9")
+                .await
+                .unwrap();
+        }
+        let refused = throttle
+            .check("new@example.com", "10.0.0.9")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status().as_u16(), 429);
+        throttle
+            .check("new@example.com", "10.0.0.10")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_refuses_rather_than_letting_guesses_through() {
+        let throttle = LoginThrottle::redis("redis://127.0.0.1:1", "test", limits()).unwrap();
+        let refused = throttle
+            .check("a@example.com", "10.0.0.1")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status().as_u16(), 503);
+    }
+}
