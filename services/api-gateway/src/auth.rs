@@ -112,6 +112,10 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, Problem> {
 pub struct Authenticator {
     identity: IdentityClient,
     cache: Mutex<CredentialCache>,
+    /// One verification per credential at a time: when many requests with the same uncached
+    /// credential arrive together (a client opening 16 connections), one pays the Argon2
+    /// verification in config and the rest wait for its answer in the cache.
+    in_flight: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Authenticator {
@@ -119,6 +123,7 @@ impl Authenticator {
         Self {
             identity,
             cache: Mutex::new(CredentialCache::new(MAX_ENTRIES)),
+            in_flight: Mutex::default(),
         }
     }
 
@@ -129,10 +134,44 @@ impl Authenticator {
         client_address: &str,
     ) -> Result<Authenticated, Problem> {
         let key = CacheKey::of(credential);
-        if let Some(authenticated) = self.lock().get(&key, Instant::now()) {
-            metrics::counter!("auth_authentications_total", "status" => "cached").increment(1);
+        if let Some(authenticated) = self.cached(&key) {
             return Ok(authenticated);
         }
+        let gate = Arc::clone(
+            self.in_flight
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .entry(key)
+                .or_default(),
+        );
+        let _turn = gate.lock().await;
+        if let Some(authenticated) = self.cached(&key) {
+            return Ok(authenticated);
+        }
+        let result = self
+            .verify(key, credential, request_id, client_address)
+            .await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&key);
+        result
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<Authenticated> {
+        let authenticated = self.lock().get(key, Instant::now())?;
+        metrics::counter!("auth_authentications_total", "status" => "cached").increment(1);
+        Some(authenticated)
+    }
+
+    /// Asks config, and caches a positive answer.
+    async fn verify(
+        &self,
+        key: CacheKey,
+        credential: &str,
+        request_id: &str,
+        client_address: &str,
+    ) -> Result<Authenticated, Problem> {
         let answer = self
             .identity
             .clone()

@@ -317,6 +317,24 @@ async fn missing_or_bad_credentials_are_401_problems() {
     send(&h.app, basic).await.problem(401, "unauthenticated");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_new_credential_verify_it_once() {
+    let h = harness().await;
+    let token = credential("t1");
+    let requests: Vec<_> = (0..16)
+        .map(|_| {
+            let (app, token) = (h.app.clone(), token.clone());
+            tokio::spawn(async move {
+                call(&app, Method::GET, "/api/v1/tokens", Some(&token), None).await
+            })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap().status, StatusCode::OK);
+    }
+    assert_eq!(h.fake.calls.authenticate.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn a_verified_credential_is_not_checked_again_while_cached() {
     let h = harness().await;

@@ -104,6 +104,7 @@ pub async fn run(
     );
 
     let encodes_before = metric(&metrics, "xds_encodes_total").await?;
+    let (server_cpu_before, own_cpu_before) = (cpu_seconds(pid)?, cpu_seconds(std::process::id())?);
     let mut latency = crate::histogram()?;
     let mut previous = initial;
     for change in 0..changes {
@@ -136,6 +137,11 @@ pub async fn run(
     println!(
         "- REST write start → stream received, over {changes} changes × {streams} streams: {}",
         crate::summary(&latency)
+    );
+    println!(
+        "- CPU during the changes: xds-server {:.2} s, simulated Envoys {:.2} s",
+        cpu_seconds(pid)? - server_cpu_before,
+        cpu_seconds(std::process::id())? - own_cpu_before
     );
     let encodes = metric(&metrics, "xds_encodes_total").await? - encodes_before;
     println!(
@@ -258,4 +264,23 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))
+}
+
+/// User plus system CPU time a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces) start at state (field 3).
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow::anyhow!("odd /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .ok_or_else(|| anyhow::anyhow!("short /proc/{pid}/stat"))?
+        .iter()
+        .map(|f| f.parse::<f64>().unwrap_or(0.0))
+        .sum();
+    // The kernel's USER_HZ is 100 on Linux.
+    Ok(ticks / 100.0)
 }
