@@ -298,19 +298,13 @@ pub async fn list(
     cursor: &str,
 ) -> Result<pb::ListApiDefinitionsResponse, ServiceError> {
     let team = non_empty(team);
-    if let Some(team) = team {
-        authorize_team(&ctx.pool, caller, team, SCOPE, Action::Read, || {
-            format!("team '{team}' not found")
-        })
-        .await?;
-    }
     let limit = if limit == 0 {
         DEFAULT_PAGE
     } else {
         limit.min(MAX_PAGE)
     };
     let after = non_empty(cursor).map(decode_cursor).transpose()?;
-    let filter = caller.readable_teams(SCOPE);
+    let filter = caller.list_scope(&ctx.pool, SCOPE, team).await?;
     let mut found = rows::list(&ctx.pool, &filter, team, None, after, i64::from(limit) + 1).await?;
     let next_cursor = if found.len() > limit as usize {
         found.truncate(limit as usize);
@@ -728,7 +722,8 @@ fn definition_proto(
 /// The one team the caller can read that holds definition `name` (canonical paths without
 /// `?team=`).
 async fn resolve_team(ctx: &Context, caller: &Caller, name: &str) -> Result<String, ServiceError> {
-    let filter = caller.readable_teams(SCOPE);
+    // Only finds the team; authorize_team decides (and audits) the access itself.
+    let filter = caller.grants.readable_teams(SCOPE);
     let found = rows::list(&ctx.pool, &filter, None, Some(name), None, 2).await?;
     match found.as_slice() {
         [] => Err(ServiceError::NotFound(not_found(name))),

@@ -1,6 +1,7 @@
 //! Reading the audit trail. A caller sees the rows of the teams it holds any scope on (every
 //! team of its organization for resource-level scopes, every row for `admin:all`), plus its own
-//! authentication events. Rows hold no secrets: writers store token ids and resource specs,
+//! authentication events that concern no team (a row about a team, such as a break-glass use
+//! of `admin:all`, is visible only to those who see that team). Rows hold no secrets: writers store token ids and resource specs,
 //! never credentials.
 
 use chrono::{DateTime, Utc};
@@ -96,7 +97,7 @@ pub async fn list(
          resource_kind, resource_name, revision, before, after, request_id, client_address \
          FROM audit_log WHERE \
          ($1 OR team = ANY($2) OR team IN (SELECT name FROM teams WHERE org_id = $3) \
-          OR (actor_user_id = $4 AND action LIKE 'auth.%')) \
+          OR (actor_user_id = $4 AND action LIKE 'auth.%' AND team IS NULL)) \
          AND ($5::text IS NULL OR action = $5) \
          AND ($6::text IS NULL OR team = $6) \
          AND ($7::text IS NULL OR resource_kind = $7) \

@@ -1,5 +1,5 @@
 //! Who is calling and what they may touch. Every resource operation goes through
-//! [`authorize_team`] (one team) or [`Caller::readable_teams`] (lists); both hand back values
+//! [`authorize_team`] (one team) or [`Caller::list_scope`] (lists); both hand back values
 //! that the data layer requires, so an unscoped query cannot be written.
 
 use flowplane_domain::scopes::{Access, Action, Grants, ScopeResource, TeamFilter, TeamRef};
@@ -39,9 +39,28 @@ impl Caller {
         })
     }
 
-    /// The teams a list of `resource` may include.
-    pub fn readable_teams(&self, resource: ScopeResource) -> TeamFilter {
-        self.grants.readable_teams(resource)
+    /// The teams a list of `resource` may include, narrowed to `team` when one is given (which
+    /// must then be readable, or the list is `not_found`). A list across every tenant reached
+    /// through `admin:all` is break-glass access, and audited.
+    pub async fn list_scope(
+        &self,
+        pool: &PgPool,
+        resource: ScopeResource,
+        team: Option<&str>,
+    ) -> Result<TeamFilter, ServiceError> {
+        match team {
+            Some(team) => {
+                authorize_team(pool, self, team, resource, Action::Read, || {
+                    format!("team '{team}' not found")
+                })
+                .await?;
+            }
+            None if self.grants.is_admin() => {
+                audit_break_glass(pool, self, None, resource, Action::Read).await?;
+            }
+            None => {}
+        }
+        Ok(self.grants.readable_teams(resource))
     }
 }
 
@@ -86,11 +105,23 @@ pub async fn authorize_team(
         org_id: &org,
     };
     match caller.grants.decide(team_ref, resource, action) {
-        Access::Allowed => Ok(TeamAccess {
-            id: row.id,
-            name: row.name,
-            org_id: row.org_id,
-        }),
+        Access::Allowed => {
+            if caller.grants.only_admin_allows(team_ref, resource, action) {
+                audit_break_glass(
+                    pool,
+                    caller,
+                    Some((&row.name, row.org_id)),
+                    resource,
+                    action,
+                )
+                .await?;
+            }
+            Ok(TeamAccess {
+                id: row.id,
+                name: row.name,
+                org_id: row.org_id,
+            })
+        }
         Access::Forbidden => Err(ServiceError::Forbidden(format!(
             "this credential may not {} {} in team '{}'",
             action.as_str(),
@@ -99,4 +130,34 @@ pub async fn authorize_team(
         ))),
         Access::Hidden => Err(ServiceError::NotFound(not_found())),
     }
+}
+
+/// Records one use of `admin:all` on tenant resources (`auth.admin_all.used`): the resource
+/// kind and whether it read or wrote, with the team when one team was addressed.
+async fn audit_break_glass(
+    pool: &PgPool,
+    caller: &Caller,
+    team: Option<(&str, Uuid)>,
+    resource: ScopeResource,
+    action: Action,
+) -> Result<(), ServiceError> {
+    let mut conn = pool.acquire().await?;
+    let detail = serde_json::json!({ "access": action.as_str() });
+    store::audit(
+        &mut conn,
+        store::AuditEntry {
+            action: "auth.admin_all.used",
+            actor_user_id: caller.user_id,
+            actor_token_id: caller.token_id,
+            org_id: team.map(|(_, org)| org),
+            team: team.map(|(name, _)| name),
+            resource_kind: Some(resource.as_str()),
+            after: Some(&detail),
+            request_id: Some(&caller.request_id),
+            client_address: Some(&caller.client_address),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(())
 }

@@ -223,24 +223,15 @@ pub async fn list(
     cursor: &str,
 ) -> Result<pb::ListResourcesResponse, ServiceError> {
     let team = non_empty(team);
-    if let Some(team) = team {
-        authorize_team(
-            &ctx.pool,
-            caller,
-            team,
-            kind.scope_resource(),
-            Action::Read,
-            || format!("team '{team}' not found"),
-        )
-        .await?;
-    }
     let limit = if limit == 0 {
         DEFAULT_PAGE
     } else {
         limit.min(MAX_PAGE)
     };
     let after = non_empty(cursor).map(decode_cursor).transpose()?;
-    let filter = caller.readable_teams(kind.scope_resource());
+    let filter = caller
+        .list_scope(&ctx.pool, kind.scope_resource(), team)
+        .await?;
     // One extra row tells whether another page exists.
     let mut rows =
         store::list_resources(&ctx.pool, kind, &filter, team, after, i64::from(limit) + 1).await?;
@@ -270,7 +261,8 @@ async fn resolve_team(
     if let Some(team) = non_empty(team) {
         return Ok(team.to_string());
     }
-    let filter = caller.readable_teams(kind.scope_resource());
+    // Only finds the team; authorize_team decides (and audits) the access itself.
+    let filter = caller.grants.readable_teams(kind.scope_resource());
     let found = store::find_by_name(&ctx.pool, kind, &filter, name).await?;
     match found.as_slice() {
         [] => Err(ServiceError::NotFound(not_found(kind, name))),

@@ -278,3 +278,62 @@ async fn lists_page_with_cursors() {
     assert!(matches!(bad, Err(ServiceError::Validation(_))), "{bad:?}");
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn admin_all_reaching_tenant_resources_is_audited_as_break_glass() {
+    let db = TestDb::new().await;
+    let (team, org_id) = org(&db, "glass").await;
+    let break_glass_rows = || async {
+        sqlx::query(
+            "SELECT team, resource_kind, after->>'access' AS access FROM audit_log \
+             WHERE action = 'auth.admin_all.used' ORDER BY id",
+        )
+        .fetch_all(&db.ctx.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get::<Option<String>, _>("team"),
+                r.get::<Option<String>, _>("resource_kind")
+                    .unwrap_or_default(),
+                r.get::<Option<String>, _>("access").unwrap_or_default(),
+            )
+        })
+        .collect::<Vec<_>>()
+    };
+    let admin = admin();
+    resources::create(
+        &db.ctx,
+        &admin,
+        ResourceKind::Cluster,
+        "",
+        &cluster_body(&team, "a", 80),
+    )
+    .await
+    .unwrap();
+    resources::get(&db.ctx, &admin, ResourceKind::Cluster, "", "a")
+        .await
+        .unwrap();
+    resources::list(&db.ctx, &admin, ResourceKind::Cluster, "", 0, "")
+        .await
+        .unwrap();
+    // A team token reaching its own team is ordinary access: not audited as break-glass.
+    let scoped = caller(&[&format!("team:{team}:clusters:write")], Some(org_id));
+    resources::get(&db.ctx, &scoped, ResourceKind::Cluster, &team, "a")
+        .await
+        .unwrap();
+    resources::list(&db.ctx, &scoped, ResourceKind::Cluster, &team, 0, "")
+        .await
+        .unwrap();
+    let t = Some(team.clone());
+    assert_eq!(
+        break_glass_rows().await,
+        [
+            (t.clone(), "clusters".to_string(), "write".to_string()),
+            (t, "clusters".to_string(), "read".to_string()),
+            (None, "clusters".to_string(), "read".to_string()),
+        ]
+    );
+    db.drop_db().await;
+}

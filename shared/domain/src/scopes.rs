@@ -193,6 +193,29 @@ impl Grants {
         self.scopes.contains(&Scope::AdminAll)
     }
 
+    /// Whether `admin:all` is the only thing that allows this: the caller's other scopes would
+    /// not. Such a use is break-glass access to a tenant and gets audited.
+    pub fn only_admin_allows(
+        &self,
+        team: TeamRef<'_>,
+        resource: ScopeResource,
+        action: Action,
+    ) -> bool {
+        if !self.is_admin() {
+            return false;
+        }
+        let others = Grants {
+            scopes: self
+                .scopes
+                .iter()
+                .filter(|s| **s != Scope::AdminAll)
+                .cloned()
+                .collect(),
+            org_id: self.org_id.clone(),
+        };
+        others.decide(team, resource, action) != Access::Allowed
+    }
+
     /// The single authorization decision for team-owned resources.
     pub fn decide(&self, team: TeamRef<'_>, resource: ScopeResource, action: Action) -> Access {
         if self.is_admin() {
@@ -418,5 +441,28 @@ mod tests {
         assert!(!ok("team:team-b:clusters:read"));
         assert!(!ok("routes:write"));
         assert!(!ok("admin:all"));
+    }
+
+    #[test]
+    fn only_admin_allows_marks_break_glass_use() {
+        let team = TeamRef {
+            name: "a-default",
+            org_id: "org-a",
+        };
+        let scopes =
+            |list: &[&str]| -> Vec<String> { list.iter().map(|s| s.to_string()).collect() };
+        let admin = Grants::parse(&scopes(&["admin:all"]), None);
+        assert!(admin.only_admin_allows(team, ScopeResource::Clusters, Action::Read));
+        let admin_and_team = Grants::parse(
+            &scopes(&["admin:all", "team:a-default:clusters:read"]),
+            Some("org-a".into()),
+        );
+        assert!(!admin_and_team.only_admin_allows(team, ScopeResource::Clusters, Action::Read));
+        assert!(admin_and_team.only_admin_allows(team, ScopeResource::Clusters, Action::Write));
+        let team_only = Grants::parse(
+            &scopes(&["team:a-default:clusters:write"]),
+            Some("org-a".into()),
+        );
+        assert!(!team_only.only_admin_allows(team, ScopeResource::Clusters, Action::Write));
     }
 }
