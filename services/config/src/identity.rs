@@ -207,7 +207,12 @@ pub async fn authenticate(
         principal: Some(Principal {
             user_id: user_id.to_string(),
             token_id: id.to_string(),
-            scopes: row.try_get("scopes").map_err(sqlx_err)?,
+            scopes: crate::sessions::within_membership(
+                &ctx.pool,
+                user_id,
+                row.try_get("scopes").map_err(sqlx_err)?,
+            )
+            .await?,
             org_id: org_id.map(|o| o.to_string()).unwrap_or_default(),
             email: row.try_get("email").map_err(sqlx_err)?,
             session_id: String::new(),

@@ -504,7 +504,8 @@ pub async fn update_member(
     )
     .await?;
     tx.commit().await?;
-    // Cached session principals carry the old scopes; the next authentication derives new ones.
+    // Cached session and token principals carry the old scopes; the next authentication
+    // derives new ones.
     let user_id = Uuid::parse_str(&user.id).map_err(|e| ServiceError::Internal(e.into()))?;
     for id in live_sessions(&ctx.pool, user_id).await? {
         ctx.notices.token_invalidated(&id).await;

@@ -203,6 +203,27 @@ fn session_scopes(membership: Option<&StoredMembership>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A member's tokens never hold more than the member does now: the scopes of `token_scopes`
+/// that the membership's scopes cover. A user with no membership (a platform admin, the
+/// bootstrap user) keeps what its tokens were created with.
+pub(crate) async fn within_membership(
+    pool: &sqlx::PgPool,
+    user_id: Uuid,
+    token_scopes: Vec<String>,
+) -> Result<Vec<String>, ServiceError> {
+    let Some(member) = membership_of(pool, user_id).await? else {
+        return Ok(token_scopes);
+    };
+    let ceiling = flowplane_domain::scopes::Grants::parse(
+        &session_scopes(Some(&member)),
+        Some(member.org_id.to_string()),
+    );
+    Ok(token_scopes
+        .into_iter()
+        .filter(|s| s.parse::<Scope>().is_ok_and(|scope| ceiling.covers(&scope)))
+        .collect())
+}
+
 /// Ends the caller's session everywhere: it is refused from now on, and every api-gateway is
 /// told to drop it from its cache.
 pub async fn logout(ctx: &Context, caller: &Caller) -> Result<pb::LogoutResponse, ServiceError> {
@@ -260,14 +281,15 @@ pub(crate) async fn end_user_sessions(
     Ok(ids.iter().map(Uuid::to_string).collect())
 }
 
-/// The live sessions of a user, whose cached principals must be dropped when its membership
-/// changes (the next authentication derives the new scopes).
+/// The live sessions and active tokens of a user, whose cached principals must be dropped when
+/// its membership changes (the next authentication derives the new scopes).
 pub(crate) async fn live_sessions(
     pool: &sqlx::PgPool,
     user_id: Uuid,
 ) -> Result<Vec<String>, ServiceError> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+        "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() \
+         UNION ALL SELECT id FROM tokens WHERE user_id = $1 AND status = 'active'",
     )
     .bind(user_id)
     .fetch_all(pool)

@@ -634,3 +634,89 @@ async fn nobody_grants_beyond_their_own_scopes() {
     assert_eq!(live, 0, "the member's earlier sessions ended");
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_members_tokens_never_hold_more_than_the_member_does_now() {
+    let db = TestDb::new().await;
+    bootstrap(&db).await;
+    let owner = join(
+        &db,
+        &admin(),
+        invitation(
+            "acme",
+            "owner@acme.example",
+            "admin",
+            &[],
+            &["clusters:write", "routes:write", "tokens:write"],
+        ),
+    )
+    .await;
+    let dev = join(
+        &db,
+        &owner,
+        invitation(
+            "acme",
+            "dev@acme.example",
+            "member",
+            &["acme-payments"],
+            &["clusters:write", "routes:read", "tokens:write"],
+        ),
+    )
+    .await;
+    let created = identity::create_token(
+        &db.ctx,
+        &dev,
+        pb::CreateTokenRequest {
+            name: "ci".into(),
+            scopes: vec![
+                "team:acme-payments:clusters:write".into(),
+                "team:acme-payments:routes:read".into(),
+            ],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let scopes_now = || async {
+        authenticate(&db, &created.token_secret)
+            .await
+            .unwrap()
+            .principal
+            .unwrap()
+            .scopes
+    };
+    assert_eq!(
+        scopes_now().await,
+        [
+            "team:acme-payments:clusters:write",
+            "team:acme-payments:routes:read"
+        ]
+    );
+
+    // The owner takes clusters away from the member: its token loses them too, at once
+    // (cached principals of its tokens are evicted), while the token's record is unchanged.
+    let mut notices = db.ctx.notices.subscribe().await.unwrap();
+    membership::update_member(
+        &db.ctx,
+        &owner,
+        pb::UpdateMemberRequest {
+            org: "acme".into(),
+            user_id: dev.user_id.unwrap().to_string(),
+            replace_scopes: true,
+            scopes: vec!["routes:read".into(), "tokens:write".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let token_id = created.token.as_ref().unwrap().id.clone();
+    let mut evicted = Vec::new();
+    while let Ok(Some(id)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), notices.next()).await
+    {
+        evicted.push(id);
+    }
+    assert!(evicted.contains(&token_id), "{evicted:?}");
+    assert_eq!(scopes_now().await, ["team:acme-payments:routes:read"]);
+    db.drop_db().await;
+}
