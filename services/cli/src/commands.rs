@@ -323,6 +323,8 @@ pub enum Token {
     List,
     /// Revoke a token.
     Revoke { id: String },
+    /// Give a token a new secret (printed once); the old secret stops working at once.
+    Rotate { id: String },
 }
 
 pub async fn token(client: &Client, cmd: Token, out: Output) -> anyhow::Result<()> {
@@ -366,6 +368,59 @@ pub async fn token(client: &Client, cmd: Token, out: Output) -> anyhow::Result<(
                 .call(Method::DELETE, &format!("/tokens/{id}"), None)
                 .await?;
             println!("revoked {id}");
+        }
+        Token::Rotate { id } => {
+            let rotated = client
+                .call(Method::POST, &format!("/tokens/{id}/rotate"), None)
+                .await?;
+            print(&rotated, out, |v| println!("{}", text(v, "token")));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum Team {
+    /// Create a team in an organization.
+    Create {
+        #[arg(long)]
+        org: String,
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List the teams of an organization you can see.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+pub async fn team(client: &Client, cmd: Team, out: Output) -> anyhow::Result<()> {
+    match cmd {
+        Team::Create {
+            org,
+            name,
+            display_name,
+        } => {
+            let body = json!({"name": name, "displayName": display_name.unwrap_or_default()});
+            let team = client
+                .call(Method::POST, &format!("/orgs/{org}/teams"), Some(&body))
+                .await?;
+            print(&team, out, |v| {
+                println!("created team {} in {org}", text(v, "name"))
+            });
+        }
+        Team::List { org } => {
+            let list = client
+                .call(Method::GET, &format!("/orgs/{org}/teams"), None)
+                .await?;
+            print(&list["items"], out, |v| {
+                println!("{:<32} DISPLAY NAME", "NAME");
+                for t in v.as_array().into_iter().flatten() {
+                    println!("{:<32} {}", text(t, "name"), text(t, "displayName"));
+                }
+            });
         }
     }
     Ok(())

@@ -64,6 +64,9 @@ enum Command {
     /// Personal access tokens.
     #[command(subcommand)]
     Token(commands::Token),
+    /// Teams of an organization (organization admins create them).
+    #[command(subcommand)]
+    Team(commands::Team),
     /// Sessions: login, logout, whoami, and registering with an invite.
     #[command(subcommand)]
     Auth(identity_commands::Auth),
@@ -104,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
         Command::EnvoyConfig(args) => commands::envoy_config(&client, args).await,
         Command::Org(cmd) => commands::org(&client, cmd, out).await,
         Command::Token(cmd) => commands::token(&client, cmd, out).await,
+        Command::Team(cmd) => commands::team(&client, cmd, out).await,
         Command::Auth(cmd) => identity_commands::auth(&client, cmd, out).await,
         Command::Member(cmd) => identity_commands::member(&client, cmd, out).await,
         Command::Invite(cmd) => identity_commands::invite(&client, cmd, out).await,

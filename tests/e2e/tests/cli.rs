@@ -1,5 +1,5 @@
 //! The `flowplane` CLI against the real services: bootstrap, organization, token, apply (create,
-//! then unchanged, then updated), get and delete.
+//! then unchanged, then updated), get and delete, teams, and token rotation.
 
 use std::process::Output;
 
@@ -187,5 +187,46 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         serde_json::from_str::<Value>(&empty)? == Value::Array(vec![]),
         "after delete: {empty}"
     );
+
+    // Teams: an organization admin's command; the new team is listed.
+    ok(
+        stack,
+        Some(&admin),
+        &["team", "create", "--org", "cli-org", "cli-payments"],
+    )
+    .await?;
+    let teams: Value = serde_json::from_str(
+        &ok(
+            stack,
+            Some(&admin),
+            &["team", "list", "--org", "cli-org", "-o", "json"],
+        )
+        .await?,
+    )?;
+    let names: Vec<&str> = teams
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    anyhow::ensure!(
+        names.contains(&"cli-org-default") && names.contains(&"cli-payments"),
+        "teams: {teams}"
+    );
+
+    // Rotation: a new secret for the same token; the old one stops working.
+    let id = token
+        .strip_prefix("fp_pat_")
+        .and_then(|rest| rest.split_once('.'))
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_default();
+    let rotated = ok(stack, Some(&admin), &["token", "rotate", &id]).await?;
+    anyhow::ensure!(
+        rotated.starts_with(&format!("fp_pat_{id}.")) && rotated != token,
+        "rotate prints the new secret: {rotated}"
+    );
+    ok(stack, Some(&rotated), &["get", "clusters"]).await?;
+    let old = flowplane(stack, Some(&token), &["get", "clusters"]).await?;
+    anyhow::ensure!(!old.status.success(), "the old secret still works");
     Ok(())
 }
