@@ -5,6 +5,7 @@
 //!     cargo run --release -p flowplane-bench -- --streams 1000 --changes 20
 
 mod envoy_latency;
+mod import;
 mod rest;
 mod setup;
 mod store;
@@ -39,7 +40,10 @@ struct Args {
     /// Route changes timed until a real Envoy serves them.
     #[arg(long, default_value_t = 50)]
     envoy_changes: usize,
-    /// Skip parts: any of store, streams, rest, envoy.
+    /// Operations in the generated OpenAPI document of the import benchmark.
+    #[arg(long, default_value_t = 1000)]
+    import_operations: usize,
+    /// Skip parts: any of store, streams, rest, envoy, import.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -75,6 +79,9 @@ async fn run(args: &Args, stack: &flowplane_e2e::Stack) -> anyhow::Result<()> {
     }
     if !args.skip.iter().any(|s| s == "envoy") {
         envoy_latency::run(stack, &world, args.envoy_changes).await?;
+    }
+    if !args.skip.iter().any(|s| s == "import") {
+        import::run(stack, &world, args.import_operations).await?;
     }
     Ok(())
 }

@@ -8,6 +8,8 @@ pub const TEAM: &str = "bench-default";
 
 pub struct World {
     pub api: Api,
+    /// The secret `api` authenticates with.
+    pub token: String,
     pub dataplane_id: String,
 }
 
@@ -29,10 +31,16 @@ impl World {
                 201,
             )
             .await?;
-        let scopes: Vec<String> = ["clusters", "routes", "listeners", "dataplanes"]
-            .iter()
-            .map(|r| format!("team:{TEAM}:{r}:write"))
-            .collect();
+        let scopes: Vec<String> = [
+            "clusters",
+            "routes",
+            "listeners",
+            "dataplanes",
+            "api-definitions",
+        ]
+        .iter()
+        .map(|r| format!("team:{TEAM}:{r}:write"))
+        .collect();
         let token = admin
             .expect(
                 Method::POST,
@@ -41,7 +49,8 @@ impl World {
                 201,
             )
             .await?;
-        let api = anonymous.with_token(token["token"].as_str().unwrap_or_default());
+        let token = token["token"].as_str().unwrap_or_default().to_string();
+        let api = anonymous.with_token(&token);
         let dataplane = api
             .expect(
                 Method::POST,
@@ -52,6 +61,7 @@ impl World {
             .await?;
         Ok(Self {
             api,
+            token,
             dataplane_id: dataplane["id"].as_str().unwrap_or_default().to_string(),
         })
     }
