@@ -21,6 +21,9 @@ pub async fn run() -> anyhow::Result<()> {
     };
     let mut config = ConfigServiceConfig::from_env()?;
     config.create_database = true;
+    if config.secrets_key.is_none() {
+        config.secrets_key = Some(dev_secrets_key()?);
+    }
     config.service_token.clone_from(&service_token);
     let mut xds = XdsServerConfig::from_env()?;
     xds.service_token.clone_from(&service_token);
@@ -73,6 +76,32 @@ pub async fn run() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A laptop install needs no key management: the first `flowplane up` generates a secrets key
+/// and keeps it beside the CLI credentials (mode 0600), so secrets survive restarts. The file
+/// is the key to every stored secret; production sets `FLOWPLANE_SECRETS_KEY` instead.
+fn dev_secrets_key() -> anyhow::Result<String> {
+    use std::io::Write;
+    let path = crate::credentials::path()?.with_file_name("secrets.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        tracing::info!(path = %path.display(), "FLOWPLANE_SECRETS_KEY is unset; using the development secrets key");
+        return Ok(existing.trim().to_string());
+    }
+    let key = flowplane_config::secrets_key::SecretsKey::generate_base64()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(&path)?.write_all(key.as_bytes())?;
+    tracing::warn!(path = %path.display(), "FLOWPLANE_SECRETS_KEY is unset; generated a development secrets key (set FLOWPLANE_SECRETS_KEY in production)");
+    Ok(key)
 }
 
 /// NATS when configured or reachable, otherwise the in-process bus.

@@ -29,8 +29,8 @@ use crate::Context;
 use crate::authz::{Caller, TeamAccess, authorize_team};
 use crate::error::{ServiceError, violated_constraint};
 use crate::resources::{
-    DEFAULT_PAGE, MAX_PAGE, check_references, decode_cursor, encode_cursor, find_referrers,
-    kind_to_proto, non_empty, to_proto,
+    DEFAULT_PAGE, MAX_PAGE, audit_change, check_references, decode_cursor, encode_cursor,
+    find_referrers, kind_to_proto, non_empty, to_proto,
 };
 use crate::store::{self, AuditEntry, StoredResource};
 use plan::{Desired, Step};
@@ -539,43 +539,9 @@ async fn record(
     before: Option<&serde_json::Value>,
     events: &mut Vec<ChangeEvent>,
 ) -> Result<(), ServiceError> {
-    let deleted = verb == "deleted";
-    let after = (!deleted).then_some(&resource.spec);
-    let action = format!(
-        "{}.{verb}",
-        resource.kind.collection().trim_end_matches('s')
-    );
-    store::audit(
-        conn,
-        AuditEntry {
-            action: &action,
-            actor_user_id: caller.user_id,
-            actor_token_id: caller.token_id,
-            org_id: Some(access.org_id()),
-            team: Some(access.name()),
-            resource_kind: Some(resource.kind.collection()),
-            resource_name: Some(&resource.name),
-            revision: Some(resource.revision),
-            before,
-            after,
-            request_id: Some(&caller.request_id),
-            client_address: Some(&caller.client_address),
-        },
-    )
-    .await?;
-    events.push(ChangeEvent {
-        revision: resource.revision,
-        op: if deleted {
-            ChangeOp::Delete
-        } else {
-            ChangeOp::Upsert
-        } as i32,
-        kind: kind_to_proto(resource.kind) as i32,
-        team: access.name().to_string(),
-        name: resource.name.clone(),
-        resource: (!deleted).then(|| to_proto(resource, Vec::new())),
-        changes: Vec::new(),
-    });
+    let after = (verb != "deleted").then_some(&resource.spec);
+    let event = audit_change(conn, caller, access, verb, resource, before, after).await?;
+    events.push(event);
     Ok(())
 }
 

@@ -374,6 +374,15 @@ impl state_srv::StateService for StateApi {
         Ok(Response::new(state_pb::GetRevisionResponse { revision }))
     }
 
+    async fn get_secrets(
+        &self,
+        request: Request<state_pb::GetSecretsRequest>,
+    ) -> Reply<state_pb::GetSecretsResponse> {
+        let r = request.into_inner();
+        let secrets = crate::secret_material::get_secrets(&self.0, &r.team, &r.names).await?;
+        Ok(Response::new(state_pb::GetSecretsResponse { secrets }))
+    }
+
     async fn report_status(
         &self,
         request: Request<state_pb::ReportStatusRequest>,

@@ -12,6 +12,8 @@
 //! - [`audit_log`]: reading the audit trail, scoped to what the caller may see
 //! - [`sweeper`]: marks expired tokens and keeps the token gauges current
 //! - [`state`]: full state and status reports for xds-server
+//! - [`secrets_key`], [`secret_material`]: secret material sealed at rest, opened only for
+//!   xds-server
 //! - [`relay`]: the outbox relay that publishes change events to the bus
 //! - [`grpc`]: the tonic services (thin: decode, call, encode)
 
@@ -25,7 +27,9 @@ pub mod identity;
 pub mod membership;
 pub mod relay;
 pub mod resources;
+pub mod secret_material;
 pub mod secrets;
+pub mod secrets_key;
 pub mod sessions;
 pub mod settings;
 pub mod state;
@@ -54,6 +58,8 @@ pub struct Context {
     pub notices: AuthNotices,
     /// Session and invitation lifetimes.
     pub identity: settings::IdentitySettings,
+    /// Seals secret material at rest (`FLOWPLANE_SECRETS_KEY`).
+    pub secrets_key: Arc<secrets_key::SecretsKey>,
 }
 
 /// Runs the config service until `shutdown`: migrations, the setup token, the gRPC API, the
@@ -73,12 +79,21 @@ pub async fn run_with_notices(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let readiness = Readiness::new();
+    // Refuse to start without the key rather than store secrets in the clear.
+    let secrets_key = match config.secrets_key.as_deref() {
+        Some(encoded) => secrets_key::SecretsKey::from_base64(encoded)?,
+        None => anyhow::bail!(
+            "FLOWPLANE_SECRETS_KEY is not set: generate one with `openssl rand -base64 32` \
+             (`flowplane up` makes a development key on its own)"
+        ),
+    };
     let pool = db::connect(&config.database_url, config.create_database).await?;
     let ctx = Context {
         pool,
         outbox_ready: Arc::new(Notify::new()),
         notices,
         identity: config.identity,
+        secrets_key: Arc::new(secrets_key),
     };
     api_definitions::set_shared_gateway_port(config.shared_gateway_port);
     identity::announce_setup_token(&ctx, config.setup_token.as_deref()).await?;

@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use crate::Context;
 use crate::authz::{Caller, TeamAccess, authorize_team};
 use crate::error::{ServiceError, violated_constraint};
+use crate::secret_material;
 use crate::store::{self, AuditEntry, StoredResource};
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -48,7 +49,8 @@ pub async fn create(
     )
     .await?;
     dry_translate(&name, &parsed.spec)?;
-    let spec_json = parsed.spec.to_json();
+    // A secret's row, audit entry and event carry its summary; the material is sealed apart.
+    let spec_json = parsed.spec.public_json();
 
     let mut tx = ctx.pool.begin().await?;
     let revision = store::next_revision(&mut tx).await?;
@@ -63,6 +65,7 @@ pub async fn create(
             }
             other => other?,
         };
+    secret_material::seal_into(&mut tx, &ctx.secrets_key, &access, &stored, &parsed.spec).await?;
     record_change(
         &mut tx,
         caller,
@@ -107,19 +110,28 @@ pub async fn update(
     )
     .await?;
     dry_translate(name, &parsed.spec)?;
-    let spec_json = parsed.spec.to_json();
+    let spec_json = parsed.spec.public_json();
 
     let mut tx = ctx.pool.begin().await?;
     let revision = store::next_revision(&mut tx).await?;
     let current = locked_current(&mut tx, &access, kind, name, if_revision).await?;
     refuse_generated(&current)?;
-    if current.spec == spec_json {
+    let material_changed = secret_material::material_changed(
+        &mut tx,
+        &ctx.secrets_key,
+        &access,
+        &current,
+        &parsed.spec,
+    )
+    .await?;
+    if current.spec == spec_json && !material_changed {
         // Nothing changed: no revision is spent, nothing is pushed.
         tx.rollback().await?;
         return Ok(to_proto(&current, Vec::new()));
     }
     check_references(&mut tx, &access, &parsed.spec).await?;
     let stored = store::update_resource(&mut tx, &current, &spec_json, revision).await?;
+    secret_material::seal_into(&mut tx, &ctx.secrets_key, &access, &stored, &parsed.spec).await?;
     record_change(
         &mut tx,
         caller,
@@ -357,7 +369,11 @@ pub(crate) async fn find_referrers(
     target: &StoredResource,
 ) -> Result<Vec<FieldError>, ServiceError> {
     let mut referrers = Vec::new();
-    for kind in [ResourceKind::RouteConfig, ResourceKind::Listener] {
+    for kind in [
+        ResourceKind::Cluster,
+        ResourceKind::RouteConfig,
+        ResourceKind::Listener,
+    ] {
         for candidate in store::resources_of_kind(conn, team, kind).await? {
             let Ok(spec) = AnySpec::from_stored(kind, &candidate.spec.to_string()) else {
                 continue;
@@ -414,6 +430,22 @@ async fn record_change(
     before: Option<&serde_json::Value>,
     after: Option<&serde_json::Value>,
 ) -> Result<(), ServiceError> {
+    let event = audit_change(conn, caller, team, verb, resource, before, after).await?;
+    store::enqueue_event(conn, resource.revision, &event.encode_to_vec()).await?;
+    Ok(())
+}
+
+/// Writes the audit row of one resource change (`after` is `None` for a delete) and returns
+/// the change event that tells the xds-servers about it.
+pub(crate) async fn audit_change(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    team: &TeamAccess,
+    verb: &str,
+    resource: &StoredResource,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> Result<ChangeEvent, ServiceError> {
     let action = format!(
         "{}.{verb}",
         resource.kind.collection().trim_end_matches('s')
@@ -437,7 +469,7 @@ async fn record_change(
     )
     .await?;
     let deleted = after.is_none();
-    let event = ChangeEvent {
+    Ok(ChangeEvent {
         revision: resource.revision,
         op: if deleted {
             ChangeOp::Delete
@@ -449,9 +481,7 @@ async fn record_change(
         name: resource.name.clone(),
         resource: (!deleted).then(|| to_proto(resource, Vec::new())),
         changes: Vec::new(),
-    };
-    store::enqueue_event(conn, resource.revision, &event.encode_to_vec()).await?;
-    Ok(())
+    })
 }
 
 pub fn to_proto(resource: &StoredResource, status: Vec<store::StatusRow>) -> pb::Resource {
@@ -483,6 +513,7 @@ pub fn kind_to_proto(kind: ResourceKind) -> pb::ResourceKind {
         ResourceKind::RouteConfig => pb::ResourceKind::RouteConfig,
         ResourceKind::Listener => pb::ResourceKind::Listener,
         ResourceKind::Dataplane => pb::ResourceKind::Dataplane,
+        ResourceKind::Secret => pb::ResourceKind::Secret,
     }
 }
 
@@ -492,6 +523,7 @@ pub fn kind_from_proto(kind: i32) -> Result<ResourceKind, ServiceError> {
         Ok(pb::ResourceKind::RouteConfig) => Ok(ResourceKind::RouteConfig),
         Ok(pb::ResourceKind::Listener) => Ok(ResourceKind::Listener),
         Ok(pb::ResourceKind::Dataplane) => Ok(ResourceKind::Dataplane),
+        Ok(pb::ResourceKind::Secret) => Ok(ResourceKind::Secret),
         _ => Err(ServiceError::validation("/kind", "unknown resource kind")),
     }
 }

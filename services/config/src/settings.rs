@@ -31,6 +31,10 @@ pub struct ConfigServiceConfig {
     /// `FLOWPLANE_SHARED_GATEWAY_PORT`: the port of each team's shared API gateway listener
     /// (`default-gateway-listener`, default 10000).
     pub shared_gateway_port: u32,
+    /// `FLOWPLANE_SECRETS_KEY`: base64 of the 32-byte AES-256-GCM key that seals secret
+    /// material at rest. Required (config refuses to start without it); `flowplane up`
+    /// supplies a development key when it is unset.
+    pub secrets_key: Option<String>,
 }
 
 /// Lifetimes of the identity credentials config issues.
@@ -69,6 +73,7 @@ impl ConfigServiceConfig {
             // supply one of its own.
             service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
             setup_token: env::optional("FLOWPLANE_SETUP_TOKEN"),
+            secrets_key: env::optional("FLOWPLANE_SECRETS_KEY"),
             create_database: env::parsed("FLOWPLANE_CREATE_DATABASE", false)?,
             token_sweep_interval: Duration::from_secs(
                 env::parsed::<u64>("FLOWPLANE_TOKEN_SWEEP_SECONDS", 60)?.max(1),

@@ -23,6 +23,7 @@ pub async fn get_state(ctx: &Context) -> Result<pb::State, ServiceError> {
     )
     .fetch_all(&mut *tx)
     .await?;
+    let secret_material = crate::secret_material::open_all(&mut tx, &ctx.secrets_key).await?;
     tx.commit().await?;
     let mut resources = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -41,7 +42,15 @@ pub async fn get_state(ctx: &Context) -> Result<pb::State, ServiceError> {
             updated_at: row.try_get("updated_at")?,
             managed_by: None,
         };
-        resources.push(to_proto(&stored, Vec::new()));
+        let mut resource = to_proto(&stored, Vec::new());
+        if kind == ResourceKind::Secret {
+            // xds-server serves the material over SDS; rows carry only the summary.
+            let Some(material) = secret_material.get(&stored.id) else {
+                continue;
+            };
+            resource.spec_json.clone_from(material);
+        }
+        resources.push(resource);
     }
     Ok(pb::State {
         revision,
@@ -110,6 +119,7 @@ fn kind_of_type_url(type_url: &str) -> Option<ResourceKind> {
         flowplane_xds::resource::CLUSTER_TYPE => Some(ResourceKind::Cluster),
         flowplane_xds::resource::ROUTE_TYPE => Some(ResourceKind::RouteConfig),
         flowplane_xds::resource::LISTENER_TYPE => Some(ResourceKind::Listener),
+        flowplane_xds::resource::SECRET_TYPE => Some(ResourceKind::Secret),
         _ => None,
     }
 }

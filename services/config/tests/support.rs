@@ -42,6 +42,7 @@ impl TestDb {
                 outbox_ready: Arc::new(Notify::new()),
                 notices: flowplane_runtime::bus::AuthNotices::local(),
                 identity: Default::default(),
+                secrets_key: Arc::new(test_secrets_key()),
             },
             name,
             base,
@@ -57,6 +58,11 @@ impl TestDb {
             let _ = sqlx::query(&drop).execute(&mut conn).await;
         }
     }
+}
+
+pub fn test_secrets_key() -> flowplane_config::secrets_key::SecretsKey {
+    let encoded = flowplane_config::secrets_key::SecretsKey::generate_base64().unwrap();
+    flowplane_config::secrets_key::SecretsKey::from_base64(&encoded).unwrap()
 }
 
 pub fn caller(scopes: &[&str], org_id: Option<String>) -> Caller {

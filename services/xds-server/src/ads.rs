@@ -9,29 +9,30 @@
 //!   Envoy keeps its last good config until the next change;
 //! - pushes go clusters first, then listeners, then routes (make-before-break).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use prost::bytes::Bytes;
+use tonic::Streaming;
 
-use crate::snapshot::Store;
+use crate::outbox::Outbox;
 use crate::status::Reporter;
-use crate::stream::{self, Closed, Connected, PUSH_ORDER, Peer, Protocol, Verdict};
+use crate::stream::{self, ByType, Connected, PUSH_ORDER, Peer, Protocol, Verdict};
+use crate::views::{View, ViewKey, Views};
+use crate::wire::{self, Encoded};
 
 /// Serves one SotW stream until either side ends it; responses go to `tx`.
 pub(crate) async fn serve(
-    store: Arc<Store>,
+    views: Arc<Views>,
     reporter: Reporter,
     requests: Streaming<DiscoveryRequest>,
-    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    tx: Outbox,
 ) {
     let session = Session {
-        store,
+        views,
         reporter,
         tx,
-        types: HashMap::new(),
+        types: ByType::default(),
         nonce: 0,
     };
     session.run(requests).await;
@@ -40,21 +41,24 @@ pub(crate) async fn serve(
 #[derive(Default)]
 struct TypeState {
     names: Vec<String>,
+    /// The view the names select, and the last one read of it.
+    view: Option<(ViewKey, Arc<View>)>,
     sent: Option<Sent>,
     reported: Option<(String, bool)>,
 }
 
+/// What the node got (or, after a reconnect, already had) of a type.
 struct Sent {
-    version: String,
-    nonce: String,
-    names: Vec<String>,
+    view: Arc<View>,
+    /// `None` when nothing was sent because the node already had the view.
+    nonce: Option<u64>,
 }
 
 struct Session {
-    store: Arc<Store>,
+    views: Arc<Views>,
     reporter: Reporter,
-    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
-    types: HashMap<String, TypeState>,
+    tx: Outbox,
+    types: ByType<TypeState>,
     nonce: u64,
 }
 
@@ -64,23 +68,22 @@ impl Session {
             Ok(Some(first)) => first,
             _ => return,
         };
-        let peer = match stream::identify(&self.store, first.node.as_ref()) {
+        let store = self.views.store().clone();
+        let peer = match stream::identify(&store, first.node.as_ref()) {
             Ok(peer) => peer,
             Err(status) => {
                 tracing::warn!(error = %status.message(), "refused an ADS stream");
-                let _ = self.tx.send(Err(status)).await;
+                self.tx.send(Err(status)).await;
                 return;
             }
         };
-        let _connected = Connected::new(&peer, Protocol::Sotw);
-        let mut changes = self.store.watch(&peer.team);
+        let connected = Connected::new(&peer, Protocol::Sotw);
+        let mut changes = store.watch(&peer.team);
         changes.mark_unchanged();
         let mut next = Some(first);
         loop {
-            if let Some(request) = next.take()
-                && self.on_request(&peer, request).await.is_err()
-            {
-                break;
+            if let Some(request) = next.take() {
+                self.on_request(&peer, &connected, request).await;
             }
             tokio::select! {
                 request = requests.message() => match request {
@@ -88,108 +91,122 @@ impl Session {
                     _ => break,
                 },
                 changed = changes.changed() => {
-                    if changed.is_err() || self.push_changes(&peer).await.is_err() {
+                    if changed.is_err() {
                         break;
                     }
+                    self.push_changes(&peer, &connected).await;
                 }
             }
         }
     }
 
-    async fn on_request(&mut self, peer: &Peer, request: DiscoveryRequest) -> Result<(), Closed> {
-        let type_url = request.type_url.clone();
-        let state = self.types.entry(type_url.clone()).or_default();
+    async fn on_request(&mut self, peer: &Peer, connected: &Connected, request: DiscoveryRequest) {
+        let state = self.types.entry(&request.type_url);
+        let type_url = request.type_url.as_str();
         if !request.response_nonce.is_empty() {
             let Some(sent) = &state.sent else {
-                return Ok(());
+                return;
             };
-            if sent.nonce != request.response_nonce {
+            if sent
+                .nonce
+                .is_none_or(|nonce| !wire::is_nonce(&request.response_nonce, nonce))
+            {
                 // An answer to an older response; the newer one is still in flight.
-                return Ok(());
+                return;
             }
             let (version, verdict) = match &request.error_detail {
                 Some(error) => {
-                    stream::note_nack(peer, Protocol::Sotw, &type_url, &error.message);
+                    connected.note_nack(peer, type_url, &error.message);
                     (
-                        sent.version.clone(),
+                        sent.view.version.as_str(),
                         Verdict::Rejected(error.message.clone()),
                     )
                 }
-                None => (request.version_info.clone(), Verdict::Accepted),
+                None => (request.version_info.as_str(), Verdict::Accepted),
             };
             let accepted = verdict == Verdict::Accepted;
-            if state.reported.as_ref() != Some(&(version.clone(), accepted)) {
-                state.reported = Some((version.clone(), accepted));
+            let news = state
+                .reported
+                .as_ref()
+                .is_none_or(|(v, a)| v != version || *a != accepted);
+            if news {
+                state.reported = Some((version.to_string(), accepted));
                 stream::report(
                     &self.reporter,
                     peer,
-                    &type_url,
-                    &version,
-                    sent.names.clone(),
+                    type_url,
+                    version,
+                    sent.view.resources.iter().map(|r| r.name.as_str()),
                     &verdict,
                 );
             }
         }
         let names_changed = state.names != request.resource_names;
-        state.names = request.resource_names;
-        if request.response_nonce.is_empty() || names_changed {
-            self.respond(peer, &type_url, Some(&request.version_info))
-                .await?;
+        if names_changed {
+            state.names = request.resource_names;
+            state.view = None;
         }
-        Ok(())
+        if request.response_nonce.is_empty() || names_changed {
+            self.respond(
+                peer,
+                connected,
+                &request.type_url,
+                Some(&request.version_info),
+            )
+            .await;
+        }
     }
 
-    async fn push_changes(&mut self, peer: &Peer) -> Result<(), Closed> {
+    async fn push_changes(&mut self, peer: &Peer, connected: &Connected) {
         for type_url in PUSH_ORDER {
-            if self.types.contains_key(type_url) {
-                self.respond(peer, type_url, None).await?;
+            if self.types.contains(type_url) {
+                self.respond(peer, connected, type_url, None).await;
             }
         }
-        Ok(())
     }
 
     /// Sends the node's current view of `type_url` unless it already has it.
     async fn respond(
         &mut self,
         peer: &Peer,
+        connected: &Connected,
         type_url: &str,
         client_version: Option<&str>,
-    ) -> Result<(), Closed> {
-        let state = self.types.entry(type_url.to_string()).or_default();
-        let set = self
-            .store
-            .view(&peer.team, &peer.dataplane, type_url, &state.names);
-        let names: Vec<String> = set.resources.iter().map(|r| r.name.clone()).collect();
+    ) {
+        let Some(state) = self.types.get_mut(type_url) else {
+            return;
+        };
+        let (key, previous) = match state.view.take() {
+            Some((key, view)) => (key, Some(view)),
+            None => (
+                ViewKey::sotw(&peer.team, &peer.dataplane, type_url, &state.names),
+                None,
+            ),
+        };
+        let view = self.views.get(&key, &peer.dataplane, previous.as_ref());
+        state.view = Some((key, view.clone()));
         let already_has = match &state.sent {
-            Some(sent) => sent.version == set.version,
+            Some(sent) => sent.view.version == view.version,
             // A reconnecting Envoy that already holds exactly this state needs nothing.
-            None => client_version == Some(set.version.as_str()),
+            None => client_version == Some(view.version.as_str()),
         };
         if already_has {
             if state.sent.is_none() {
-                state.sent = Some(Sent {
-                    version: set.version,
-                    nonce: String::new(),
-                    names,
-                });
+                state.sent = Some(Sent { view, nonce: None });
             }
-            return Ok(());
+            return;
         }
         self.nonce += 1;
-        let nonce = self.nonce.to_string();
-        let response = DiscoveryResponse {
-            version_info: set.version.clone(),
-            resources: set.resources.iter().map(|r| r.any.clone()).collect(),
-            type_url: type_url.to_string(),
-            nonce: nonce.clone(),
-            ..Default::default()
+        let response = Encoded {
+            head: view.sotw_body(type_url),
+            nonce: self.nonce,
+            tail: Bytes::new(),
         };
         state.sent = Some(Sent {
-            version: set.version,
-            nonce,
-            names,
+            view,
+            nonce: Some(self.nonce),
         });
-        stream::count_push(Protocol::Sotw, type_url);
-        self.tx.send(Ok(response)).await.map_err(|_| Closed)
+        connected.count_push(type_url);
+        self.tx.send(Ok(response)).await;
     }
 }

@@ -16,19 +16,18 @@
 //! - on a change, updates go clusters → listeners → routes, and clusters are removed last,
 //!   after the listeners and routes that might still use them were updated (make-before-break).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
-};
-use flowplane_xds::resource::{CLUSTER_TYPE, EncodedResource, version_of};
-use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+use flowplane_xds::resource::CLUSTER_TYPE;
+use tonic::Streaming;
 
-use crate::snapshot::{Interest, Store};
+use crate::outbox::Outbox;
 use crate::status::Reporter;
-use crate::stream::{self, Closed, Connected, PUSH_ORDER, Peer, Protocol, Verdict};
+use crate::stream::{self, ByType, Connected, PUSH_ORDER, Peer, Protocol, Verdict};
+use crate::views::{View, ViewKey, Views};
+use crate::wire;
 
 /// The name that stands for "every resource of this type".
 const WILDCARD: &str = "*";
@@ -39,16 +38,16 @@ const MAX_IN_FLIGHT: usize = 64;
 
 /// Serves one delta stream until either side ends it; responses go to `tx`.
 pub(crate) async fn serve(
-    store: Arc<Store>,
+    views: Arc<Views>,
     reporter: Reporter,
     requests: Streaming<DeltaDiscoveryRequest>,
-    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    tx: Outbox,
 ) {
     let session = Session {
-        store,
+        views,
         reporter,
         tx,
-        types: HashMap::new(),
+        types: ByType::default(),
         nonce: 0,
     };
     session.run(requests).await;
@@ -64,26 +63,39 @@ struct TypeState {
     held: BTreeMap<String, String>,
     /// nonce → what that response carried, until Envoy answers it.
     in_flight: BTreeMap<u64, Sent>,
+    /// The view the subscriptions select, and the last one read of it.
+    view: Option<(ViewKey, Arc<View>)>,
 }
 
 struct Sent {
-    version: String,
-    names: Vec<String>,
+    view: Arc<View>,
+    /// Positions in `view` of the resources the response carried.
+    updated: Vec<usize>,
+}
+
+impl Sent {
+    fn names(&self) -> impl Iterator<Item = &str> + Clone {
+        self.updated
+            .iter()
+            .filter_map(|&i| self.view.resources.get(i))
+            .map(|r| r.name.as_str())
+    }
 }
 
 /// What the client should change to hold what the node may see now.
 struct Diff {
-    /// The version of everything the client should hold of this type.
-    version: String,
-    updated: Vec<Arc<EncodedResource>>,
+    /// Everything the client should hold of this type; its version is the response's.
+    view: Arc<View>,
+    /// Positions in `view` of the resources to send.
+    updated: Vec<usize>,
     removed: Vec<String>,
 }
 
 struct Session {
-    store: Arc<Store>,
+    views: Arc<Views>,
     reporter: Reporter,
-    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
-    types: HashMap<String, TypeState>,
+    tx: Outbox,
+    types: ByType<TypeState>,
     nonce: u64,
 }
 
@@ -93,16 +105,17 @@ impl Session {
             Ok(Some(first)) => first,
             _ => return,
         };
-        let peer = match stream::identify(&self.store, first.node.as_ref()) {
+        let store = self.views.store().clone();
+        let peer = match stream::identify(&store, first.node.as_ref()) {
             Ok(peer) => peer,
             Err(status) => {
                 tracing::warn!(error = %status.message(), "refused a delta ADS stream");
-                let _ = self.tx.send(Err(status)).await;
+                self.tx.send(Err(status)).await;
                 return;
             }
         };
-        let _connected = Connected::new(&peer, Protocol::Delta);
-        let mut changes = self.store.watch(&peer.team);
+        let connected = Connected::new(&peer, Protocol::Delta);
+        let mut changes = store.watch(&peer.team);
         changes.mark_unchanged();
         let mut next = Some(first);
         loop {
@@ -111,13 +124,9 @@ impl Session {
                 // may carry the new version of a route, whose new cluster must arrive before it.
                 if changes.has_changed().unwrap_or(false) {
                     changes.mark_unchanged();
-                    if self.push_changes(&peer).await.is_err() {
-                        break;
-                    }
+                    self.push_changes(&peer, &connected).await;
                 }
-                if self.on_request(&peer, request).await.is_err() {
-                    break;
-                }
+                self.on_request(&peer, &connected, request).await;
             }
             tokio::select! {
                 request = requests.message() => match request {
@@ -125,9 +134,10 @@ impl Session {
                     _ => break,
                 },
                 changed = changes.changed() => {
-                    if changed.is_err() || self.push_changes(&peer).await.is_err() {
+                    if changed.is_err() {
                         break;
                     }
+                    self.push_changes(&peer, &connected).await;
                 }
             }
         }
@@ -136,14 +146,15 @@ impl Session {
     async fn on_request(
         &mut self,
         peer: &Peer,
+        connected: &Connected,
         request: DeltaDiscoveryRequest,
-    ) -> Result<(), Closed> {
+    ) {
         let type_url = request.type_url.clone();
         if type_url.is_empty() {
-            return Ok(());
+            return;
         }
-        let first = !self.types.contains_key(&type_url);
-        let state = self.types.entry(type_url.clone()).or_default();
+        let first = !self.types.contains(&type_url);
+        let state = self.types.entry(&type_url);
 
         if !request.response_nonce.is_empty() {
             let answered = request
@@ -156,19 +167,19 @@ impl Session {
                 state.in_flight = state.in_flight.split_off(&nonce);
                 let verdict = match &request.error_detail {
                     Some(error) => {
-                        stream::note_nack(peer, Protocol::Delta, &type_url, &error.message);
+                        connected.note_nack(peer, &type_url, &error.message);
                         Verdict::Rejected(error.message.clone())
                     }
                     None => Verdict::Accepted,
                 };
                 // A response that only removed resources has nothing to report status on.
-                if !sent.names.is_empty() {
+                if !sent.updated.is_empty() {
                     stream::report(
                         &self.reporter,
                         peer,
                         &type_url,
-                        &sent.version,
-                        sent.names,
+                        &sent.view.version,
+                        sent.names(),
                         &verdict,
                     );
                 }
@@ -201,13 +212,14 @@ impl Session {
             unsubscribed.push(name);
         }
         if !subscriptions_changed {
-            return Ok(());
+            return;
         }
+        state.view = None;
         let mut diff = self.diff(peer, &type_url);
         if !unsubscribed.is_empty() {
             // The client drops what it unsubscribed from by itself: forget it rather than tell
             // it to remove it. Dropping the wildcard forgets everything not named explicitly.
-            let state = self.types.entry(type_url.clone()).or_default();
+            let state = self.types.entry(&type_url);
             let dropped_wildcard = unsubscribed.iter().any(|n| n == WILDCARD);
             let forgotten: BTreeSet<String> = diff
                 .removed
@@ -224,9 +236,10 @@ impl Session {
         // first CDS and LDS answer before it finishes initializing.
         let answer_empty = fresh && self.types.get(&type_url).is_some_and(|s| s.wildcard);
         self.send(
+            connected,
             &type_url,
-            diff.version,
-            diff.updated,
+            &diff.view,
+            &diff.updated,
             diff.removed,
             answer_empty,
         )
@@ -234,64 +247,73 @@ impl Session {
     }
 
     /// After a change of the team's resources: send every subscribed type what changed.
-    async fn push_changes(&mut self, peer: &Peer) -> Result<(), Closed> {
+    async fn push_changes(&mut self, peer: &Peer, connected: &Connected) {
         let mut cluster_removals = None;
         for type_url in PUSH_ORDER {
-            if !self.types.contains_key(type_url) {
+            if !self.types.contains(type_url) {
                 continue;
             }
             let diff = self.diff(peer, type_url);
             if type_url == CLUSTER_TYPE {
                 // Routes and listeners may still use these until their own updates land.
-                cluster_removals = Some((diff.version.clone(), diff.removed));
-                self.send(type_url, diff.version, diff.updated, Vec::new(), false)
-                    .await?;
+                self.send(
+                    connected,
+                    type_url,
+                    &diff.view,
+                    &diff.updated,
+                    Vec::new(),
+                    false,
+                )
+                .await;
+                cluster_removals = Some((diff.view, diff.removed));
             } else {
-                self.send(type_url, diff.version, diff.updated, diff.removed, false)
-                    .await?;
+                self.send(
+                    connected,
+                    type_url,
+                    &diff.view,
+                    &diff.updated,
+                    diff.removed,
+                    false,
+                )
+                .await;
             }
         }
-        if let Some((version, removed)) = cluster_removals {
-            self.send(CLUSTER_TYPE, version, Vec::new(), removed, false)
-                .await?;
+        if let Some((view, removed)) = cluster_removals {
+            self.send(connected, CLUSTER_TYPE, &view, &[], removed, false)
+                .await;
         }
-        Ok(())
     }
 
     /// What the client should receive and remove for `type_url` to match the store.
-    fn diff(&self, peer: &Peer, type_url: &str) -> Diff {
-        let Some(state) = self.types.get(type_url) else {
-            return Diff {
-                version: version_of(&[]),
-                updated: Vec::new(),
-                removed: Vec::new(),
-            };
+    fn diff(&mut self, peer: &Peer, type_url: &str) -> Diff {
+        let state = self.types.entry(type_url);
+        let (key, previous) = match state.view.take() {
+            Some((key, view)) => (key, Some(view)),
+            None => {
+                let names = (!state.wildcard).then(|| state.subscribed.iter().cloned().collect());
+                (
+                    ViewKey::new(&peer.team, &peer.dataplane, type_url, names),
+                    None,
+                )
+            }
         };
-        let names: Vec<String>;
-        let interest = if state.wildcard {
-            Interest::All
-        } else {
-            names = state.subscribed.iter().cloned().collect();
-            Interest::Named(&names)
-        };
-        let desired = self
-            .store
-            .select(&peer.team, &peer.dataplane, type_url, interest);
-        let refs: Vec<&EncodedResource> = desired.iter().map(|r| r.as_ref()).collect();
-        let version = version_of(&refs);
-        let wanted: BTreeSet<&str> = desired.iter().map(|r| r.name.as_str()).collect();
+        let view = self.views.get(&key, &peer.dataplane, previous.as_ref());
+        state.view = Some((key, view.clone()));
         let removed = state
             .held
             .keys()
-            .filter(|name| !wanted.contains(name.as_str()))
+            .filter(|name| view.position(name).is_none())
             .cloned()
             .collect();
-        let updated = desired
-            .into_iter()
-            .filter(|r| state.held.get(&r.name) != Some(&r.version))
+        let updated = view
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| state.held.get(&r.name) != Some(&r.version))
+            .map(|(i, _)| i)
             .collect();
         Diff {
-            version,
+            view,
             updated,
             removed,
         }
@@ -301,22 +323,29 @@ impl Session {
     /// records what the client now holds.
     async fn send(
         &mut self,
+        connected: &Connected,
         type_url: &str,
-        version: String,
-        updated: Vec<Arc<EncodedResource>>,
+        view: &Arc<View>,
+        updated: &[usize],
         removed: Vec<String>,
         even_if_empty: bool,
-    ) -> Result<(), Closed> {
+    ) {
         if updated.is_empty() && removed.is_empty() && !even_if_empty {
-            return Ok(());
+            return;
         }
         self.nonce += 1;
         let nonce = self.nonce;
-        let state = self.types.entry(type_url.to_string()).or_default();
-        for resource in &updated {
-            state
-                .held
-                .insert(resource.name.clone(), resource.version.clone());
+        let state = self.types.entry(type_url);
+        for resource in updated.iter().filter_map(|&i| view.resources.get(i)) {
+            // Most updates replace a version the client held: reuse its strings.
+            match state.held.get_mut(&resource.name) {
+                Some(version) => version.clone_from(&resource.version),
+                None => {
+                    state
+                        .held
+                        .insert(resource.name.clone(), resource.version.clone());
+                }
+            }
         }
         for name in &removed {
             state.held.remove(name);
@@ -324,30 +353,21 @@ impl Session {
         state.in_flight.insert(
             nonce,
             Sent {
-                version: version.clone(),
-                names: updated.iter().map(|r| r.name.clone()).collect(),
+                view: view.clone(),
+                updated: updated.to_vec(),
             },
         );
         while state.in_flight.len() > MAX_IN_FLIGHT {
             state.in_flight.pop_first();
         }
-        let response = DeltaDiscoveryResponse {
-            system_version_info: version,
-            resources: updated
-                .iter()
-                .map(|r| Resource {
-                    name: r.name.clone(),
-                    version: r.version.clone(),
-                    resource: Some(r.any.clone()),
-                    ..Default::default()
-                })
-                .collect(),
-            type_url: type_url.to_string(),
-            removed_resources: removed,
-            nonce: nonce.to_string(),
-            ..Default::default()
-        };
-        stream::count_push(Protocol::Delta, type_url);
-        self.tx.send(Ok(response)).await.map_err(|_| Closed)
+        let response = wire::delta(
+            &view.version,
+            updated.iter().map(|&i| view.delta_entry(i)),
+            type_url,
+            nonce,
+            &removed,
+        );
+        connected.count_push(type_url);
+        self.tx.send(Ok(response)).await;
     }
 }

@@ -6,6 +6,10 @@
 //! - [`sync`]: keeps the store current: full state from config, then change events from the
 //!   bus, re-syncing on any gap
 //! - [`service`]: the ADS gRPC service, handing each stream to its protocol machine
+//! - [`views`]: what a node should have of a type, computed once per change and shared by
+//!   every stream that asks the same question
+//! - [`wire`] and [`codec`]: responses encoded once and sent as bytes, each stream adding only
+//!   its nonce; `outbox`: how a stream's protocol machine runs inside its response body
 //! - [`ads`]: the state-of-the-world protocol state machine (nonces, versions, ACK/NACK)
 //! - [`delta`]: the incremental (delta) protocol state machine (subscriptions, per-resource
 //!   versions, removals)
@@ -15,19 +19,23 @@
 //! The store knows nothing of streams and the protocol knows nothing of translation.
 
 pub mod ads;
+pub mod codec;
 pub mod delta;
+mod outbox;
+mod secret_material;
 pub mod service;
 pub mod settings;
 pub mod snapshot;
 pub mod status;
 pub mod stream;
 pub mod sync;
+pub mod views;
+pub mod wire;
 
 pub use settings::XdsServerConfig;
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use flowplane_proto::state::v1::state_service_client::StateServiceClient;
 use flowplane_runtime::bus::Bus;
 use flowplane_runtime::credential::ServiceCredential;
@@ -73,7 +81,7 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
     tracing::info!(addr = %config.xds_addr, "xds-server serving ADS (state of the world and delta)");
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .add_service(AggregatedDiscoveryServiceServer::new(ads))
+        .add_service(ads)
         .serve_with_shutdown(config.xds_addr, shutdown.clone().wait())
         .await?;
     readiness.set(false);

@@ -1,68 +1,131 @@
-//! The gRPC face of ADS: one `AggregatedDiscoveryService` that hands each stream to the
+//! The gRPC face of ADS: the `AggregatedDiscoveryService`, which hands each stream to the
 //! protocol machine for its variant, state of the world ([`crate::ads`]) or incremental
-//! ([`crate::delta`]). Both read the same snapshot store and report to the same reporter.
+//! ([`crate::delta`]). Both read the same shared views and report to the same reporter.
+//!
+//! It routes the two methods itself rather than through the router `envoy-types` generates,
+//! because that router fixes the codec: here responses go out through [`AdsCodec`], as bytes
+//! encoded once and shared by every stream that sends the same content.
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use futures::Stream;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tonic::body::Body;
+use tonic::codegen::Body as HttpBody;
+use tonic::codegen::{BoxFuture, Service, StdError, http};
+use tonic::server::{Grpc, NamedService};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::codec::AdsCodec;
+use crate::outbox::{Outbox, drive};
 use crate::snapshot::Store;
 use crate::status::Reporter;
+use crate::views::Views;
+use crate::wire::Encoded;
 
-/// How many responses may wait for a slow Envoy before a stream stops producing more.
-const RESPONSE_BUFFER: usize = 16;
+const SOTW_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
+/// The ADS gRPC service, ready for `tonic::transport::Server::add_service`.
+#[derive(Clone)]
 pub struct AdsService {
-    store: Arc<Store>,
+    views: Arc<Views>,
     reporter: Reporter,
 }
 
 impl AdsService {
     pub fn new(store: Arc<Store>, reporter: Reporter) -> Self {
-        Self { store, reporter }
+        Self {
+            views: Arc::new(Views::new(store)),
+            reporter,
+        }
     }
 }
 
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+impl NamedService for AdsService {
+    const NAME: &'static str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
+}
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<Encoded, Status>> + Send>>;
 
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
-        tokio::spawn(crate::ads::serve(
-            self.store.clone(),
-            self.reporter.clone(),
-            request.into_inner(),
-            tx,
-        ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+impl<B> Service<http::Request<B>> for AdsService
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
-        tokio::spawn(crate::delta::serve(
-            self.store.clone(),
-            self.reporter.clone(),
-            request.into_inner(),
-            tx,
-        ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let service = self.clone();
+        match request.uri().path() {
+            SOTW_PATH => Box::pin(async move {
+                let mut grpc = Grpc::new(AdsCodec::<DiscoveryRequest>::default());
+                Ok(grpc.streaming(Sotw(service), request).await)
+            }),
+            DELTA_PATH => Box::pin(async move {
+                let mut grpc = Grpc::new(AdsCodec::<DeltaDiscoveryRequest>::default());
+                Ok(grpc.streaming(Delta(service), request).await)
+            }),
+            _ => Box::pin(async move { Ok(Status::unimplemented("").into_http()) }),
+        }
+    }
+}
+
+/// Runs the protocol machine of one stream inside its response body: what it sends is what
+/// the body carries.
+fn open<F>(serve: impl FnOnce(Outbox) -> F) -> Response<ResponseStream>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    Response::new(Box::pin(drive(serve)))
+}
+
+struct Sotw(AdsService);
+
+impl Service<Request<Streaming<DiscoveryRequest>>> for Sotw {
+    type Response = Response<ResponseStream>;
+    type Error = Status;
+    type Future = Ready<Result<Self::Response, Status>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
+        let AdsService { views, reporter } = self.0.clone();
+        ready(Ok(open(|tx| {
+            crate::ads::serve(views, reporter, request.into_inner(), tx)
+        })))
+    }
+}
+
+struct Delta(AdsService);
+
+impl Service<Request<Streaming<DeltaDiscoveryRequest>>> for Delta {
+    type Response = Response<ResponseStream>;
+    type Error = Status;
+    type Future = Ready<Result<Self::Response, Status>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
+        let AdsService { views, reporter } = self.0.clone();
+        ready(Ok(open(|tx| {
+            crate::delta::serve(views, reporter, request.into_inner(), tx)
+        })))
     }
 }

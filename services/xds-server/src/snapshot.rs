@@ -3,13 +3,14 @@
 //! tells waiting streams when their team changed; it knows nothing about the ADS protocol.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use flowplane_domain::{AnySpec, ResourceKind};
 use flowplane_proto::resources::v1 as resources_pb;
 use flowplane_proto::state::v1::{self as state_pb, ChangeOp};
 use flowplane_xds::resource::{
-    CLUSTER_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, version_of,
+    CLUSTER_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, version_of,
 };
 use tokio::sync::watch;
 
@@ -40,6 +41,8 @@ pub struct Dataplane {
 struct Team {
     clusters: BTreeMap<String, Arc<EncodedResource>>,
     routes: BTreeMap<String, Arc<EncodedResource>>,
+    /// SDS secrets, material included; only this team's Envoys are ever served them.
+    secrets: BTreeMap<String, Arc<EncodedResource>>,
     listeners: BTreeMap<String, Listener>,
     /// name → id
     dataplanes: BTreeMap<String, String>,
@@ -59,6 +62,9 @@ struct State {
 
 pub struct Store {
     state: RwLock<State>,
+    /// Bumped, under the state's write lock, by every change of any team: a view computed
+    /// at one generation is current for as long as the generation stays the same.
+    generation: AtomicU64,
     /// One channel per team, so a change wakes only the streams that serve that team.
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
 }
@@ -81,6 +87,7 @@ impl Store {
     pub fn new() -> Self {
         Self {
             state: RwLock::new(State::default()),
+            generation: AtomicU64::new(1),
             watchers: Mutex::new(HashMap::new()),
         }
     }
@@ -105,6 +112,7 @@ impl Store {
             changed.extend(teams.keys().cloned());
             current.teams = teams;
             current.revision = state.revision;
+            self.generation.fetch_add(1, Ordering::Release);
             changed
         };
         self.notify(changed);
@@ -145,6 +153,7 @@ impl Store {
                 apply_one(&mut state, change);
             }
             state.revision = event.revision;
+            self.generation.fetch_add(1, Ordering::Release);
         }
         let mut teams: Vec<String> = event.changes.iter().map(|c| c.team.clone()).collect();
         teams.push(event.team.clone());
@@ -152,6 +161,11 @@ impl Store {
         teams.dedup();
         self.notify(teams);
         Ok(true)
+    }
+
+    /// The current generation: it changes whenever any resource changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// A receiver that changes whenever `team`'s resources change.
@@ -187,7 +201,8 @@ impl Store {
         names: &[String],
     ) -> ResourceSet {
         let interest = match (type_url, names.is_empty()) {
-            (ROUTE_TYPE, true) => Interest::Named(names),
+            // Envoy names the secrets it needs, as it names route configs.
+            (ROUTE_TYPE | SECRET_TYPE, true) => Interest::Named(names),
             (_, true) => Interest::All,
             (_, false) => Interest::Named(names),
         };
@@ -208,10 +223,23 @@ impl Store {
         type_url: &str,
         interest: Interest<'_>,
     ) -> Vec<Arc<EncodedResource>> {
+        self.select_at(team, dataplane, type_url, interest).1
+    }
+
+    /// [`Store::select`], with the generation the selection was read at.
+    pub fn select_at(
+        &self,
+        team: &str,
+        dataplane: &Dataplane,
+        type_url: &str,
+        interest: Interest<'_>,
+    ) -> (u64, Vec<Arc<EncodedResource>>) {
         let state = self.read();
+        // Read under the lock that guards the resources, so the pair is consistent.
+        let generation = self.generation();
         let empty = Team::default();
         let team = state.teams.get(team).unwrap_or(&empty);
-        match type_url {
+        let resources = match type_url {
             CLUSTER_TYPE => pick(&team.clusters, interest, |_| true, Arc::clone),
             LISTENER_TYPE => pick(
                 &team.listeners,
@@ -220,8 +248,10 @@ impl Store {
                 |l| l.encoded.clone(),
             ),
             ROUTE_TYPE => pick(&team.routes, interest, |_| true, Arc::clone),
+            SECRET_TYPE => pick(&team.secrets, interest, |_| true, Arc::clone),
             _ => Vec::new(),
-        }
+        };
+        (generation, resources)
     }
 
     fn notify(&self, teams: impl IntoIterator<Item = String>) {
@@ -278,6 +308,7 @@ fn kind_of(kind: i32) -> Option<ResourceKind> {
         resources_pb::ResourceKind::RouteConfig => Some(ResourceKind::RouteConfig),
         resources_pb::ResourceKind::Listener => Some(ResourceKind::Listener),
         resources_pb::ResourceKind::Dataplane => Some(ResourceKind::Dataplane),
+        resources_pb::ResourceKind::Secret => Some(ResourceKind::Secret),
         resources_pb::ResourceKind::Unspecified => None,
     }
 }
@@ -322,6 +353,9 @@ fn upsert(team: &mut Team, resource: &resources_pb::Resource) -> Result<(), Stri
                 },
             );
         }
+        (AnySpec::Secret(_), Some(e)) => {
+            team.secrets.insert(resource.name.clone(), Arc::new(e));
+        }
         (AnySpec::Dataplane(_), _) => {
             team.dataplanes
                 .insert(resource.name.clone(), resource.id.clone());
@@ -341,6 +375,9 @@ fn remove(team: &mut Team, kind: i32, name: &str) {
         }
         Some(ResourceKind::Listener) => {
             team.listeners.remove(name);
+        }
+        Some(ResourceKind::Secret) => {
+            team.secrets.remove(name);
         }
         Some(ResourceKind::Dataplane) => {
             team.dataplanes.remove(name);

@@ -3,19 +3,26 @@
 //! [`crate::ads`] (state of the world) and [`crate::delta`] (incremental) hold only their own
 //! protocol state on top of this.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::value::Kind;
 use flowplane_proto::state::v1::ReportStatusRequest;
 use flowplane_xds::bootstrap::{NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
-use flowplane_xds::resource::{CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use flowplane_xds::resource::{
+    CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+};
+use metrics::Counter;
 use tonic::Status;
 
 use crate::snapshot::{Dataplane, Store};
-use crate::status::Reporter;
+use crate::status::{News, Reporter};
 
 /// Types pushed on a change, in make-before-break order: a listener or route may only arrive
-/// once the clusters it uses are there.
-pub const PUSH_ORDER: [&str; 3] = [CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+/// once the clusters it uses are there, and a rotated secret reaches the contexts that
+/// already name it before anything else changes.
+pub const PUSH_ORDER: [&str; 4] = [SECRET_TYPE, CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE];
 
 /// The protocol variant of a stream, as it appears in metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +47,6 @@ pub struct Peer {
     pub team: String,
     pub dataplane: Dataplane,
 }
-
-/// The stream's receiver is gone.
-#[derive(Debug)]
-pub struct Closed;
 
 /// Identifies the node from the metadata its Flowplane bootstrap carries, and checks that the
 /// dataplane exists in that team.
@@ -77,11 +80,19 @@ pub fn identify(store: &Store, node: Option<&Node>) -> Result<Peer, Status> {
     })
 }
 
-/// Counts a stream in `xds_connected_streams` for as long as it lives, however it ends.
+/// Counts a stream in `xds_connected_streams` for as long as it lives, however it ends, and
+/// holds the stream's metric handles: each is looked up by name and labels once, on its
+/// first use, not on every push.
 pub struct Connected {
     protocol: Protocol,
     node_id: String,
+    /// `xds_pushes_total` and `xds_nacks_total` for each of [`TYPES`].
+    pushes: [OnceLock<Counter>; TYPES.len()],
+    nacks: [OnceLock<Counter>; TYPES.len()],
 }
+
+/// The types whose metric handles a stream keeps; any other is looked up on each use.
+const TYPES: [&str; 4] = [CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE];
 
 impl Connected {
     pub fn new(peer: &Peer, protocol: Protocol) -> Self {
@@ -90,6 +101,32 @@ impl Connected {
         Self {
             protocol,
             node_id: peer.node_id.clone(),
+            pushes: Default::default(),
+            nacks: Default::default(),
+        }
+    }
+
+    /// Counts one response sent.
+    pub fn count_push(&self, type_url: &str) {
+        self.increment(&self.pushes, "xds_pushes_total", type_url);
+    }
+
+    /// Counts and logs a NACK. Envoy keeps its last good config for the rejected resources.
+    pub fn note_nack(&self, peer: &Peer, type_url: &str, error: &str) {
+        self.increment(&self.nacks, "xds_nacks_total", type_url);
+        tracing::warn!(node = %peer.node_id, type_url = %type_url, protocol = self.protocol.label(), error = %error, "NACK");
+    }
+
+    fn increment(
+        &self,
+        handles: &[OnceLock<Counter>; TYPES.len()],
+        name: &'static str,
+        type_url: &str,
+    ) {
+        let register = || metrics::counter!(name, "type" => short_type(type_url), "protocol" => self.protocol.label());
+        match TYPES.iter().position(|t| *t == type_url) {
+            Some(index) => handles[index].get_or_init(register).increment(1),
+            None => register().increment(1),
         }
     }
 }
@@ -102,12 +139,6 @@ impl Drop for Connected {
     }
 }
 
-/// Counts one response sent.
-pub fn count_push(protocol: Protocol, type_url: &str) {
-    metrics::counter!("xds_pushes_total", "type" => short_type(type_url), "protocol" => protocol.label())
-        .increment(1);
-}
-
 /// What Envoy said about one response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -115,36 +146,40 @@ pub enum Verdict {
     Rejected(String),
 }
 
-/// Counts and logs a NACK. Envoy keeps its last good config for the rejected resources.
-pub fn note_nack(peer: &Peer, protocol: Protocol, type_url: &str, error: &str) {
-    metrics::counter!("xds_nacks_total", "type" => short_type(type_url), "protocol" => protocol.label())
-        .increment(1);
-    tracing::warn!(node = %peer.node_id, type_url = %type_url, protocol = protocol.label(), error = %error, "NACK");
-}
-
 /// Reports Envoy's answer about the resources of one response (named `names`, at `version`)
 /// to config, which turns it into per-resource status. Both protocols report the same way.
-pub fn report(
+/// Most answers repeat what another Envoy of the dataplane already said, so the report is
+/// only built when it is news.
+pub fn report<'n>(
     reporter: &Reporter,
     peer: &Peer,
     type_url: &str,
     version: &str,
-    names: Vec<String>,
+    names: impl Iterator<Item = &'n str> + Clone,
     verdict: &Verdict,
 ) {
     let (accepted, error_message) = match verdict {
-        Verdict::Accepted => (true, String::new()),
-        Verdict::Rejected(error) => (false, error.clone()),
+        Verdict::Accepted => (true, ""),
+        Verdict::Rejected(error) => (false, error.as_str()),
     };
-    reporter.report(ReportStatusRequest {
+    let news = News {
+        team: &peer.team,
+        dataplane: &peer.dataplane.name,
+        type_url,
+        version,
+        accepted,
+        error_message,
+        resource_names: names.clone(),
+    };
+    reporter.report_news(news, || ReportStatusRequest {
         team: peer.team.clone(),
         dataplane: peer.dataplane.name.clone(),
         node_id: peer.node_id.clone(),
         type_url: type_url.to_string(),
         version: version.to_string(),
-        resource_names: names,
+        resource_names: names.map(str::to_string).collect(),
         accepted,
-        error_message,
+        error_message: error_message.to_string(),
     });
 }
 
@@ -153,6 +188,68 @@ pub fn short_type(type_url: &str) -> &'static str {
         CLUSTER_TYPE => "cds",
         LISTENER_TYPE => "lds",
         ROUTE_TYPE => "rds",
+        SECRET_TYPE => "sds",
         _ => "other",
+    }
+}
+
+/// A stream's state per type: a handful of entries found by type URL. A short list rather
+/// than a hash map, with the well-known type URLs kept as `'static` strings: a lookup then
+/// touches the list and the binary's constants, not a hash table and a heap string per
+/// entry, which matters when a change walks 10,000 streams whose memory is not in cache.
+pub struct ByType<T> {
+    entries: Vec<(Cow<'static, str>, T)>,
+}
+
+/// The type URLs stored without an allocation of their own.
+const KNOWN_TYPES: [&str; 5] = [
+    CLUSTER_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+    SECRET_TYPE,
+    ENDPOINT_TYPE,
+];
+
+impl<T> Default for ByType<T> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<T: Default> ByType<T> {
+    pub fn contains(&self, type_url: &str) -> bool {
+        self.get(type_url).is_some()
+    }
+
+    pub fn get(&self, type_url: &str) -> Option<&T> {
+        self.entries
+            .iter()
+            .find(|(t, _)| t == type_url)
+            .map(|(_, state)| state)
+    }
+
+    pub fn get_mut(&mut self, type_url: &str) -> Option<&mut T> {
+        self.entries
+            .iter_mut()
+            .find(|(t, _)| t == type_url)
+            .map(|(_, state)| state)
+    }
+
+    /// The state of `type_url`, created empty if the stream had none.
+    pub fn entry(&mut self, type_url: &str) -> &mut T {
+        let index = match self.entries.iter().position(|(t, _)| t == type_url) {
+            Some(index) => index,
+            None => {
+                let key = match KNOWN_TYPES.iter().find(|t| **t == type_url) {
+                    Some(known) => Cow::Borrowed(*known),
+                    None => Cow::Owned(type_url.to_string()),
+                };
+                self.entries.push((key, T::default()));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[index].1
     }
 }

@@ -89,7 +89,8 @@ async fn follow(
         tokio::select! {
             event = events.next() => {
                 let event = event.ok_or_else(|| anyhow::anyhow!("the bus closed the subscription"))??;
-                let change = ChangeEvent::decode(event.payload.as_slice())?;
+                let mut change = ChangeEvent::decode(event.payload.as_slice())?;
+                crate::secret_material::fill(client, &mut change).await?;
                 if store.apply(&change)? {
                     metrics::gauge!("xds_revision").set(store.revision() as f64);
                 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
@@ -102,7 +101,7 @@ async fn harness() -> Harness {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let service = AggregatedDiscoveryServiceServer::new(AdsService::new(store.clone(), reporter));
+    let service = AdsService::new(store.clone(), reporter);
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)

@@ -32,6 +32,9 @@ pub struct ClusterSpec {
     /// SNI sent when `useTls` is set (defaults to the first endpoint's host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_server_name: Option<String>,
+    /// Client certificate and upstream verification from secrets (needs `useTls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
     #[serde(default)]
     pub lb_policy: LbPolicy,
     #[serde(default)]
@@ -49,6 +52,19 @@ pub struct ClusterSpec {
     pub circuit_breakers: Option<CircuitBreakers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// TLS settings of a cluster that come from secrets, served to Envoy over SDS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// A `tlsCertificate` secret presented to the upstream (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_secret: Option<String>,
+    /// A `validationContext` secret that verifies the upstream's certificate; without it the
+    /// upstream is not authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_secret: Option<String>,
 }
 
 fn default_connect_timeout() -> u32 {
@@ -120,6 +136,22 @@ impl ClusterSpec {
             .all(|e| e.host.parse::<std::net::IpAddr>().is_ok())
     }
 
+    /// Secrets the TLS settings name, with the field naming each.
+    pub fn secret_references(&self) -> Vec<(&str, Path)> {
+        let at = Path::root().field("tls");
+        let Some(tls) = &self.tls else {
+            return Vec::new();
+        };
+        let mut refs = Vec::new();
+        if let Some(secret) = &tls.client_certificate_secret {
+            refs.push((secret.as_str(), at.field("clientCertificateSecret")));
+        }
+        if let Some(secret) = &tls.validation_secret {
+            refs.push((secret.as_str(), at.field("validationSecret")));
+        }
+        refs
+    }
+
     /// The distinct endpoint priorities in ascending order.
     pub fn priorities(&self) -> std::collections::BTreeSet<u32> {
         self.endpoints.iter().map(Endpoint::priority).collect()
@@ -170,6 +202,21 @@ impl Spec for ClusterSpec {
                 );
             } else if !is_valid_host(sni) {
                 errors.add(root.field("tlsServerName").as_str(), "must be a hostname");
+            }
+        }
+        if let Some(tls) = &self.tls {
+            let at = root.field("tls");
+            if !self.use_tls {
+                errors.add(at.as_str(), "requires useTls: true");
+            }
+            for (secret, field) in self.secret_references() {
+                crate::names::check_name(secret, &field, errors);
+            }
+            if tls.client_certificate_secret.is_none() && tls.validation_secret.is_none() {
+                errors.add(
+                    at.as_str(),
+                    "name clientCertificateSecret, validationSecret or both",
+                );
             }
         }
         if self.protocol_type == UpstreamProtocol::Auto && !self.use_tls {
@@ -274,6 +321,50 @@ mod tests {
             .expect("valid");
         assert_eq!(parsed.spec.connect_timeout_seconds, 5);
         assert!(parsed.spec.all_endpoints_are_ips());
+    }
+
+    #[test]
+    fn upstream_tls_secret_rules_carry_field_paths() {
+        let ep = r#""endpoints":[{"host":"api.internal","port":443}]"#;
+        let cases = [
+            (
+                format!(r#"{{{ep},"tls":{{"validationSecret":"ca"}}}}"#),
+                "/tls",
+            ),
+            (format!(r#"{{{ep},"useTls":true,"tls":{{}}}}"#), "/tls"),
+            (
+                format!(r#"{{{ep},"useTls":true,"tls":{{"validationSecret":"Bad"}}}}"#),
+                "/tls/validationSecret",
+            ),
+            (
+                format!(r#"{{{ep},"useTls":true,"tls":{{"clientCertificateSecret":"-"}}}}"#),
+                "/tls/clientCertificateSecret",
+            ),
+        ];
+        for (body, field) in cases {
+            let errors = parse_spec::<ClusterSpec>(&body).expect_err(&body);
+            assert!(
+                errors.errors().iter().any(|e| e.field == field),
+                "{body}: expected an error at {field}, got {errors}"
+            );
+        }
+        let body = format!(
+            r#"{{{ep},"useTls":true,"tls":{{"clientCertificateSecret":"me","validationSecret":"ca"}}}}"#
+        );
+        let parsed = parse_spec::<ClusterSpec>(&body).expect("valid");
+        let refs: Vec<(&str, String)> = parsed
+            .spec
+            .secret_references()
+            .into_iter()
+            .map(|(n, p)| (n, p.as_str().to_string()))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                ("me", "/tls/clientCertificateSecret".to_string()),
+                ("ca", "/tls/validationSecret".to_string())
+            ]
+        );
     }
 
     #[test]

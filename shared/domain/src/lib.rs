@@ -13,6 +13,7 @@ pub mod names;
 pub mod resource;
 pub mod route_config;
 pub mod scopes;
+pub mod secret;
 
 pub use error::{ErrorCode, FieldError, ValidationErrors};
 pub use resource::{AnySpec, Parsed, RefTarget, Reference, ResourceKind, parse_spec};

@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{Path, ValidationErrors};
+use crate::filters::compressor::CompressorFilter;
 use crate::filters::cors::CorsFilter;
+use crate::filters::ext_authz::ExtAuthzFilter;
+use crate::filters::health_check::HealthCheckFilter;
 use crate::filters::jwt_auth::JwtAuthFilter;
 use crate::filters::local_rate_limit::LocalRateLimitFilter;
 use crate::filters::rbac::RbacFilter;
@@ -45,7 +48,58 @@ pub enum ListenerProtocol {
 pub struct FilterChain {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// TLS server names (SNI) this chain answers; `*.example.com` matches one label. Several
+    /// chains on one listener are told apart by these; at most one chain may leave them empty
+    /// (it takes every other connection).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_names: Vec<String>,
+    /// Terminate TLS on this chain with a certificate from a secret (served over SDS, so a
+    /// rotation reaches Envoy without touching the listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<DownstreamTls>,
     pub filters: Vec<NetworkFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownstreamTls {
+    /// A `tlsCertificate` secret of the same team.
+    pub certificate_secret: String,
+    /// A `validationContext` secret that verifies client certificates (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_secret: Option<String>,
+    /// Refuse clients without a certificate (needs `validationSecret`).
+    #[serde(default)]
+    pub require_client_certificate: bool,
+    /// ALPN protocols offered, in preference order (e.g. `["h2", "http/1.1"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+}
+
+impl DownstreamTls {
+    fn validate(&self, at: &Path, errors: &mut ValidationErrors) {
+        check_name(
+            &self.certificate_secret,
+            &at.field("certificateSecret"),
+            errors,
+        );
+        if let Some(secret) = &self.validation_secret {
+            check_name(secret, &at.field("validationSecret"), errors);
+        } else if self.require_client_certificate {
+            errors.add(
+                at.field("requireClientCertificate").as_str(),
+                "requires validationSecret to verify the client certificates",
+            );
+        }
+        for (i, protocol) in self.alpn.iter().enumerate() {
+            if protocol.is_empty() || protocol.len() > 255 {
+                errors.add(
+                    at.field("alpn").index(i).as_str(),
+                    "must be 1 to 255 bytes long",
+                );
+            }
+        }
+    }
 }
 
 /// A network filter, tagged by `type`.
@@ -105,6 +159,12 @@ pub enum HttpFilter {
     Rbac(RbacFilter),
     /// Requires a valid JWT on the paths its rules name; a missing or bad token gets 401.
     JwtAuth(JwtAuthFilter),
+    /// gzip-compresses responses for clients that accept it.
+    Compressor(CompressorFilter),
+    /// Envoy answers health checks on one path itself.
+    HealthCheck(HealthCheckFilter),
+    /// Asks an authorization service (a cluster) about each request; only a 2xx lets it pass.
+    ExtAuthz(ExtAuthzFilter),
 }
 
 impl HttpFilter {
@@ -114,6 +174,9 @@ impl HttpFilter {
             HttpFilter::LocalRateLimit(limit) => limit.validate(at, errors),
             HttpFilter::Rbac(rbac) => rbac.validate(at, errors),
             HttpFilter::JwtAuth(jwt) => jwt.validate(at, errors),
+            HttpFilter::Compressor(compressor) => compressor.validate(at, errors),
+            HttpFilter::HealthCheck(health) => health.validate(at, errors),
+            HttpFilter::ExtAuthz(authz) => authz.validate(at, errors),
             HttpFilter::HeaderMutation(changes) => {
                 if changes.is_empty() {
                     errors.add(at.as_str(), "at least one header change is required");
@@ -136,7 +199,8 @@ impl ListenerSpec {
             .collect()
     }
 
-    /// Clusters referenced directly (TCP proxies, remote JWKS), with the field naming each.
+    /// Clusters referenced directly (TCP proxies, remote JWKS, authorization services), with
+    /// the field naming each.
     pub fn cluster_references(&self) -> Vec<(&str, Path)> {
         let chains = Path::root().field("filterChains");
         let mut refs = Vec::new();
@@ -149,13 +213,37 @@ impl ListenerSpec {
                     }
                     NetworkFilter::HttpConnectionManager(h) => {
                         for (k, entry) in h.http_filters.iter().enumerate() {
-                            if let HttpFilter::JwtAuth(jwt) = &entry.filter {
-                                let filter = at.field("httpFilters").index(k).field("filter");
-                                refs.extend(jwt.referenced_clusters(&filter));
+                            let filter = at.field("httpFilters").index(k).field("filter");
+                            match &entry.filter {
+                                HttpFilter::JwtAuth(jwt) => {
+                                    refs.extend(jwt.referenced_clusters(&filter))
+                                }
+                                HttpFilter::ExtAuthz(authz) => {
+                                    refs.extend(authz.referenced_clusters(&filter))
+                                }
+                                _ => {}
                             }
                         }
                     }
                 }
+            }
+        }
+        refs
+    }
+
+    /// Secrets the chains' TLS settings name, with the field naming each.
+    pub fn secret_references(&self) -> Vec<(&str, Path)> {
+        let chains = Path::root().field("filterChains");
+        let mut refs = Vec::new();
+        for (i, chain) in self.filter_chains.iter().enumerate() {
+            let Some(tls) = &chain.tls else { continue };
+            let at = chains.index(i).field("tls");
+            refs.push((
+                tls.certificate_secret.as_str(),
+                at.field("certificateSecret"),
+            ));
+            if let Some(validation) = &tls.validation_secret {
+                refs.push((validation.as_str(), at.field("validationSecret")));
             }
         }
         refs
@@ -196,18 +284,14 @@ impl Spec for ListenerSpec {
         if self.filter_chains.is_empty() {
             errors.add(chains.as_str(), "at least one filter chain is required");
         }
-        if self.filter_chains.len() > 1 {
-            // Several chains need distinct match criteria (server names), which arrive with
-            // TLS support; until then Envoy would reject identical chains.
-            errors.add(
-                chains.as_str(),
-                "only one filter chain is supported without filterChainMatch",
-            );
-        }
+        check_chain_matches(&self.filter_chains, &chains, errors);
         for (i, chain) in self.filter_chains.iter().enumerate() {
             let at = chains.index(i);
             if let Some(name) = &chain.name {
                 check_name(name, &at.field("name"), errors);
+            }
+            if let Some(tls) = &chain.tls {
+                tls.validate(&at.field("tls"), errors);
             }
             if chain.filters.len() != 1 {
                 errors.add(
@@ -262,6 +346,41 @@ impl Spec for ListenerSpec {
     }
 }
 
+/// Envoy rejects a listener whose chains cannot be told apart, so chains are distinguished
+/// by server names: each name belongs to one chain, and one chain at most matches everything.
+fn check_chain_matches(chains: &[FilterChain], at: &Path, errors: &mut ValidationErrors) {
+    let mut catch_all: Option<usize> = None;
+    let mut owners: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, chain) in chains.iter().enumerate() {
+        let names = at.index(i).field("serverNames");
+        if chain.server_names.is_empty() {
+            if let Some(first) = catch_all {
+                errors.add(
+                    names.as_str(),
+                    format!(
+                        "filter chain {first} already takes every connection; give this chain serverNames"
+                    ),
+                );
+            }
+            catch_all.get_or_insert(i);
+        }
+        for (j, name) in chain.server_names.iter().enumerate() {
+            let host = name.strip_prefix("*.").unwrap_or(name);
+            if !crate::cluster::is_valid_host(host) || host.parse::<std::net::IpAddr>().is_ok() {
+                errors.add(
+                    names.index(j).as_str(),
+                    "must be a DNS name, optionally *.-prefixed",
+                );
+            } else if let Some(owner) = owners.insert(name.as_str(), i) {
+                errors.add(
+                    names.index(j).as_str(),
+                    format!("'{name}' is already matched by filter chain {owner}"),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +399,148 @@ mod tests {
             vec!["httpbin-route"]
         );
         assert_eq!(parsed.spec.dataplane_id.as_deref(), Some("dp-1"));
+    }
+
+    #[test]
+    fn tls_and_server_name_rules_carry_field_paths() {
+        let hcm = r#"{"type":"httpConnectionManager","routeConfigName":"r"}"#;
+        let listener = |chains: &str| format!(r#"{{"port":10443,"filterChains":[{chains}]}}"#);
+        let chain = |extra: &str| format!(r#"{{{extra}"filters":[{hcm}]}}"#);
+        let cases = [
+            (
+                listener(&chain(r#""tls":{"certificateSecret":"Bad Name"},"#)),
+                "/filterChains/0/tls/certificateSecret",
+            ),
+            (
+                listener(&chain(
+                    r#""tls":{"certificateSecret":"c","validationSecret":"-x-"},"#,
+                )),
+                "/filterChains/0/tls/validationSecret",
+            ),
+            (
+                listener(&chain(
+                    r#""tls":{"certificateSecret":"c","requireClientCertificate":true},"#,
+                )),
+                "/filterChains/0/tls/requireClientCertificate",
+            ),
+            (
+                listener(&chain(
+                    r#""tls":{"certificateSecret":"c","alpn":["h2",""]},"#,
+                )),
+                "/filterChains/0/tls/alpn/1",
+            ),
+            (
+                listener(&chain(r#""tls":{"certificateSecret":"c","extra":1},"#)),
+                "/filterChains/0/tls/extra",
+            ),
+            (
+                listener(&chain(r#""serverNames":["a.example.com","not a host"],"#)),
+                "/filterChains/0/serverNames/1",
+            ),
+            (
+                listener(&chain(r#""serverNames":["10.0.0.1"],"#)),
+                "/filterChains/0/serverNames/0",
+            ),
+            (
+                listener(&format!("{},{}", chain(""), chain(""))),
+                "/filterChains/1/serverNames",
+            ),
+            (
+                listener(&format!(
+                    "{},{}",
+                    chain(r#""serverNames":["a.example.com"],"#),
+                    chain(r#""serverNames":["b.example.com","a.example.com"],"#)
+                )),
+                "/filterChains/1/serverNames/1",
+            ),
+        ];
+        for (body, field) in cases {
+            let errors = parse_spec::<ListenerSpec>(&body).expect_err(&body);
+            assert!(
+                errors.errors().iter().any(|e| e.field == field),
+                "{body}: expected an error at {field}, got {errors}"
+            );
+        }
+    }
+
+    #[test]
+    fn chains_told_apart_by_server_names_are_accepted_and_reference_their_secrets() {
+        let body = r#"{"port":10443,"filterChains":[
+            {"serverNames":["a.example.com"],"tls":{"certificateSecret":"a-cert"},
+             "filters":[{"type":"httpConnectionManager","routeConfigName":"r"}]},
+            {"tls":{"certificateSecret":"b-cert","validationSecret":"clients","requireClientCertificate":true,"alpn":["http/1.1"]},
+             "filters":[{"type":"httpConnectionManager","routeConfigName":"r"}]}]}"#;
+        let parsed = parse_spec::<ListenerSpec>(body).expect("valid");
+        let refs: Vec<(&str, String)> = parsed
+            .spec
+            .secret_references()
+            .into_iter()
+            .map(|(name, path)| (name, path.as_str().to_string()))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                (
+                    "a-cert",
+                    "/filterChains/0/tls/certificateSecret".to_string()
+                ),
+                (
+                    "b-cert",
+                    "/filterChains/1/tls/certificateSecret".to_string()
+                ),
+                (
+                    "clients",
+                    "/filterChains/1/tls/validationSecret".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn edge_filter_rules_name_their_fields() {
+        let with = |filter: &str| {
+            format!(
+                r#"{{"port":10000,"filterChains":[{{"filters":[{{"type":"httpConnectionManager","routeConfigName":"r","httpFilters":[{{"filter":{filter}}}]}}]}}]}}"#
+            )
+        };
+        let at = |field: &str| format!("/filterChains/0/filters/0/httpFilters/0/filter/{field}");
+        let cases = [
+            (r#"{"type":"compressor","level":10}"#, at("level")),
+            (
+                r#"{"type":"compressor","contentTypes":["json"]}"#,
+                at("contentTypes/0"),
+            ),
+            (r#"{"type":"healthCheck","path":"healthz"}"#, at("path")),
+            (r#"{"type":"extAuthz","cluster":""}"#, at("cluster")),
+            (
+                r#"{"type":"extAuthz","cluster":"a","pathPrefix":"check/"}"#,
+                at("pathPrefix"),
+            ),
+            (
+                r#"{"type":"extAuthz","cluster":"a","timeoutMs":0}"#,
+                at("timeoutMs"),
+            ),
+            (
+                r#"{"type":"extAuthz","cluster":"a","allowedHeaders":["X-Allow"]}"#,
+                at("allowedHeaders/0"),
+            ),
+        ];
+        for (filter, field) in cases {
+            let body = with(filter);
+            let errors = parse_spec::<ListenerSpec>(&body).expect_err(&body);
+            let fields: Vec<&str> = errors.errors().iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, [field.as_str()], "{filter}");
+        }
+        let ok = with(r#"{"type":"extAuthz","cluster":"authz","pathPrefix":"/check"}"#);
+        let spec = parse_spec::<ListenerSpec>(&ok).unwrap();
+        assert_eq!(
+            spec.spec
+                .cluster_references()
+                .iter()
+                .map(|(name, at)| (*name, at.as_str().to_string()))
+                .collect::<Vec<_>>(),
+            [("authz", at("cluster"))]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::listener::{ListenerSpec, NetworkFilter};
 use crate::names::check_name;
 use crate::route_config::{RouteAction, RouteConfigSpec};
 use crate::scopes::ScopeResource;
+use crate::secret::SecretSpec;
 
 /// The kinds of team-owned resource the native API manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,14 +20,16 @@ pub enum ResourceKind {
     RouteConfig,
     Listener,
     Dataplane,
+    Secret,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 4] = [
+    pub const ALL: [ResourceKind; 5] = [
         ResourceKind::Cluster,
         ResourceKind::RouteConfig,
         ResourceKind::Listener,
         ResourceKind::Dataplane,
+        ResourceKind::Secret,
     ];
 
     /// The collection name used in URLs, audit events and storage.
@@ -36,6 +39,7 @@ impl ResourceKind {
             Self::RouteConfig => "route-configs",
             Self::Listener => "listeners",
             Self::Dataplane => "dataplanes",
+            Self::Secret => "secrets",
         }
     }
 
@@ -46,6 +50,7 @@ impl ResourceKind {
             Self::RouteConfig => "route config",
             Self::Listener => "listener",
             Self::Dataplane => "dataplane",
+            Self::Secret => "secret",
         }
     }
 
@@ -60,6 +65,7 @@ impl ResourceKind {
             Self::RouteConfig => ScopeResource::Routes,
             Self::Listener => ScopeResource::Listeners,
             Self::Dataplane => ScopeResource::Dataplanes,
+            Self::Secret => ScopeResource::Secrets,
         }
     }
 }
@@ -139,6 +145,7 @@ pub enum AnySpec {
     RouteConfig(RouteConfigSpec),
     Listener(ListenerSpec),
     Dataplane(DataplaneSpec),
+    Secret(SecretSpec),
 }
 
 /// What one resource points at, and where in its body it says so.
@@ -176,6 +183,7 @@ impl AnySpec {
             ResourceKind::RouteConfig => wrap(body, AnySpec::RouteConfig),
             ResourceKind::Listener => wrap(body, AnySpec::Listener),
             ResourceKind::Dataplane => wrap(body, AnySpec::Dataplane),
+            ResourceKind::Secret => wrap(body, AnySpec::Secret),
         }
     }
 
@@ -186,6 +194,7 @@ impl AnySpec {
             ResourceKind::RouteConfig => AnySpec::RouteConfig(serde_json::from_str(json)?),
             ResourceKind::Listener => AnySpec::Listener(serde_json::from_str(json)?),
             ResourceKind::Dataplane => AnySpec::Dataplane(serde_json::from_str(json)?),
+            ResourceKind::Secret => AnySpec::Secret(serde_json::from_str(json)?),
         })
     }
 
@@ -195,6 +204,7 @@ impl AnySpec {
             AnySpec::RouteConfig(_) => ResourceKind::RouteConfig,
             AnySpec::Listener(_) => ResourceKind::Listener,
             AnySpec::Dataplane(_) => ResourceKind::Dataplane,
+            AnySpec::Secret(_) => ResourceKind::Secret,
         }
     }
 
@@ -205,9 +215,19 @@ impl AnySpec {
             AnySpec::RouteConfig(s) => serde_json::to_value(s),
             AnySpec::Listener(s) => serde_json::to_value(s),
             AnySpec::Dataplane(s) => serde_json::to_value(s),
+            AnySpec::Secret(s) => serde_json::to_value(s),
         };
         // Plain data structs with string keys always serialize.
         value.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// What may be stored in the clear, audited and shown: the canonical JSON, except that a
+    /// secret is reduced to its summary (its material is sealed separately).
+    pub fn public_json(&self) -> serde_json::Value {
+        match self {
+            AnySpec::Secret(s) => serde_json::to_value(s.summary()).unwrap_or_default(),
+            other => other.to_json(),
+        }
     }
 
     /// Every other resource this one needs, with the field that names it.
@@ -286,8 +306,24 @@ impl AnySpec {
                         field,
                     );
                 }
+                for (secret, field) in l.secret_references() {
+                    push(
+                        ResourceKind::Secret,
+                        RefTarget::Name(secret.to_string()),
+                        field,
+                    );
+                }
             }
-            AnySpec::Cluster(_) | AnySpec::Dataplane(_) => {}
+            AnySpec::Cluster(c) => {
+                for (secret, field) in c.secret_references() {
+                    push(
+                        ResourceKind::Secret,
+                        RefTarget::Name(secret.to_string()),
+                        field,
+                    );
+                }
+            }
+            AnySpec::Dataplane(_) | AnySpec::Secret(_) => {}
         }
         refs
     }

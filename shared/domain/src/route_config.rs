@@ -154,12 +154,24 @@ pub struct ForwardAction {
     pub prefix_rewrite: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_rewrite: Option<String>,
+    /// Rewrites the path with a regular expression (RE2 syntax, matched against the whole
+    /// path; `\1` in `substitution` inserts a capture group). Not after a template match,
+    /// where `templateRewrite` does the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex_rewrite: Option<RegexRewrite>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_rewrite: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_mirror: Option<RequestMirror>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegexRewrite {
+    pub pattern: String,
+    pub substitution: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -337,6 +349,26 @@ impl Route {
                         a.field("templateRewrite").as_str(),
                         "requires a template path match",
                     );
+                }
+                if let Some(rewrite) = &f.regex_rewrite {
+                    let at = a.field("regexRewrite");
+                    if f.prefix_rewrite.is_some() || f.template_rewrite.is_some() {
+                        errors.add(
+                            at.as_str(),
+                            "cannot be combined with prefixRewrite or templateRewrite",
+                        );
+                    } else if self.route_match.path.kind == PathMatchType::Template {
+                        errors.add(
+                            at.as_str(),
+                            "cannot follow a template path match; use templateRewrite",
+                        );
+                    }
+                    if let Err(e) = regex::Regex::new(&rewrite.pattern) {
+                        errors.add(
+                            at.field("pattern").as_str(),
+                            format!("is not a valid regular expression: {e}"),
+                        );
+                    }
                 }
                 if f.prefix_rewrite
                     .as_ref()
@@ -577,6 +609,12 @@ mod tests {
         let cases = [
             (with_route(r#"{"match":{"path":{"type":"prefix","value":"x"}},"action":{"type":"forward","cluster":"c"}}"#),
              "/virtualHosts/0/routes/0/match/path/value"),
+            (with_route(r#"{"match":{"path":{"type":"prefix","value":"/"}},"action":{"type":"forward","cluster":"c","regexRewrite":{"pattern":"(","substitution":"/"}}}"#),
+                "/virtualHosts/0/routes/0/action/regexRewrite/pattern"),
+            (with_route(r#"{"match":{"path":{"type":"prefix","value":"/"}},"action":{"type":"forward","cluster":"c","prefixRewrite":"/x","regexRewrite":{"pattern":"a","substitution":"b"}}}"#),
+                "/virtualHosts/0/routes/0/action/regexRewrite"),
+            (with_route(r#"{"match":{"path":{"type":"template","value":"/a/{id}"}},"action":{"type":"forward","cluster":"c","regexRewrite":{"pattern":"a","substitution":"b"}}}"#),
+                "/virtualHosts/0/routes/0/action/regexRewrite"),
             (with_route(r#"{"match":{"path":{"type":"regex","value":"("}},"action":{"type":"forward","cluster":"c"}}"#),
              "/virtualHosts/0/routes/0/match/path/value"),
             (with_route(r#"{"match":{"path":{"type":"glob","value":"/"}},"action":{"type":"forward","cluster":"c"}}"#),

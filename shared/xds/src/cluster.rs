@@ -38,11 +38,11 @@ use flowplane_domain::error::Path;
 
 use crate::TranslateError;
 use crate::envoy_core::{any, checked_port, seconds, socket_address, u32_value};
+use crate::tls::{TLS_TRANSPORT_SOCKET, sds_secret, validation_from};
 
 /// Envoy looks upstream HTTP options up under this key in `typed_extension_protocol_options`.
 pub(crate) const HTTP_PROTOCOL_OPTIONS_KEY: &str =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
 
 pub fn translate_cluster(name: &str, spec: &ClusterSpec) -> Result<Cluster, TranslateError> {
     check_timeout(spec)?;
@@ -124,6 +124,10 @@ fn check_protocol(spec: &ClusterSpec) -> Result<(), TranslateError> {
         let path = Path::root().field("tlsServerName");
         return Err(TranslateError::at(&path, "requires useTls: true"));
     }
+    if spec.tls.is_some() {
+        let path = Path::root().field("tls");
+        return Err(TranslateError::at(&path, "requires useTls: true"));
+    }
     Ok(())
 }
 
@@ -193,15 +197,25 @@ fn lb_endpoint(endpoint: &Endpoint, path: &Path) -> Result<LbEndpoint, Translate
     })
 }
 
-/// No validation context: `ClusterSpec` carries no trust anchors yet, so the upstream
-/// certificate is not verified; TLS here gives confidentiality, not upstream authentication.
+/// Without `tls.validationSecret` the upstream certificate is not verified: TLS then gives
+/// confidentiality, not upstream authentication. Certificates and trust anchors come from
+/// secrets over SDS, so rotating them does not re-send the cluster.
 fn transport_socket(spec: &ClusterSpec) -> Option<TransportSocket> {
     if !spec.use_tls {
         return None;
     }
+    let secrets = spec.tls.as_ref();
     let tls = UpstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             alpn_protocols: alpn_protocols(spec.protocol_type),
+            tls_certificate_sds_secret_configs: secrets
+                .and_then(|t| t.client_certificate_secret.as_deref())
+                .map(sds_secret)
+                .into_iter()
+                .collect(),
+            validation_context_type: validation_from(
+                secrets.and_then(|t| t.validation_secret.as_ref()),
+            ),
             ..Default::default()
         }),
         sni: server_name(spec),
@@ -317,6 +331,8 @@ mod tests {
         };
         (s.address.clone(), port)
     }
+
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
 
     fn tls_context(cluster: &Cluster) -> UpstreamTlsContext {
         let socket = cluster.transport_socket.as_ref().expect("TLS configured");
@@ -521,6 +537,7 @@ mod tests {
             connect_timeout_seconds: 5,
             use_tls: false,
             tls_server_name: None,
+            tls: None,
             lb_policy: LbPolicy::default(),
             dns_lookup_family: DnsLookupFamily::default(),
             protocol_type: UpstreamProtocol::default(),
@@ -582,11 +599,43 @@ mod tests {
                 },
                 "/tlsServerName",
             ),
+            (
+                ClusterSpec {
+                    tls: Some(flowplane_domain::cluster::UpstreamTls {
+                        client_certificate_secret: None,
+                        validation_secret: Some("ca".into()),
+                    }),
+                    ..base()
+                },
+                "/tls",
+            ),
         ];
         for (spec, field) in cases {
             let error = translate_cluster("c", &spec).expect_err(field);
             assert_eq!(error.field, field, "{error}");
         }
+    }
+
+    #[test]
+    fn upstream_secrets_are_fetched_over_sds_by_name() {
+        let s = spec(
+            r#"{"endpoints":[{"host":"api.internal","port":443}],"useTls":true,
+                "tls":{"clientCertificateSecret":"me","validationSecret":"ca"}}"#,
+        );
+        let common = tls_context(&translate_cluster("c", &s).unwrap())
+            .common_tls_context
+            .unwrap();
+        let [cert] = common.tls_certificate_sds_secret_configs.as_slice() else {
+            panic!("one client certificate expected")
+        };
+        assert_eq!(cert.name, "me");
+        assert!(cert.sds_config.is_some(), "fetched over ADS");
+        let Some(ValidationContextType::ValidationContextSdsSecretConfig(ca)) =
+            common.validation_context_type
+        else {
+            panic!("validation context over SDS expected")
+        };
+        assert_eq!(ca.name, "ca");
     }
 
     #[test]

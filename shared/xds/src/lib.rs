@@ -7,14 +7,17 @@ pub mod cluster;
 pub mod listener;
 pub mod resource;
 pub mod route;
+pub mod secret;
 
 mod envoy_core;
 mod error;
 mod headers;
+mod tls;
 mod translate;
 
 pub use cluster::translate_cluster;
 pub use error::TranslateError;
 pub use listener::translate_listener;
 pub use route::translate_route_config;
+pub use secret::translate_secret;
 pub use translate::translate_any;

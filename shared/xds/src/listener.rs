@@ -6,14 +6,19 @@ mod http_connection_manager;
 pub(crate) mod http_filters;
 mod tcp_proxy;
 
+use envoy_types::pb::envoy::config::listener::v3::listener_filter::ConfigType as ListenerFilterConfig;
 use envoy_types::pb::envoy::config::listener::v3::{
-    Filter, FilterChain as EnvoyFilterChain, Listener,
+    Filter, FilterChain as EnvoyFilterChain, FilterChainMatch, Listener, ListenerFilter,
 };
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use flowplane_domain::error::Path;
 use flowplane_domain::listener::{FilterChain, ListenerSpec, NetworkFilter};
 
 use crate::TranslateError;
-use crate::envoy_core::{checked_port, socket_address};
+use crate::envoy_core::{any, checked_port, socket_address};
+use crate::tls::downstream_transport_socket;
+
+const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 
 pub fn translate_listener(name: &str, spec: &ListenerSpec) -> Result<Listener, TranslateError> {
     let root = Path::root();
@@ -27,25 +32,57 @@ pub fn translate_listener(name: &str, spec: &ListenerSpec) -> Result<Listener, T
         name: name.to_string(),
         address: Some(socket_address(&spec.address, port)),
         filter_chains: filter_chains(name, &spec.filter_chains, &root.field("filterChains"))?,
+        listener_filters: listener_filters(&spec.filter_chains),
         ..Default::default()
     })
 }
 
-/// Without `filter_chain_match` criteria (not modelled yet) two chains would be identical, and
-/// Envoy rejects duplicate chains; none at all leaves the listener nothing to run.
+/// Envoy rejects chains it cannot tell apart, and a listener with none has nothing to run.
+/// Chains differ only by server names, so each name may belong to one chain and at most one
+/// chain may go without (the domain rules say the same; this is the backstop).
 fn filter_chains(
     listener: &str,
     chains: &[FilterChain],
     path: &Path,
 ) -> Result<Vec<EnvoyFilterChain>, TranslateError> {
-    match chains {
-        [chain] => Ok(vec![filter_chain(listener, chain, &path.index(0))?]),
-        [] => Err(TranslateError::at(path, "one filter chain is required")),
-        _ => Err(TranslateError::at(
-            &path.index(1),
-            "only one filter chain is supported without filterChainMatch",
-        )),
+    if chains.is_empty() {
+        return Err(TranslateError::at(path, "one filter chain is required"));
     }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut catch_all = false;
+    let mut translated = Vec::with_capacity(chains.len());
+    for (i, chain) in chains.iter().enumerate() {
+        let at = path.index(i);
+        let distinct = if chain.server_names.is_empty() {
+            !std::mem::replace(&mut catch_all, true)
+        } else {
+            chain.server_names.iter().all(|n| seen.insert(n.as_str()))
+        };
+        if !distinct {
+            let message = "matches the same connections as an earlier filter chain";
+            return Err(TranslateError::at(&at.field("serverNames"), message));
+        }
+        translated.push(filter_chain(listener, chain, &at)?);
+    }
+    Ok(translated)
+}
+
+/// Server names are matched on the TLS ClientHello's SNI, which only the TLS inspector reads;
+/// it also lets a TLS chain coexist with a plaintext one.
+fn listener_filters(chains: &[FilterChain]) -> Vec<ListenerFilter> {
+    let needs_inspector = chains
+        .iter()
+        .any(|c| c.tls.is_some() || !c.server_names.is_empty());
+    if !needs_inspector {
+        return Vec::new();
+    }
+    vec![ListenerFilter {
+        name: TLS_INSPECTOR.to_string(),
+        config_type: Some(ListenerFilterConfig::TypedConfig(any(
+            &TlsInspector::default(),
+        ))),
+        ..Default::default()
+    }]
 }
 
 /// Both network filters Flowplane offers are terminal, so a chain holds exactly one.
@@ -67,9 +104,15 @@ fn filter_chain(
             return Err(TranslateError::at(&filters_path.index(1), message));
         }
     };
+    let filter_chain_match = (!chain.server_names.is_empty()).then(|| FilterChainMatch {
+        server_names: chain.server_names.clone(),
+        ..Default::default()
+    });
     Ok(EnvoyFilterChain {
         name: chain.name.clone().unwrap_or_default(),
+        filter_chain_match,
         filters: vec![filter],
+        transport_socket: chain.tls.as_ref().map(downstream_transport_socket),
         ..Default::default()
     })
 }
@@ -148,7 +191,7 @@ mod tests {
             (named_address, "/address"),
             (big_port, "/port"),
             (no_chains, "/filterChains"),
-            (two_chains, "/filterChains/1"),
+            (two_chains, "/filterChains/1/serverNames"),
             (with_filters(""), "/filterChains/0/filters"),
             (
                 with_filters(&format!("{HCM},{HCM}")),

@@ -126,6 +126,7 @@ mod tests {
                 cluster: "backend".into(),
                 timeout_seconds: None,
                 prefix_rewrite: None,
+                regex_rewrite: None,
                 template_rewrite: None,
                 host_rewrite: None,
                 retry_policy: None,

@@ -4,7 +4,9 @@
 use flowplane_domain::AnySpec;
 
 use crate::TranslateError;
-use crate::resource::{CLUSTER_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, encode};
+use crate::resource::{
+    CLUSTER_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, encode,
+};
 
 /// The encoded Envoy resource for `spec`, or `None` for kinds Envoy never sees (dataplanes).
 pub fn translate_any(
@@ -26,6 +28,11 @@ pub fn translate_any(
             name,
             LISTENER_TYPE,
             &crate::translate_listener(name, l)?,
+        )),
+        AnySpec::Secret(s) => Some(encode(
+            name,
+            SECRET_TYPE,
+            &crate::translate_secret(name, s)?,
         )),
         AnySpec::Dataplane(_) => None,
     })

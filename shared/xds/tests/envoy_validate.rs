@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use envoy_types::pb::envoy::config::bootstrap::v3::bootstrap::StaticResources;
+use envoy_types::pb::envoy::config::bootstrap::v3::bootstrap::DynamicResources;
 use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, LayeredRuntime, RuntimeLayer};
+use envoy_types::pb::envoy::config::core::v3::api_config_source::ApiType;
+use envoy_types::pb::envoy::config::core::v3::grpc_service::{EnvoyGrpc, TargetSpecifier};
+use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, ApiVersion, GrpcService, Node};
 use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
 use envoy_types::pb::envoy::config::core::v3::address::Address;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
@@ -31,6 +35,7 @@ fn envoy_accepts_every_golden_case() {
         layered_runtime: Some(strict_runtime()),
         ..Default::default()
     };
+    serve_sds_over_ads(&mut bootstrap);
     let resources = bootstrap.static_resources.as_mut().unwrap();
     for case in cases::load_all() {
         let routes: BTreeMap<&str, &RouteConfiguration> = case
@@ -51,6 +56,9 @@ fn envoy_accepts_every_golden_case() {
             );
         }
         resources.clusters.extend(case.clusters);
+        // SDS references are validated against the ADS source; the secrets themselves are
+        // loaded as static secrets so Envoy parses each one as it would an SDS response.
+        resources.secrets.extend(case.secrets);
     }
     assert_unique(
         resources.clusters.iter().map(|c| c.name.clone()),
@@ -64,9 +72,11 @@ fn envoy_accepts_every_golden_case() {
         resources.listeners.iter().map(bind_address),
         "listener address",
     );
+    assert!(!resources.secrets.is_empty(), "no golden case has secrets");
     let loaded = Loaded {
         clusters: resources.clusters.len(),
         listeners: resources.listeners.len(),
+        secrets: resources.secrets.len(),
     };
     let path = temp_path("golden-cases.pb");
     std::fs::write(&path, bootstrap.encode_to_vec()).expect("temp file is writable");
@@ -91,9 +101,48 @@ fn envoy_accepts_the_dataplane_bootstrap() {
             Loaded {
                 clusters: 1,
                 listeners: 0,
+                secrets: 0,
             },
         );
     }
+}
+
+/// Listeners and clusters name their secrets with `sds_config { ads {} }`, as served; Envoy
+/// accepts that only with an ADS source and a node identity (SDS requires `id` and
+/// `cluster`). The ADS cluster is the one the dataplane bootstrap uses, translated here from
+/// an HTTP/2 cluster spec.
+fn serve_sds_over_ads(bootstrap: &mut Bootstrap) {
+    let spec: flowplane_domain::cluster::ClusterSpec = serde_json::from_str(
+        r#"{"endpoints":[{"host":"127.0.0.1","port":18000}],"protocolType":"HTTP2"}"#,
+    )
+    .unwrap();
+    let xds = flowplane_xds::translate_cluster("flowplane-xds", &spec).unwrap();
+    bootstrap
+        .static_resources
+        .as_mut()
+        .unwrap()
+        .clusters
+        .push(xds);
+    bootstrap.node = Some(Node {
+        id: "validate".into(),
+        cluster: "validate".into(),
+        ..Default::default()
+    });
+    bootstrap.dynamic_resources = Some(DynamicResources {
+        ads_config: Some(ApiConfigSource {
+            api_type: ApiType::Grpc as i32,
+            transport_api_version: ApiVersion::V3 as i32,
+            grpc_services: vec![GrpcService {
+                target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                    cluster_name: "flowplane-xds".into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
 }
 
 /// Replaces a listener's RDS reference with the translated route configuration, so Envoy
@@ -188,6 +237,7 @@ fn temp_path(file: &str) -> PathBuf {
 struct Loaded {
     clusters: usize,
     listeners: usize,
+    secrets: usize,
 }
 
 /// Runs `envoy --mode validate`; Envoy chooses the format (binary proto, JSON) by extension.
@@ -213,6 +263,7 @@ fn validate(config: &Path, expected: Loaded) {
     for needle in [
         format!("loading {} cluster(s)", expected.clusters),
         format!("loading {} listener(s)", expected.listeners),
+        format!("loading {} static secret(s)", expected.secrets),
     ] {
         assert!(
             log.contains(&needle),

@@ -8,13 +8,15 @@ mod cases;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-const REQUIRED_CASES: [&str; 6] = [
+const REQUIRED_CASES: [&str; 8] = [
     "access_control",
     "api_md_example",
     "cluster_resilience",
+    "edge_filters",
     "http_filters",
     "kitchen_sink",
     "tcp_proxy",
+    "tls_sds",
 ];
 
 fn updating() -> bool {

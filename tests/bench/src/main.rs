@@ -4,8 +4,10 @@
 //!
 //!     cargo run --release -p flowplane-bench -- --streams 1000 --changes 20
 
+mod cold;
 mod envoy_latency;
 mod import;
+mod reconnect;
 mod rest;
 mod setup;
 mod store;
@@ -43,7 +45,13 @@ struct Args {
     /// Operations in the generated OpenAPI document of the import benchmark.
     #[arg(long, default_value_t = 1000)]
     import_operations: usize,
-    /// Skip parts: any of store, streams, rest, envoy, import.
+    /// Resources in PostgreSQL when a cold xds-server replica starts, in the cold benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    cold_replica_resources: usize,
+    /// Clusters a delta client holds when it reconnects, in the reconnect benchmark.
+    #[arg(long, default_value_t = 1000)]
+    reconnect_clusters: usize,
+    /// Skip parts: any of store, streams, rest, envoy, import, reconnect, cold.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -60,8 +68,8 @@ async fn main() -> anyhow::Result<()> {
     if !args.skip.iter().any(|s| s == "store") {
         store::run(&args.routes, args.cold_resources)?;
     }
-    let stack = flowplane_e2e::Stack::start("bench").await?;
-    let result = run(&args, &stack).await;
+    let mut stack = flowplane_e2e::Stack::start("bench").await?;
+    let result = run(&args, &mut stack).await;
     if result.is_err() {
         eprintln!("{}", stack.logs());
     }
@@ -69,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn run(args: &Args, stack: &flowplane_e2e::Stack) -> anyhow::Result<()> {
+async fn run(args: &Args, stack: &mut flowplane_e2e::Stack) -> anyhow::Result<()> {
     let world = setup::World::create(stack).await?;
     if !args.skip.iter().any(|s| s == "streams") {
         streams::run(stack, &world, args.streams, args.changes, args.protocol).await?;
@@ -82,6 +90,13 @@ async fn run(args: &Args, stack: &flowplane_e2e::Stack) -> anyhow::Result<()> {
     }
     if !args.skip.iter().any(|s| s == "import") {
         import::run(stack, &world, args.import_operations).await?;
+    }
+    // Last: their clusters would otherwise be part of every other section's pushes.
+    if !args.skip.iter().any(|s| s == "reconnect") {
+        reconnect::run(stack, &world, args.reconnect_clusters).await?;
+    }
+    if !args.skip.iter().any(|s| s == "cold") {
+        cold::run(stack, &world, args.cold_replica_resources).await?;
     }
     Ok(())
 }

@@ -49,13 +49,8 @@ pub async fn run(
         )
         .await?;
     // Streams are refused until the replica knows the dataplane: wait until it has caught up.
-    let revision = created["revision"].as_f64().unwrap_or_default();
+    wait_for_revision(stack, created["revision"].as_f64().unwrap_or_default()).await?;
     let metrics = format!("{}/metrics", stack.xds_http);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&metrics, "xds_revision").await? < revision {
-        anyhow::ensure!(Instant::now() < deadline, "the xds-server did not catch up");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     let pid = stack
         .pid("flowplane-xds-server")
         .ok_or_else(|| anyhow::anyhow!("no xds-server pid"))?;
@@ -151,6 +146,17 @@ pub async fn run(
     Ok(())
 }
 
+/// Waits until the xds-server replica has applied `revision`.
+pub async fn wait_for_revision(stack: &Stack, revision: f64) -> anyhow::Result<()> {
+    let metrics = format!("{}/metrics", stack.xds_http);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&metrics, "xds_revision").await? < revision {
+        anyhow::ensure!(Instant::now() < deadline, "the xds-server did not catch up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// The sum of a Prometheus metric's samples on a `/metrics` page.
 async fn metric(url: &str, name: &str) -> anyhow::Result<f64> {
     let text = reqwest::get(url).await?.text().await?;
@@ -240,7 +246,7 @@ async fn simulated_delta_envoy(
     Ok(())
 }
 
-fn node(i: usize, dataplane_id: &str) -> Node {
+pub fn node(i: usize, dataplane_id: &str) -> Node {
     let string = |s: &str| Value {
         kind: Some(Kind::StringValue(s.into())),
     };
@@ -257,7 +263,7 @@ fn node(i: usize, dataplane_id: &str) -> Node {
     }
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()

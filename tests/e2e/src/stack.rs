@@ -106,6 +106,11 @@ impl Stack {
                 format!("http://127.0.0.1:{config_grpc}"),
             ),
             ("FLOWPLANE_LOG".to_string(), "info".to_string()),
+            // Config refuses to start without a key that seals secrets at rest; any 32 bytes do.
+            (
+                "FLOWPLANE_SECRETS_KEY".to_string(),
+                "ZTJlLXNlY3JldHMta2V5LTMyLWJ5dGVzLWxvbmchISE=".to_string(),
+            ),
         ];
         let mut stack = Self {
             dir: dir.clone(),
@@ -287,6 +292,11 @@ impl Stack {
         result
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("{e}\n--- {service} log ---\n{}", self.log_tail(service)))
+    }
+
+    /// The name of this stack's PostgreSQL database (for loading data in bulk).
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     /// The process id of a running service (for resource measurements).

@@ -10,7 +10,8 @@ use crate::{Api, Stack};
 pub struct Tenant {
     /// Authenticated with the bootstrap (`admin:all`) token.
     pub admin: Api,
-    /// Authenticated with a token holding `team:<team>:<resource>:write` for the usual resources.
+    /// Authenticated with a token holding `team:<team>:<resource>:write` for the usual resources
+    /// (clusters, routes, listeners, dataplanes, secrets).
     pub api: Api,
     pub team: String,
 }
@@ -40,7 +41,7 @@ impl Tenant {
             )
             .await?;
         let team = format!("{org}-default");
-        let scopes: Vec<String> = ["clusters", "routes", "listeners", "dataplanes"]
+        let scopes: Vec<String> = ["clusters", "routes", "listeners", "dataplanes", "secrets"]
             .iter()
             .map(|r| format!("team:{team}:{r}:write"))
             .collect();

@@ -147,6 +147,8 @@ fn seed(kind: &str, team: &str, name: &str, dataplane_id: &str) -> Option<Value>
             "domain": format!("{name}.isolation.example"),
             "routes": [{"path": "/", "upstream": "http://127.0.0.1:9"}]}),
         "expose" => json!({"name": name, "upstream": "http://127.0.0.1:9", "path": "/exposed"}),
+        "secrets" => json!({"team": team, "name": name, "type": "genericSecret",
+            "secret": format!("isolation-{team}-material")}),
         _ => return None,
     })
 }

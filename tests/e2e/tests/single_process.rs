@@ -29,6 +29,9 @@ async fn flowplane_up_runs_everything_in_one_process() {
     let mut child = Command::new(binary("flowplane").unwrap_or_else(|e| panic!("{e:#}")))
         .arg("up")
         .env("FLOWPLANE_DATABASE_URL", format!("{base}/{database}"))
+        // Without FLOWPLANE_SECRETS_KEY, `up` keeps a development key under here.
+        .env("XDG_CONFIG_HOME", &dir)
+        .env_remove("FLOWPLANE_SECRETS_KEY")
         // Nothing listens here: the in-process bus must take over.
         .env(
             "FLOWPLANE_NATS_URL",
@@ -62,6 +65,8 @@ async fn flowplane_up_runs_everything_in_one_process() {
         .await?;
         let log = std::fs::read_to_string(&log_path)?;
         anyhow::ensure!(log.contains("in-process bus"), "the log must say the in-process bus is used");
+        anyhow::ensure!(log.contains("generated a development secrets key"), "the log must say a development secrets key was made");
+        anyhow::ensure!(dir.join("flowplane/secrets.key").is_file(), "the development key is kept");
         anyhow::ensure!(log.contains(&format!("127.0.0.1:{api}")), "the log must say where the API listens");
         let start = log.find("fp_setup_").ok_or_else(|| anyhow::anyhow!("no setup token in the log"))?;
         let setup: String = log[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();

@@ -762,6 +762,7 @@ fn kind_collection(kind: i32) -> &'static str {
         Ok(pb::ResourceKind::RouteConfig) => "route-configs",
         Ok(pb::ResourceKind::Listener) => "listeners",
         Ok(pb::ResourceKind::Dataplane) => "dataplanes",
+        Ok(pb::ResourceKind::Secret) => "secrets",
         _ => "unknown",
     }
 }

@@ -1,4 +1,4 @@
-//! The native resources — clusters, route-configs, listeners, dataplanes — at
+//! The native resources — clusters, route-configs, listeners, dataplanes, secrets — at
 //! `/api/v1/{kind}` (team in the body or `?team=`) and `/api/v1/teams/{team}/{kind}`.
 //!
 //! Bodies pass through as text: config parses and validates them, so its field paths reach the
@@ -15,6 +15,7 @@ use flowplane_domain::cluster::ClusterSpec;
 use flowplane_domain::dataplane::DataplaneSpec;
 use flowplane_domain::listener::ListenerSpec;
 use flowplane_domain::route_config::RouteConfigSpec;
+use flowplane_domain::secret::{SecretSpec, SecretSummary};
 use flowplane_proto::resources::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{
@@ -206,6 +207,7 @@ pub(crate) fn proto_kind(kind: ResourceKind) -> i32 {
         ResourceKind::RouteConfig => pb::ResourceKind::RouteConfig,
         ResourceKind::Listener => pb::ResourceKind::Listener,
         ResourceKind::Dataplane => pb::ResourceKind::Dataplane,
+        ResourceKind::Secret => pb::ResourceKind::Secret,
     };
     kind as i32
 }
@@ -435,6 +437,19 @@ impl KindDoc {
             ),
             ResourceKind::Listener => ("Listener", "Listeners", schemas_of::<ListenerSpec>()),
             ResourceKind::Dataplane => ("Dataplane", "Dataplanes", schemas_of::<DataplaneSpec>()),
+            ResourceKind::Secret => ("Secret", "Secrets", schemas_of::<SecretSpec>()),
+        };
+        // A secret is written with its material and read back as its summary only.
+        let output = match kind {
+            ResourceKind::Secret => Some(schemas_of::<SecretSummary>()),
+            _ => None,
+        };
+        let (output_name, output_schema) = match output.as_ref().and_then(|o| o.first()) {
+            Some((name, schema)) => (name.clone(), Some(schema.clone())),
+            None => (
+                spec.first().map(|(n, _)| n.clone()).unwrap_or_default(),
+                spec.first().map(|(_, s)| s.clone()),
+            ),
         };
         let spec_name = spec
             .first()
@@ -442,6 +457,7 @@ impl KindDoc {
             .unwrap_or_default();
         let spec_schema = spec.first().map(|(_, schema)| schema.clone());
         let mut schemas = spec;
+        schemas.extend(output.unwrap_or_default());
         // The envelope's own dependencies (DataplaneStatus); the envelope itself is merged in.
         ResourceEnvelope::schemas(&mut schemas);
         ResourceInput::schemas(&mut schemas);
@@ -459,8 +475,8 @@ impl KindDoc {
             noun.to_string(),
             compose(
                 &ResourceEnvelope::schema(),
-                spec_schema.as_ref(),
-                &spec_name,
+                output_schema.as_ref(),
+                &output_name,
                 format!(
                     "A stored {}: the envelope with the spec's fields alongside.",
                     kind.singular()

@@ -26,7 +26,7 @@ pub struct FilterTypeFacts {
     pub can_disable: bool,
 }
 
-pub const FILTER_TYPES: [FilterTypeFacts; 6] = [
+pub const FILTER_TYPES: [FilterTypeFacts; 9] = [
     FilterTypeFacts {
         type_name: "router",
         default_name: "envoy.filters.http.router",
@@ -73,6 +73,31 @@ pub const FILTER_TYPES: [FilterTypeFacts; 6] = [
         description: "Requires a valid JWT on the paths its rules name; a missing or bad token \
                       gets 401. A route may select one of the filter's named requirements.",
         override_field: Some("jwtRequirement"),
+        can_disable: true,
+    },
+    FilterTypeFacts {
+        type_name: "compressor",
+        default_name: "envoy.filters.http.compressor",
+        description: "gzip-compresses responses of the listed content types for clients that \
+                      send `Accept-Encoding: gzip`. A route may switch it off.",
+        override_field: None,
+        can_disable: true,
+    },
+    FilterTypeFacts {
+        type_name: "healthCheck",
+        default_name: "envoy.filters.http.health_check",
+        description: "Envoy answers requests for one exact path itself: 200 while serving, 503 \
+                      while draining. No upstream is involved.",
+        override_field: None,
+        can_disable: false,
+    },
+    FilterTypeFacts {
+        type_name: "extAuthz",
+        default_name: "envoy.filters.http.ext_authz",
+        description: "Asks an HTTP authorization service (a cluster) about each request; a 2xx \
+                      answer lets it through, any other answer is returned to the client. A \
+                      route may switch it off.",
+        override_field: None,
         can_disable: true,
     },
 ];
@@ -199,7 +224,11 @@ mod tests {
     #[test]
     fn every_http_filter_variant_has_facts_and_no_facts_are_stale() {
         let tags: Vec<String> = variant_schemas().into_iter().map(|(t, _)| t).collect();
-        assert_eq!(tags.len(), 6, "HttpFilter variants: {tags:?}");
+        assert_eq!(
+            tags.len(),
+            FILTER_TYPES.len(),
+            "HttpFilter variants: {tags:?}"
+        );
         for tag in &tags {
             assert!(facts(tag).is_some(), "add '{tag}' to FILTER_TYPES");
         }

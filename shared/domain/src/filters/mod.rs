@@ -3,7 +3,10 @@
 //! `typed_per_filter_config`, keyed by the filter's name in the listener.
 
 pub mod catalog;
+pub mod compressor;
 pub mod cors;
+pub mod ext_authz;
+pub mod health_check;
 pub mod jwt_auth;
 pub mod local_rate_limit;
 pub mod rbac;

@@ -2,8 +2,11 @@
 //! implementing `HttpFilterConfig`; `http_filter` is the registry that maps a domain filter to
 //! its module. The router is terminal: it is appended when the list does not end with one.
 
+mod compressor;
 pub(crate) mod cors;
+mod ext_authz;
 pub(crate) mod header_mutation;
+mod health_check;
 pub(crate) mod jwt_auth;
 pub(crate) mod local_rate_limit;
 pub(crate) mod rbac;
@@ -61,6 +64,9 @@ fn http_filter(entry: &HttpFilterEntry, path: &Path) -> Result<EnvoyHttpFilter, 
         HttpFilter::HeaderMutation(config) => build(name, config, path),
         HttpFilter::Rbac(config) => build(name, config, path),
         HttpFilter::JwtAuth(config) => build(name, config, path),
+        HttpFilter::Compressor(config) => build(name, config, path),
+        HttpFilter::HealthCheck(config) => build(name, config, path),
+        HttpFilter::ExtAuthz(config) => build(name, config, path),
     }
 }
 
@@ -146,6 +152,9 @@ mod tests {
             r#"{"type":"rbac","rules":[{"action":"deny","match":{"path":{"type":"prefix","value":"/x"}}}]}"#,
             r#"{"type":"jwtAuth","providers":[{"name":"p","jwks":{"type":"local","inline":"{\"keys\":[]}"}}],
                 "rules":[{"pathPrefix":"/","providers":["p"]}]}"#,
+            r#"{"type":"compressor"}"#,
+            r#"{"type":"healthCheck","path":"/healthz"}"#,
+            r#"{"type":"extAuthz","cluster":"authz"}"#,
         ];
         assert_eq!(samples.len(), FILTER_TYPES.len());
         for sample in samples {

@@ -18,6 +18,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     WeightedCluster as EnvoyWeightedCluster,
 };
 use envoy_types::pb::envoy::extensions::path::rewrite::uri_template::v3::UriTemplateRewriteConfig;
+use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
 use flowplane_domain::error::Path;
@@ -28,6 +29,7 @@ use flowplane_domain::route_config::{
 
 use crate::TranslateError;
 use crate::envoy_core::{seconds, typed_extension, u32_value};
+use crate::route::route_match::regex;
 
 const URI_TEMPLATE_REWRITER: &str = "envoy.path.rewrite.uri_template.uri_template_rewriter";
 const DEFAULT_RETRY_ON: &str = "5xx";
@@ -72,6 +74,13 @@ fn forward(
                 },
             )
         }),
+        regex_rewrite: action
+            .regex_rewrite
+            .as_ref()
+            .map(|rewrite| RegexMatchAndSubstitute {
+                pattern: Some(regex(rewrite.pattern.clone())),
+                substitution: rewrite.substitution.clone(),
+            }),
         host_rewrite_specifier: action
             .host_rewrite
             .clone()

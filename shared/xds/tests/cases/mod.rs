@@ -1,5 +1,6 @@
 //! The golden cases under `testdata/in`. Each file is a JSON object of REST bodies by kind and
-//! resource name (`{"clusters": {...}, "routeConfigs": {...}, "listeners": {...}}`); a case is
+//! resource name (`{"secrets": {...}, "clusters": {...}, "routeConfigs": {...}, "listeners":
+//! {...}}`); a case is
 //! parsed exactly as the REST API parses a request and then translated.
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
@@ -12,36 +13,47 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
+use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::Compressor;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
+use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::ExtAuthz;
 use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
     HeaderMutation, HeaderMutationPerRoute,
 };
+use envoy_types::pb::envoy::extensions::filters::http::health_check::v3::HealthCheck;
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
     JwtAuthentication, PerRouteConfig,
 };
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
 use envoy_types::pb::envoy::extensions::path::r#match::uri_template::v3::UriTemplateMatchConfig;
 use envoy_types::pb::envoy::extensions::path::rewrite::uri_template::v3::UriTemplateRewriteConfig;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    DownstreamTlsContext, Secret, UpstreamTlsContext,
+};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use flowplane_domain::cluster::ClusterSpec;
 use flowplane_domain::listener::ListenerSpec;
 use flowplane_domain::parse_spec;
 use flowplane_domain::resource::Spec;
 use flowplane_domain::route_config::RouteConfigSpec;
-use flowplane_xds::{translate_cluster, translate_listener, translate_route_config};
+use flowplane_domain::secret::SecretSpec;
+use flowplane_xds::{
+    translate_cluster, translate_listener, translate_route_config, translate_secret,
+};
 use prost::{Message, Name};
 use serde_json::Value;
 
-const KINDS: [&str; 3] = ["clusters", "routeConfigs", "listeners"];
+const KINDS: [&str; 4] = ["secrets", "clusters", "routeConfigs", "listeners"];
 
 /// One case, translated. Each list is in name order.
 pub struct Case {
     pub name: String,
+    pub secrets: Vec<Secret>,
     pub clusters: Vec<Cluster>,
     pub route_configs: Vec<RouteConfiguration>,
     pub listeners: Vec<Listener>,
@@ -80,6 +92,7 @@ fn load(path: &Path) -> Case {
         );
     }
     Case {
+        secrets: translate_all::<SecretSpec, _>(&name, &value["secrets"], translate_secret),
         clusters: translate_all::<ClusterSpec, _>(&name, &value["clusters"], translate_cluster),
         route_configs: translate_all::<RouteConfigSpec, _>(
             &name,
@@ -122,6 +135,9 @@ fn translate_all<S: Spec, T>(
 /// order is random, so a golden case keeps each of those maps to at most one entry.
 pub fn render(case: &Case) -> String {
     let mut sections: BTreeSet<(&str, &str, String)> = BTreeSet::new();
+    for s in &case.secrets {
+        sections.insert(("secret", &s.name, format!("{s:#?}")));
+    }
     for c in &case.clusters {
         sections.insert(("cluster", &c.name, format!("{c:#?}")));
     }
@@ -155,6 +171,8 @@ fn decoder<M: Message + Name + Default + Debug>() -> (String, Decoder) {
 fn decoders() -> BTreeMap<String, Decoder> {
     BTreeMap::from([
         decoder::<UpstreamTlsContext>(),
+        decoder::<DownstreamTlsContext>(),
+        decoder::<TlsInspector>(),
         decoder::<HttpProtocolOptions>(),
         decoder::<UriTemplateMatchConfig>(),
         decoder::<UriTemplateRewriteConfig>(),
@@ -171,6 +189,10 @@ fn decoders() -> BTreeMap<String, Decoder> {
         decoder::<RbacPerRoute>(),
         decoder::<PerRouteConfig>(),
         decoder::<TcpProxy>(),
+        decoder::<Compressor>(),
+        decoder::<Gzip>(),
+        decoder::<HealthCheck>(),
+        decoder::<ExtAuthz>(),
     ])
 }
 
