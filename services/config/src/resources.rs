@@ -341,11 +341,25 @@ pub(crate) async fn check_references(
                 e.insert(store::resources_of_kind(conn, team, reference.kind).await?)
             }
         };
-        let found = candidates.iter().any(|r| match &reference.target {
+        let found = candidates.iter().find(|r| match &reference.target {
             RefTarget::Name(name) => &r.name == name,
             RefTarget::Id(id) => r.id.to_string() == *id || &r.name == id,
         });
-        if !found {
+        // A secret's stored summary carries its `type`; a field needs one particular type.
+        if let (Some(secret), Some(required)) = (found, reference.secret_type) {
+            let actual = secret.spec["type"].as_str().unwrap_or_default();
+            if actual != required {
+                errors.add(
+                    reference.field,
+                    format!(
+                        "secret '{}' is a {actual}; this field needs a {required}",
+                        secret.name
+                    ),
+                );
+            }
+            continue;
+        }
+        if found.is_none() {
             let target = match &reference.target {
                 RefTarget::Name(n) | RefTarget::Id(n) => n,
             };

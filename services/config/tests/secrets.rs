@@ -269,6 +269,29 @@ async fn references_are_checked_on_write_and_protect_on_delete() {
         }
         other => panic!("expected a 400, got {other:?}"),
     }
+    // A secret of the wrong type is refused where it is named: a certificate cannot serve as
+    // trust anchors.
+    let wrong_type = json!({"team": team, "name": "upstream", "useTls": true,
+        "endpoints": [{"host": "api.internal", "port": 443}],
+        "tls": {"validationSecret": "edge"}});
+    match resources::create(
+        &db.ctx,
+        &admin,
+        ResourceKind::Cluster,
+        "",
+        &wrong_type.to_string(),
+    )
+    .await
+    {
+        Err(ServiceError::Validation(errors)) => {
+            assert_eq!(errors.errors()[0].field, "/tls/validationSecret");
+            assert!(
+                errors.errors()[0].message.contains("validationContext"),
+                "{errors:?}"
+            );
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
 
     resources::create(
         &db.ctx,

@@ -5,6 +5,7 @@ pub mod circuit_breakers;
 pub mod health_check;
 pub mod outlier_detection;
 
+use crate::secret::SecretUse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -137,17 +138,25 @@ impl ClusterSpec {
     }
 
     /// Secrets the TLS settings name, with the field naming each.
-    pub fn secret_references(&self) -> Vec<(&str, Path)> {
+    pub fn secret_references(&self) -> Vec<(&str, Path, SecretUse)> {
         let at = Path::root().field("tls");
         let Some(tls) = &self.tls else {
             return Vec::new();
         };
         let mut refs = Vec::new();
         if let Some(secret) = &tls.client_certificate_secret {
-            refs.push((secret.as_str(), at.field("clientCertificateSecret")));
+            refs.push((
+                secret.as_str(),
+                at.field("clientCertificateSecret"),
+                SecretUse::Certificate,
+            ));
         }
         if let Some(secret) = &tls.validation_secret {
-            refs.push((secret.as_str(), at.field("validationSecret")));
+            refs.push((
+                secret.as_str(),
+                at.field("validationSecret"),
+                SecretUse::Validation,
+            ));
         }
         refs
     }
@@ -209,7 +218,7 @@ impl Spec for ClusterSpec {
             if !self.use_tls {
                 errors.add(at.as_str(), "requires useTls: true");
             }
-            for (secret, field) in self.secret_references() {
+            for (secret, field, _) in self.secret_references() {
                 crate::names::check_name(secret, &field, errors);
             }
             if tls.client_certificate_secret.is_none() && tls.validation_secret.is_none() {
@@ -356,7 +365,7 @@ mod tests {
             .spec
             .secret_references()
             .into_iter()
-            .map(|(n, p)| (n, p.as_str().to_string()))
+            .map(|(n, p, _)| (n, p.as_str().to_string()))
             .collect();
         assert_eq!(
             refs,

@@ -15,6 +15,7 @@ use crate::filters::rbac::RbacFilter;
 use crate::header_changes::HeaderChanges;
 use crate::names::check_name;
 use crate::resource::Spec;
+use crate::secret::SecretUse;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -232,7 +233,7 @@ impl ListenerSpec {
     }
 
     /// Secrets the chains' TLS settings name, with the field naming each.
-    pub fn secret_references(&self) -> Vec<(&str, Path)> {
+    pub fn secret_references(&self) -> Vec<(&str, Path, SecretUse)> {
         let chains = Path::root().field("filterChains");
         let mut refs = Vec::new();
         for (i, chain) in self.filter_chains.iter().enumerate() {
@@ -241,9 +242,14 @@ impl ListenerSpec {
             refs.push((
                 tls.certificate_secret.as_str(),
                 at.field("certificateSecret"),
+                SecretUse::Certificate,
             ));
             if let Some(validation) = &tls.validation_secret {
-                refs.push((validation.as_str(), at.field("validationSecret")));
+                refs.push((
+                    validation.as_str(),
+                    at.field("validationSecret"),
+                    SecretUse::Validation,
+                ));
             }
         }
         refs
@@ -475,7 +481,7 @@ mod tests {
             .spec
             .secret_references()
             .into_iter()
-            .map(|(name, path)| (name, path.as_str().to_string()))
+            .map(|(name, path, _)| (name, path.as_str().to_string()))
             .collect();
         assert_eq!(
             refs,

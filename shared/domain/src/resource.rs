@@ -155,6 +155,8 @@ pub struct Reference {
     pub target: RefTarget,
     /// JSON pointer of the referring field.
     pub field: String,
+    /// For a secret, the `type` the referring field needs.
+    pub secret_type: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,8 +240,10 @@ impl AnySpec {
                 kind,
                 target,
                 field: field.as_str().to_string(),
+                secret_type: None,
             })
         };
+        let mut secrets = Vec::new();
         match self {
             AnySpec::RouteConfig(rc) => {
                 let hosts = Path::root().field("virtualHosts");
@@ -306,25 +310,19 @@ impl AnySpec {
                         field,
                     );
                 }
-                for (secret, field) in l.secret_references() {
-                    push(
-                        ResourceKind::Secret,
-                        RefTarget::Name(secret.to_string()),
-                        field,
-                    );
-                }
+                secrets = l.secret_references();
             }
             AnySpec::Cluster(c) => {
-                for (secret, field) in c.secret_references() {
-                    push(
-                        ResourceKind::Secret,
-                        RefTarget::Name(secret.to_string()),
-                        field,
-                    );
-                }
+                secrets = c.secret_references();
             }
             AnySpec::Dataplane(_) | AnySpec::Secret(_) => {}
         }
+        refs.extend(secrets.into_iter().map(|(name, field, used_as)| Reference {
+            kind: ResourceKind::Secret,
+            target: RefTarget::Name(name.to_string()),
+            field: field.as_str().to_string(),
+            secret_type: Some(used_as.required_type()),
+        }));
         refs
     }
 }

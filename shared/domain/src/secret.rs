@@ -19,6 +19,25 @@ use crate::resource::Spec;
 /// Upper bound of any one PEM or secret field: a long chain fits, a mistaken upload does not.
 pub const MAX_MATERIAL_BYTES: usize = 64 * 1024;
 
+/// What a referring field needs the secret to be: its `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUse {
+    /// A certificate and key presented by Envoy (`tlsCertificate`).
+    Certificate,
+    /// Trust anchors that verify the peer (`validationContext`).
+    Validation,
+}
+
+impl SecretUse {
+    /// The secret `type` this use requires.
+    pub fn required_type(self) -> &'static str {
+        match self {
+            Self::Certificate => "tlsCertificate",
+            Self::Validation => "validationContext",
+        }
+    }
+}
+
 /// A secret as sent on create and update, tagged by `type`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
