@@ -6,6 +6,8 @@
 //! serial, expiry, fingerprint), never the PEM or the secret itself. `Debug` is redacted too,
 //! so a stray log line cannot leak a key.
 
+mod key_pair;
+
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
@@ -153,6 +155,9 @@ impl Spec for SecretSpec {
                     errors,
                 );
                 check_private_key(&t.private_key, &root.field("privateKey"), errors);
+                if errors.is_empty() {
+                    check_key_pair(t, &root, errors);
+                }
             }
             Self::ValidationContext(v) => {
                 check_certificates(&v.trusted_ca, &root.field("trustedCa"), errors);
@@ -211,6 +216,31 @@ fn check_certificates(pem: &str, at: &Path, errors: &mut ValidationErrors) {
     }
 }
 
+/// A key that provably belongs to another certificate is refused here rather than by Envoy.
+fn check_key_pair(t: &TlsCertificate, root: &Path, errors: &mut ValidationErrors) {
+    let Ok(chain) = certificates(&t.certificate_chain) else {
+        return;
+    };
+    let Some(Ok(key)) =
+        rustls_pki_types::pem::PemObject::pem_slice_iter(t.private_key.as_bytes()).next()
+    else {
+        return;
+    };
+    let (der, kind) = match &key {
+        PrivateKeyDer::Pkcs1(k) => (k.secret_pkcs1_der(), key_pair::KeyKind::Pkcs1),
+        PrivateKeyDer::Sec1(k) => (k.secret_sec1_der(), key_pair::KeyKind::Sec1),
+        PrivateKeyDer::Pkcs8(k) => (k.secret_pkcs8_der(), key_pair::KeyKind::Pkcs8),
+        _ => return,
+    };
+    let leaf = chain[0].as_ref();
+    if key_pair::belongs_to(leaf, der, kind) == Some(false) {
+        errors.add(
+            root.field("privateKey").as_str(),
+            "does not belong to the first certificate of certificateChain",
+        );
+    }
+}
+
 fn check_private_key(pem: &str, at: &Path, errors: &mut ValidationErrors) {
     if pem.len() > MAX_MATERIAL_BYTES {
         errors.add(at.as_str(), too_long());
@@ -263,6 +293,43 @@ mod tests {
     fn tls(cert: &str, key: &str) -> String {
         serde_json::json!({"name":"edge","type":"tlsCertificate","certificateChain":cert,"privateKey":key})
             .to_string()
+    }
+
+    #[test]
+    fn a_key_must_belong_to_the_leaf_certificate() {
+        let rsa_cert = include_str!("../testdata/rsa.crt.pem");
+        let rsa_pkcs8 = include_str!("../testdata/rsa.key.pem");
+        let rsa_pkcs1 = include_str!("../testdata/rsa-pkcs1.key.pem");
+        let ec_sec1 = include_str!("../testdata/localhost-sec1.key.pem");
+        let other_ec = include_str!("../testdata/other-ec.key.pem");
+        for (cert, key) in [
+            (CERT, KEY),
+            (CERT, ec_sec1),
+            (rsa_cert, rsa_pkcs8),
+            (rsa_cert, rsa_pkcs1),
+        ] {
+            assert!(parse_spec::<SecretSpec>(&tls(cert, key)).is_ok());
+        }
+        for (cert, key) in [
+            (CERT, other_ec),
+            (CERT, rsa_pkcs8),
+            (rsa_cert, KEY),
+            (rsa_cert, ec_sec1),
+        ] {
+            let errors = parse_spec::<SecretSpec>(&tls(cert, key)).expect_err("mismatch");
+            let fields: Vec<(&str, &str)> = errors
+                .errors()
+                .iter()
+                .map(|e| (e.field.as_str(), e.message.as_str()))
+                .collect();
+            assert_eq!(
+                fields,
+                [(
+                    "/privateKey",
+                    "does not belong to the first certificate of certificateChain"
+                )]
+            );
+        }
     }
 
     #[test]
