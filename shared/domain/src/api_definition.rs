@@ -10,6 +10,7 @@ pub mod expose;
 pub mod generate;
 pub mod openapi;
 
+use crate::filters::jwt_auth::{JwtAuthFilter, JwtProvider, JwtRule};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,11 +89,38 @@ pub struct ApiFilters {
     pub local_rate_limit: Option<LocalRateLimitFilter>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_mutation: Option<HeaderChanges>,
+    /// Requests need a valid JWT from one of these providers (401 otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<ApiJwt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiJwt {
+    pub providers: Vec<JwtProvider>,
+}
+
+impl ApiJwt {
+    /// The listener filter these providers would form alone: used to check them with the
+    /// native rules, at this definition's paths.
+    fn as_filter(&self) -> JwtAuthFilter {
+        JwtAuthFilter {
+            providers: self.providers.clone(),
+            rules: vec![JwtRule {
+                path_prefix: "/".into(),
+                providers: Vec::new(),
+            }],
+            requirements: Default::default(),
+        }
+    }
 }
 
 impl ApiFilters {
     pub fn is_empty(&self) -> bool {
-        self.cors.is_none() && self.local_rate_limit.is_none() && self.header_mutation.is_none()
+        self.cors.is_none()
+            && self.local_rate_limit.is_none()
+            && self.header_mutation.is_none()
+            && self.jwt.is_none()
     }
 
     fn validate(&self, at: &Path, errors: &mut ValidationErrors) {
@@ -110,6 +138,9 @@ impl ApiFilters {
                 );
             }
             changes.validate(&at.field("headerMutation"), errors);
+        }
+        if let Some(jwt) = &self.jwt {
+            jwt.as_filter().validate(&at.field("jwt"), errors);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod envoy;
+pub mod jwt;
 pub mod outage;
 pub mod stack;
 pub mod tenant;

@@ -4,15 +4,12 @@
 //! checks with a per-route opt-out; and a bad filter body or a mirror to no cluster refused
 //! with its field path before anything reaches Envoy.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use flowplane_e2e::jwt::{hs256_jwks, hs256_token};
 use flowplane_e2e::{Api, Envoy, Stack, Upstream, eventually, free_port};
-use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const TEAM: &str = "my-org-default";
 const JWT_SECRET: &[u8] = b"flowplane-e2e-hs256-secret-0123456789";
@@ -313,8 +310,7 @@ fn route_config() -> Value {
 
 /// CORS first, so a preflight is answered before RBAC or JWT could refuse it.
 fn listener(dataplane_id: &str, port: u16) -> Value {
-    let jwks =
-        json!({"keys": [{"kty": "oct", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(JWT_SECRET)}]});
+    let jwks = hs256_jwks(JWT_SECRET);
     json!({"team": TEAM, "name": "filters-listener", "address": "127.0.0.1", "port": port,
     "dataplaneId": dataplane_id,
     "filterChains": [{"filters": [{"type": "httpConnectionManager", "routeConfigName": "filters-route",
@@ -335,20 +331,7 @@ fn listener(dataplane_id: &str, port: u16) -> Value {
 
 /// An HS256 JWT for the test provider, signed with `secret`.
 fn token(secret: &[u8]) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let header = URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "typ": "JWT"}).to_string());
-    let claims =
-        json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "e2e", "iat": now, "exp": now + 3600});
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let signing_input = format!("{header}.{payload}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret)
-        .unwrap_or_else(|e| unreachable!("HMAC takes keys of any length: {e}"));
-    mac.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{signature}")
+    hs256_token(secret, ISSUER, AUDIENCE)
 }
 
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {

@@ -479,3 +479,111 @@ async fn served_by(url: &str, upstream: &str) -> Result<(), String> {
         Err(format!("{status}: {body}"))
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_with_jwt_requires_a_token_and_its_neighbour_does_not() {
+    let stack = Stack::start("platform-jwt")
+        .await
+        .unwrap_or_else(|e| panic!("stack: {e:#}"));
+    let result = jwt_scenario(&stack).await;
+    if let Err(e) = &result {
+        eprintln!("{}", stack.logs());
+        panic!("{e:#}");
+    }
+    stack.stop().await;
+}
+
+async fn jwt_scenario(stack: &Stack) -> anyhow::Result<()> {
+    use flowplane_e2e::jwt::{hs256_jwks, hs256_token};
+    const SECRET: &[u8] = b"platform-api-e2e-hs256-secret-0123";
+    const ISSUER: &str = "https://idp.platform.test";
+
+    let tenant = Tenant::create(stack, "jwt").await?;
+    let team = tenant.team.clone();
+    let scopes: Vec<String> = ["api-definitions", "clusters", "routes", "listeners"]
+        .iter()
+        .map(|r| format!("team:{team}:{r}:write"))
+        .collect();
+    let token = tenant
+        .admin
+        .expect(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "platform-jwt", "scopes": scopes})),
+            201,
+        )
+        .await?;
+    let api = Api::new(&stack.api_url).with_token(token["token"].as_str().unwrap_or_default());
+    let (_, bootstrap) = tenant.dataplane("edge").await?;
+    let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
+    let upstream = Upstream::start("orders").await?;
+    let target = format!("http://127.0.0.1:{}", upstream.port);
+    let provider = json!({"name": "idp", "issuer": ISSUER, "audiences": ["orders"],
+        "jwks": {"type": "local", "inline": hs256_jwks(SECRET).to_string()}});
+    for (name, domain, filters) in [
+        (
+            "orders",
+            "orders.example",
+            json!({"jwt": {"providers": [provider]}}),
+        ),
+        ("public", "public.example", json!({})),
+    ] {
+        api.expect(
+            Method::POST,
+            "/api/v1/api-definitions",
+            Some(
+                &json!({"team": team, "name": name, "domain": domain, "filters": filters,
+                "routes": [{"path": "/", "upstream": target}]}),
+            ),
+            201,
+        )
+        .await?;
+    }
+    let gateway = format!("http://127.0.0.1:{}/items", stack.shared_gateway_port);
+    let client = reqwest::Client::new();
+    let status = |host: &'static str, bearer: Option<String>| {
+        let (client, gateway) = (client.clone(), gateway.clone());
+        async move {
+            let mut request = client.get(&gateway).header("host", host);
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
+            }
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
+        }
+    };
+    eventually(
+        "the definition without JWT served through Envoy",
+        Duration::from_secs(15),
+        || async {
+            match status("public.example", None).await? {
+                200 => Ok(()),
+                other => Err(format!("status {other}")),
+            }
+        },
+    )
+    .await?;
+    let without = status("orders.example", None).await;
+    anyhow::ensure!(without == Ok(401), "orders without a token: {without:?}");
+    let forged = status(
+        "orders.example",
+        Some(hs256_token(
+            b"another-secret-another-secret-0000",
+            ISSUER,
+            "orders",
+        )),
+    )
+    .await;
+    anyhow::ensure!(forged == Ok(401), "orders with a forged token: {forged:?}");
+    let valid = status(
+        "orders.example",
+        Some(hs256_token(SECRET, ISSUER, "orders")),
+    )
+    .await;
+    anyhow::ensure!(valid == Ok(200), "orders with a valid token: {valid:?}");
+    envoy.stop().await;
+    Ok(())
+}

@@ -24,6 +24,7 @@ pub const SHARED_OWNER: &str = "api-definitions";
 const CORS: &str = "cors";
 const LOCAL_RATE_LIMIT: &str = "local-rate-limit";
 const HEADER_MUTATION: &str = "header-mutation";
+const JWT: &str = "jwt";
 
 /// One native resource a definition (or the team's shared gateway) needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +148,12 @@ fn virtual_host(definition: &str, spec: &ApiDefinitionSpec, used: &UsedFilters) 
         .map(|(i, route)| native_route(definition, i, route))
         .collect();
     let mut host = json!({"name": definition, "domains": domains, "routes": routes});
-    let overrides = overrides(&spec.filters, used, true);
+    let overrides = overrides(
+        &spec.filters,
+        used,
+        true,
+        &jwt_requirement(definition, None),
+    );
     if !overrides.is_empty() {
         host["filterOverrides"] = Value::Object(overrides);
     }
@@ -174,7 +180,12 @@ fn native_route(definition: &str, index: usize, route: &ApiRoute) -> Value {
         "match": route_match,
         "action": action,
     });
-    let overrides = overrides(&route.filters, &UsedFilters::default(), false);
+    let overrides = overrides(
+        &route.filters,
+        &UsedFilters::default(),
+        false,
+        &jwt_requirement(definition, Some(index)),
+    );
     if !overrides.is_empty() {
         native["filterOverrides"] = Value::Object(overrides);
     }
@@ -189,10 +200,44 @@ struct UsedFilters {
     cors: bool,
     local_rate_limit: Option<Value>,
     header_mutation: Option<Value>,
+    /// Every JWT provider of the listener's definitions, renamed per definition (and route),
+    /// and the named requirement each virtual host or route selects.
+    jwt_providers: Vec<Value>,
+    jwt_requirements: BTreeMap<String, Vec<String>>,
+}
+
+/// The name of the JWT requirement of a definition (`route: None`) or one of its routes.
+/// Provider names are prefixed with it, so definitions sharing a listener cannot collide.
+fn jwt_requirement(definition: &str, route: Option<usize>) -> String {
+    match route {
+        None => definition.to_string(),
+        Some(i) => format!("{definition}-route{i}"),
+    }
 }
 
 fn used_filters(definitions: &[(&str, &ApiDefinitionSpec)]) -> UsedFilters {
     let mut used = UsedFilters::default();
+    for (definition, spec) in definitions {
+        let scopes = std::iter::once((None, &spec.filters)).chain(
+            spec.routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (Some(i), &r.filters)),
+        );
+        for (route, filters) in scopes {
+            let Some(jwt) = &filters.jwt else { continue };
+            let requirement = jwt_requirement(definition, route);
+            let mut names = Vec::new();
+            for provider in &jwt.providers {
+                let name = format!("{requirement}-{}", provider.name);
+                let mut renamed = json!(provider);
+                renamed["name"] = json!(name);
+                used.jwt_providers.push(renamed);
+                names.push(name);
+            }
+            used.jwt_requirements.insert(requirement, names);
+        }
+    }
     let all_filters = definitions.iter().flat_map(|(_, spec)| {
         std::iter::once(&spec.filters).chain(spec.routes.iter().map(|r| &r.filters))
     });
@@ -214,8 +259,14 @@ fn overrides(
     filters: &ApiFilters,
     used: &UsedFilters,
     disable_unset: bool,
+    jwt_requirement: &str,
 ) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::new();
+    // The listener's JWT filter checks nothing by its rules; a host or route with `jwt`
+    // selects its own requirement.
+    if filters.jwt.is_some() {
+        out.insert(JWT.into(), json!({ "jwtRequirement": jwt_requirement }));
+    }
     if let Some(cors) = &filters.cors {
         out.insert(CORS.into(), json!({ "cors": cors }));
     }
@@ -245,6 +296,12 @@ fn listener(route_config: &str, port: u32, definitions: &[(&str, &ApiDefinitionS
     let mut filters = Vec::new();
     if used.cors {
         filters.push(json!({"name": CORS, "filter": {"type": "cors"}}));
+    }
+    if !used.jwt_providers.is_empty() {
+        filters.push(json!({"name": JWT, "filter": {"type": "jwtAuth",
+            "providers": used.jwt_providers,
+            "rules": [{"pathPrefix": "/", "providers": []}],
+            "requirements": used.jwt_requirements}}));
     }
     if let Some(limit) = &used.local_rate_limit {
         let mut filter = limit.clone();
@@ -383,6 +440,55 @@ mod tests {
                 .all(|g| g.kind == ResourceKind::Cluster)
         );
         assert!(shared_gateway(&[], DEFAULT_SHARED_PORT).is_empty());
+    }
+
+    #[test]
+    fn jwt_providers_are_named_per_definition_and_selected_per_host_or_route() {
+        let provider = |name: &str| {
+            json!({"name": name, "issuer": "https://idp.example",
+                "jwks": {"type": "local",
+                    "inline": r#"{"keys":[{"kty":"oct","alg":"HS256","k":"c2VjcmV0"}]}"#}})
+        };
+        let a = spec(
+            json!({"domain": "a.example.com", "filters": {"jwt": {"providers": [provider("idp")]}},
+            "routes": [{"path": "/", "upstream": "http://127.0.0.1:9001"}]}),
+        );
+        let b = spec(json!({"domain": "b.example.com",
+            "routes": [{"path": "/open", "upstream": "http://127.0.0.1:9002"},
+                {"path": "/admin", "upstream": "http://127.0.0.1:9002",
+                 "filters": {"jwt": {"providers": [provider("idp")]}}}]}));
+        let generated = shared_gateway(&[("a", &a), ("b", &b)], DEFAULT_SHARED_PORT);
+        assert_valid(&generated);
+        let filters = &generated[1].body["filterChains"][0]["filters"][0]["httpFilters"];
+        let jwt = &filters[0];
+        assert_eq!(jwt["name"], JWT);
+        let names: Vec<&str> = jwt["filter"]["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, ["a-idp", "b-route1-idp"]);
+        assert_eq!(
+            jwt["filter"]["requirements"],
+            json!({"a": ["a-idp"], "b-route1": ["b-route1-idp"]})
+        );
+        // Nothing is checked by rule: only hosts and routes that ask select a requirement.
+        assert_eq!(
+            jwt["filter"]["rules"],
+            json!([{"pathPrefix": "/", "providers": []}])
+        );
+        let hosts = &generated[0].body["virtualHosts"];
+        assert_eq!(
+            hosts[0]["filterOverrides"][JWT],
+            json!({"jwtRequirement": "a"})
+        );
+        assert!(hosts[1]["filterOverrides"].get(JWT).is_none());
+        assert!(hosts[1]["routes"][0].get("filterOverrides").is_none());
+        assert_eq!(
+            hosts[1]["routes"][1]["filterOverrides"][JWT],
+            json!({"jwtRequirement": "b-route1"})
+        );
     }
 
     #[test]
