@@ -148,17 +148,23 @@ pub fn finish(openapi: &mut OpenApi) {
     for (path, item) in openapi.paths.paths.iter_mut() {
         let api = path.starts_with("/api/");
         let has_path_params = path.contains('{');
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
+        for (writes, operation) in [
+            (false, &mut item.get),
+            (true, &mut item.put),
+            (true, &mut item.post),
+            (true, &mut item.delete),
+            (true, &mut item.patch),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(writes, op)| op.as_mut().map(|op| (writes, op)))
         {
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            if secured && writes {
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(csrf_header());
+            }
             let has_body = operation.request_body.is_some();
             let has_query = operation
                 .parameters
@@ -199,6 +205,22 @@ pub fn finish(openapi: &mut OpenApi) {
             }
         }
     }
+}
+
+/// The CSRF header every state-changing call made with a session must carry.
+fn csrf_header() -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ParameterBuilder::new()
+        .name(crate::caller::CSRF_HEADER)
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(
+            "With a session (the login cookie or a session bearer token): the login's \
+             `csrfToken`; a missing or wrong one is 403. Not used with a personal access token.",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
 }
 
 /// The serialized document, filled in once the route table is complete (the route serving it

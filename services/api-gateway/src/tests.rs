@@ -1136,6 +1136,29 @@ async fn expose_matched_path(request: Request, next: Next) -> Response {
 }
 
 #[tokio::test]
+async fn every_authenticated_write_documents_the_csrf_header_and_reads_do_not() {
+    let h = harness().await;
+    let doc = served_document(&h.app).await;
+    let mut writes = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            let has_csrf = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "x-csrf-token" && p["in"] == "header");
+            let write = ["post", "put", "patch", "delete"].contains(&method.as_str());
+            assert_eq!(has_csrf, secured && write, "{method} {path}");
+            writes += usize::from(has_csrf);
+        }
+    }
+    assert!(writes > 20, "only {writes} operations carry the header");
+}
+
+#[tokio::test]
 async fn every_route_is_in_the_openapi_document_and_every_documented_operation_is_routed() {
     let fake = FakeConfig::start().await;
     let state = AppState::new(&gateway_config(fake.url())).unwrap();
