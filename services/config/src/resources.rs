@@ -245,8 +245,16 @@ pub async fn list(
         .list_scope(&ctx.pool, kind.scope_resource(), team)
         .await?;
     // One extra row tells whether another page exists.
-    let mut rows =
-        store::list_resources(&ctx.pool, kind, &filter, team, after, i64::from(limit) + 1).await?;
+    let mut rows = store::list_resources(
+        &ctx.pool,
+        kind,
+        &filter,
+        team,
+        None,
+        after,
+        i64::from(limit) + 1,
+    )
+    .await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last()

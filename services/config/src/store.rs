@@ -106,31 +106,40 @@ pub async fn resources_of_kind(
         .collect()
 }
 
-/// A page of resources in the teams `filter` allows, ordered by (team, name), starting after
-/// `after` when given.
-pub async fn list_resources(
-    pool: &PgPool,
-    kind: ResourceKind,
-    filter: &TeamFilter,
-    team: Option<&str>,
-    after: Option<(String, String)>,
-    limit: i64,
-) -> Result<Vec<StoredResource>, sqlx::Error> {
-    let (all, org_id, names) = match filter {
+/// The bind values of a [`TeamFilter`] for the SQL condition
+/// `($n OR t.org_id = $n+1 OR t.name = ANY($n+2))`: every team, an organization's teams, or
+/// the named teams.
+pub(crate) fn team_filter_binds(filter: &TeamFilter) -> (bool, Option<Uuid>, Vec<String>) {
+    match filter {
         TeamFilter::All => (true, None, Vec::new()),
         TeamFilter::Some { org_id, names } => (
             false,
             org_id.as_deref().and_then(|o| Uuid::parse_str(o).ok()),
             names.clone(),
         ),
-    };
+    }
+}
+
+/// A page of resources in the teams `filter` allows (of `team` and named `name` when given),
+/// ordered by (team, name), starting after `after` when given.
+pub async fn list_resources(
+    pool: &PgPool,
+    kind: ResourceKind,
+    filter: &TeamFilter,
+    team: Option<&str>,
+    name: Option<&str>,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> Result<Vec<StoredResource>, sqlx::Error> {
+    let (all, org_id, names) = team_filter_binds(filter);
     let (after_team, after_name) = after.unwrap_or_default();
     let sql = format!(
         "{SELECT_RESOURCE} WHERE r.kind = $1 \
          AND ($2 OR t.org_id = $3 OR t.name = ANY($4)) \
          AND ($5::text IS NULL OR t.name = $5) \
-         AND (t.name, r.name) > ($6, $7) \
-         ORDER BY t.name, r.name LIMIT $8"
+         AND ($6::text IS NULL OR r.name = $6) \
+         AND (t.name, r.name) > ($7, $8) \
+         ORDER BY t.name, r.name LIMIT $9"
     );
     sqlx::query(&sql)
         .bind(kind.collection())
@@ -138,6 +147,7 @@ pub async fn list_resources(
         .bind(org_id)
         .bind(names)
         .bind(team)
+        .bind(name)
         .bind(after_team)
         .bind(after_name)
         .bind(limit)
@@ -148,26 +158,15 @@ pub async fn list_resources(
         .collect()
 }
 
-/// Resources named `name` across the teams `filter` allows (a GET without `?team=`).
+/// The resources named `name` in the teams `filter` allows; at most two, which is enough to
+/// tell "one" from "several".
 pub async fn find_by_name(
     pool: &PgPool,
     kind: ResourceKind,
     filter: &TeamFilter,
     name: &str,
 ) -> Result<Vec<StoredResource>, sqlx::Error> {
-    let mut found = Vec::new();
-    let mut after = None;
-    // Pages of (team, name) are small; a name exists at most once per team.
-    loop {
-        let page = list_resources(pool, kind, filter, None, after.clone(), 500).await?;
-        let last = page.last().map(|r| (r.team.clone(), r.name.clone()));
-        found.extend(page.into_iter().filter(|r| r.name == name));
-        match last {
-            Some(last) if found.len() < 2 => after = Some(last),
-            _ => break,
-        }
-    }
-    Ok(found)
+    list_resources(pool, kind, filter, None, Some(name), None, 2).await
 }
 
 /// Takes the next revision. The row lock it holds until commit serializes all writers.

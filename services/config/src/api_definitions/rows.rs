@@ -141,14 +141,7 @@ pub async fn list(
     after: Option<(String, String)>,
     limit: i64,
 ) -> Result<Vec<DefinitionRow>, sqlx::Error> {
-    let (all, org_id, names) = match filter {
-        TeamFilter::All => (true, None, Vec::new()),
-        TeamFilter::Some { org_id, names } => (
-            false,
-            org_id.as_deref().and_then(|o| Uuid::parse_str(o).ok()),
-            names.clone(),
-        ),
-    };
+    let (all, org_id, names) = crate::store::team_filter_binds(filter);
     let (after_team, after_name) = after.unwrap_or_default();
     let sql = format!(
         "{SELECT} WHERE ($1 OR t.org_id = $2 OR t.name = ANY($3)) \
