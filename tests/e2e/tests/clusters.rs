@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use flowplane_e2e::upstream::{Behaviour, HEALTH_PATH};
-use flowplane_e2e::{Api, Envoy, Stack, Upstream, eventually, free_port};
+use flowplane_e2e::{Api, Envoy, Stack, Tenant, Upstream, eventually, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -503,51 +503,11 @@ fn listener(dataplane_id: &str, port: u16) -> Value {
             "httpFilters": [{"filter": {"type": "router"}}]}]}]})
 }
 
-/// initialize → organization → team-scoped token → dataplane, as in the quickstart.
+/// initialize → organization (`my-org`, team [`TEAM`]) → team-scoped token → dataplane.
 async fn team_api(stack: &Stack) -> anyhow::Result<(Api, String)> {
-    let anonymous = Api::new(&stack.api_url);
-    let setup = stack.setup_token().await?;
-    let init = anonymous
-        .with_token(&setup)
-        .expect(
-            Method::POST,
-            "/api/v1/bootstrap/initialize",
-            Some(&json!({"email": "admin@example.com", "password": "correct-horse-battery", "name": "Admin"})),
-            201,
-        )
-        .await?;
-    let admin = anonymous.with_token(init["token"].as_str().unwrap_or_default());
-    admin
-        .expect(
-            Method::POST,
-            "/api/v1/admin/organizations",
-            Some(&json!({"name": "my-org", "displayName": "My Organization"})),
-            201,
-        )
-        .await?;
-    let scopes: Vec<String> = ["clusters", "routes", "listeners", "dataplanes"]
-        .iter()
-        .map(|r| format!("team:{TEAM}:{r}:write"))
-        .collect();
-    let pat = admin
-        .expect(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(&json!({"name": "clusters", "description": "e2e", "scopes": scopes})),
-            201,
-        )
-        .await?;
-    let api = anonymous.with_token(pat["token"].as_str().unwrap_or_default());
-    let dataplane = api
-        .expect(
-            Method::POST,
-            &format!("/api/v1/teams/{TEAM}/dataplanes"),
-            Some(&json!({"team": TEAM, "name": "edge", "gatewayHost": "127.0.0.1"})),
-            201,
-        )
-        .await?;
-    let dataplane_id = dataplane["id"].as_str().unwrap_or_default().to_string();
-    Ok((api, dataplane_id))
+    let tenant = Tenant::create(stack, "my-org").await?;
+    let (dataplane_id, _) = tenant.dataplane("edge").await?;
+    Ok((tenant.api, dataplane_id))
 }
 
 /// The name of the upstream that answered a 200, else the status and body as the error.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use flowplane_e2e::jwt::{hs256_jwks, hs256_token};
-use flowplane_e2e::{Api, Envoy, Stack, Upstream, eventually, free_port};
+use flowplane_e2e::{Api, Envoy, Stack, Tenant, Upstream, eventually, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -42,47 +42,11 @@ async fn bad_filter_and_mirror_bodies_are_400s_with_field_paths_and_create_nothi
     stack.stop().await;
 }
 
-/// initialize → organization → team-scoped token → dataplane, as in the quickstart.
+/// initialize → organization (`my-org`, team [`TEAM`]) → team-scoped token → dataplane.
 async fn team_api(stack: &Stack) -> anyhow::Result<(Api, String)> {
-    let anonymous = Api::new(&stack.api_url);
-    let setup = stack.setup_token().await?;
-    let init = anonymous
-        .with_token(&setup)
-        .expect(
-            Method::POST,
-            "/api/v1/bootstrap/initialize",
-            Some(&json!({"email": "admin@example.com", "password": "correct-horse-battery", "name": "Admin"})),
-            201,
-        )
-        .await?;
-    let admin = anonymous.with_token(init["token"].as_str().unwrap_or_default());
-    admin
-        .expect(
-            Method::POST,
-            "/api/v1/admin/organizations",
-            Some(&json!({"name": "my-org", "displayName": "My Organization"})),
-            201,
-        )
-        .await?;
-    let scopes: Vec<String> = ["clusters", "routes", "listeners", "dataplanes"]
-        .iter()
-        .map(|r| format!("team:{TEAM}:{r}:write"))
-        .collect();
-    let pat = admin
-        .expect(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(&json!({"name": "filters", "description": "e2e", "scopes": scopes})),
-            201,
-        )
-        .await?;
-    let api = anonymous.with_token(pat["token"].as_str().unwrap_or_default());
-    let dataplane = api
-        .expect(Method::POST, &format!("/api/v1/teams/{TEAM}/dataplanes"),
-            Some(&json!({"team": TEAM, "name": "edge", "gatewayHost": "127.0.0.1", "description": "e2e"})), 201)
-        .await?;
-    let dataplane_id = dataplane["id"].as_str().unwrap_or_default().to_string();
-    Ok((api, dataplane_id))
+    let tenant = Tenant::create(stack, "my-org").await?;
+    let (dataplane_id, _) = tenant.dataplane("edge").await?;
+    Ok((tenant.api, dataplane_id))
 }
 
 async fn traffic_scenario(stack: &Stack) -> anyhow::Result<()> {
