@@ -5,7 +5,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: a build script is single-threaded, so nothing reads the environment concurrently.
     unsafe { std::env::set_var("PROTOC", protoc) };
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not with env!(): cargo may reuse this script's binary for a checkout
+    // of the same workspace at another path (the metadata hash ignores the path), and a path
+    // baked in at compile time would point at that other checkout's protos.
+    let root = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "flowplane/common/v1/common.proto",
         "flowplane/resources/v1/resources.proto",
