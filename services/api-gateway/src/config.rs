@@ -17,6 +17,11 @@ pub struct ApiGatewayConfig {
     pub xds_public_host: String,
     /// `FLOWPLANE_XDS_PUBLIC_PORT`
     pub xds_public_port: u16,
+    /// `FLOWPLANE_RATELIMIT_PUBLIC_HOST`: the ratelimit service address Envoy bootstraps point
+    /// at (global rate limits).
+    pub ratelimit_public_host: String,
+    /// `FLOWPLANE_RATELIMIT_PUBLIC_PORT`
+    pub ratelimit_public_port: u16,
     /// `FLOWPLANE_ENVOY_ADMIN_PORT`: the loopback admin port written into Envoy bootstraps.
     pub envoy_admin_port: u16,
     /// `FLOWPLANE_NATS_URL`: where to hear token-invalidated notices from config, so a token
@@ -85,6 +90,8 @@ pub const DEFAULT_API_ADDR: SocketAddr =
 pub const DEFAULT_CONFIG_URL: &str = "http://127.0.0.1:18090";
 pub const DEFAULT_XDS_PUBLIC_HOST: &str = "127.0.0.1";
 pub const DEFAULT_XDS_PUBLIC_PORT: u16 = 18000;
+pub const DEFAULT_RATELIMIT_PUBLIC_HOST: &str = "127.0.0.1";
+pub const DEFAULT_RATELIMIT_PUBLIC_PORT: u16 = 18081;
 pub const DEFAULT_ENVOY_ADMIN_PORT: u16 = 9901;
 
 impl ApiGatewayConfig {
@@ -95,6 +102,14 @@ impl ApiGatewayConfig {
             service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
             xds_public_host: env::string("FLOWPLANE_XDS_PUBLIC_HOST", DEFAULT_XDS_PUBLIC_HOST),
             xds_public_port: env::parsed("FLOWPLANE_XDS_PUBLIC_PORT", DEFAULT_XDS_PUBLIC_PORT)?,
+            ratelimit_public_host: env::string(
+                "FLOWPLANE_RATELIMIT_PUBLIC_HOST",
+                DEFAULT_RATELIMIT_PUBLIC_HOST,
+            ),
+            ratelimit_public_port: env::parsed(
+                "FLOWPLANE_RATELIMIT_PUBLIC_PORT",
+                DEFAULT_RATELIMIT_PUBLIC_PORT,
+            )?,
             envoy_admin_port: env::parsed("FLOWPLANE_ENVOY_ADMIN_PORT", DEFAULT_ENVOY_ADMIN_PORT)?,
             nats_url: env::optional("FLOWPLANE_NATS_URL"),
             nats_prefix: env::string(
@@ -122,6 +137,8 @@ impl std::fmt::Debug for ApiGatewayConfig {
             .field("service_token", &"<redacted>")
             .field("xds_public_host", &self.xds_public_host)
             .field("xds_public_port", &self.xds_public_port)
+            .field("ratelimit_public_host", &self.ratelimit_public_host)
+            .field("ratelimit_public_port", &self.ratelimit_public_port)
             .field("envoy_admin_port", &self.envoy_admin_port)
             .field("nats_url", &self.nats_url)
             .field("nats_prefix", &self.nats_prefix)
@@ -147,6 +164,8 @@ mod tests {
             service_token: "super-secret-service-token".into(),
             xds_public_host: DEFAULT_XDS_PUBLIC_HOST.into(),
             xds_public_port: DEFAULT_XDS_PUBLIC_PORT,
+            ratelimit_public_host: DEFAULT_RATELIMIT_PUBLIC_HOST.into(),
+            ratelimit_public_port: DEFAULT_RATELIMIT_PUBLIC_PORT,
             envoy_admin_port: DEFAULT_ENVOY_ADMIN_PORT,
             nats_url: None,
             nats_prefix: "flowplane".into(),

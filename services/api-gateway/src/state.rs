@@ -29,6 +29,8 @@ pub struct AppState {
 pub(crate) struct EnvoyBootstrapSettings {
     pub xds_host: String,
     pub xds_port: u16,
+    pub ratelimit_host: String,
+    pub ratelimit_port: u16,
     pub admin_port: u16,
 }
 
@@ -60,6 +62,8 @@ impl AppState {
             envoy: EnvoyBootstrapSettings {
                 xds_host: config.xds_public_host.clone(),
                 xds_port: config.xds_public_port,
+                ratelimit_host: config.ratelimit_public_host.clone(),
+                ratelimit_port: config.ratelimit_public_port,
                 admin_port: config.envoy_admin_port,
             },
             readiness: Readiness::new(),

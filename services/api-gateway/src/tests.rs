@@ -27,6 +27,8 @@ fn gateway_config(config_url: String) -> ApiGatewayConfig {
         service_token: SERVICE_TOKEN.into(),
         xds_public_host: "xds.example.internal".into(),
         xds_public_port: 18000,
+        ratelimit_public_host: "ratelimit.example.internal".into(),
+        ratelimit_public_port: 18081,
         envoy_admin_port: 9901,
         nats_url: None,
         nats_prefix: "flowplane".into(),
@@ -888,6 +890,8 @@ async fn envoy_config_renders_the_dataplane_bootstrap() {
             dataplane_id: &id,
             xds_host: "xds.example.internal",
             xds_port: 18000,
+            ratelimit_host: "ratelimit.example.internal",
+            ratelimit_port: 18081,
             admin_port: 9901,
         });
     assert_eq!(from_yaml, expected);

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use flowplane_api_gateway::ApiGatewayConfig;
 use flowplane_config::ConfigServiceConfig;
+use flowplane_ratelimit::RateLimitConfig;
 use flowplane_runtime::bus::Bus;
 use flowplane_runtime::{env, shutdown, telemetry};
 use flowplane_xds_server::XdsServerConfig;
@@ -29,6 +30,7 @@ pub async fn run() -> anyhow::Result<()> {
     xds.service_token.clone_from(&service_token);
     let mut api = ApiGatewayConfig::from_env()?;
     api.service_token = service_token;
+    let ratelimit = RateLimitConfig::from_env()?;
     let bus = choose_bus(&config.nats_url, &config.nats_prefix).await;
 
     tracing::info!("Flowplane is starting");
@@ -38,6 +40,10 @@ pub async fn run() -> anyhow::Result<()> {
     );
     tracing::info!("  xDS (ADS)     {}", xds.xds_addr);
     tracing::info!("  config gRPC   {}", config.grpc_addr);
+    tracing::info!(
+        "  ratelimit     {}  (Envoy's Rate Limit Service)",
+        ratelimit.grpc_addr
+    );
     tracing::info!(
         "  health        http://{}/healthz (config), http://{}/healthz (xds)",
         config.http_addr,
@@ -63,11 +69,14 @@ pub async fn run() -> anyhow::Result<()> {
         Some(notices),
         stop.clone(),
     ));
-    let (config_result, xds_result, api_result) = tokio::join!(config_task, xds_task, api_task);
+    let ratelimit_task = tokio::spawn(flowplane_ratelimit::run(ratelimit, stop.clone()));
+    let (config_result, xds_result, api_result, ratelimit_result) =
+        tokio::join!(config_task, xds_task, api_task, ratelimit_task);
     for (name, result) in [
         ("config", config_result),
         ("xds-server", xds_result),
         ("api-gateway", api_result),
+        ("ratelimit", ratelimit_result),
     ] {
         match result {
             Ok(Ok(())) => {}

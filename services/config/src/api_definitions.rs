@@ -143,7 +143,7 @@ pub async fn apply(
     all.push((input.name.as_str(), &input.spec));
     let mut generated = generate::owned_resources(&input.name, &input.spec);
     generated.extend(generate::shared_gateway(&all, shared_gateway_port()));
-    let desired = plan::validate(generated)?;
+    let desired = plan::validate(access.name(), generated)?;
     let managed = store::managed_resources(
         &mut tx,
         &access,
@@ -236,7 +236,10 @@ pub async fn delete(
         .collect();
     let remaining: Vec<(&str, &ApiDefinitionSpec)> =
         others.iter().map(|(n, s)| (n.as_str(), s)).collect();
-    let desired = plan::validate(generate::shared_gateway(&remaining, shared_gateway_port()))?;
+    let desired = plan::validate(
+        access.name(),
+        generate::shared_gateway(&remaining, shared_gateway_port()),
+    )?;
     let managed = store::managed_resources(
         &mut tx,
         &access,

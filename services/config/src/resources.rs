@@ -48,7 +48,7 @@ pub async fn create(
         || format!("team '{team}' not found"),
     )
     .await?;
-    dry_translate(&name, &parsed.spec)?;
+    dry_translate(access.name(), &name, &parsed.spec)?;
     // A secret's row, audit entry and event carry its summary; the material is sealed apart.
     let spec_json = parsed.spec.public_json();
 
@@ -109,7 +109,7 @@ pub async fn update(
         || not_found(kind, name),
     )
     .await?;
-    dry_translate(name, &parsed.spec)?;
+    dry_translate(access.name(), name, &parsed.spec)?;
     let spec_json = parsed.spec.public_json();
 
     let mut tx = ctx.pool.begin().await?;
@@ -326,8 +326,12 @@ fn refuse_generated(current: &StoredResource) -> Result<(), ServiceError> {
 
 /// Translates the spec exactly as xds-server will, so anything Envoy would be handed but
 /// could not be expressed fails here as a 400 instead of a NACK later.
-pub(crate) fn dry_translate(name: &str, spec: &AnySpec) -> Result<(), ValidationErrors> {
-    flowplane_xds::translate_any(name, spec)
+pub(crate) fn dry_translate(
+    team: &str,
+    name: &str,
+    spec: &AnySpec,
+) -> Result<(), ValidationErrors> {
+    flowplane_xds::translate_any(team, name, spec)
         .map(|_| ())
         .map_err(ValidationErrors::from)
 }

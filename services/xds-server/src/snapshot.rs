@@ -102,7 +102,7 @@ impl Store {
         let mut teams: HashMap<String, Team> = HashMap::new();
         for resource in &state.resources {
             let team = teams.entry(resource.team.clone()).or_default();
-            if let Err(e) = upsert(team, resource) {
+            if let Err(e) = upsert(&resource.team, team, resource) {
                 tracing::error!(team = %resource.team, name = %resource.name, error = %e, "cannot translate stored resource");
             }
         }
@@ -318,7 +318,7 @@ fn apply_one(state: &mut State, change: &state_pb::ChangeEvent) {
     let team = state.teams.entry(change.team.clone()).or_default();
     match (ChangeOp::try_from(change.op), &change.resource) {
         (Ok(ChangeOp::Upsert), Some(resource)) => {
-            if let Err(e) = upsert(team, resource) {
+            if let Err(e) = upsert(&change.team, team, resource) {
                 // Keep serving the last good version of this resource.
                 tracing::error!(team = %change.team, name = %change.name, error = %e, "cannot translate resource; keeping the previous version");
             }
@@ -329,10 +329,15 @@ fn apply_one(state: &mut State, change: &state_pb::ChangeEvent) {
 }
 
 /// Translates and encodes one resource into its team.
-fn upsert(team: &mut Team, resource: &resources_pb::Resource) -> Result<(), String> {
+fn upsert(
+    team_name: &str,
+    team: &mut Team,
+    resource: &resources_pb::Resource,
+) -> Result<(), String> {
     let kind = kind_of(resource.kind).ok_or("unknown kind")?;
     let spec = AnySpec::from_stored(kind, &resource.spec_json).map_err(|e| e.to_string())?;
-    let encoded = flowplane_xds::translate_any(&resource.name, &spec).map_err(|e| e.to_string())?;
+    let encoded = flowplane_xds::translate_any(team_name, &resource.name, &spec)
+        .map_err(|e| e.to_string())?;
     if encoded.is_some() {
         // Each resource version is encoded here once per replica; streams share the bytes.
         metrics::counter!("xds_encodes_total").increment(1);

@@ -7,7 +7,9 @@ use utoipa::ToSchema;
 use crate::error::{Path, ValidationErrors};
 use crate::filters::compressor::CompressorFilter;
 use crate::filters::cors::CorsFilter;
+use crate::filters::credential_injector::CredentialInjectorFilter;
 use crate::filters::ext_authz::ExtAuthzFilter;
+use crate::filters::global_rate_limit::GlobalRateLimitFilter;
 use crate::filters::health_check::HealthCheckFilter;
 use crate::filters::jwt_auth::JwtAuthFilter;
 use crate::filters::local_rate_limit::LocalRateLimitFilter;
@@ -166,6 +168,10 @@ pub enum HttpFilter {
     HealthCheck(HealthCheckFilter),
     /// Asks an authorization service (a cluster) about each request; only a 2xx lets it pass.
     ExtAuthz(ExtAuthzFilter),
+    /// Limits counted by Flowplane's `ratelimit` service across every Envoy of the team.
+    GlobalRateLimit(GlobalRateLimitFilter),
+    /// Adds a credential from a `genericSecret` to every request sent upstream.
+    CredentialInjector(CredentialInjectorFilter),
 }
 
 impl HttpFilter {
@@ -178,6 +184,8 @@ impl HttpFilter {
             HttpFilter::Compressor(compressor) => compressor.validate(at, errors),
             HttpFilter::HealthCheck(health) => health.validate(at, errors),
             HttpFilter::ExtAuthz(authz) => authz.validate(at, errors),
+            HttpFilter::GlobalRateLimit(limits) => limits.validate(at, errors),
+            HttpFilter::CredentialInjector(injector) => injector.validate(at, errors),
             HttpFilter::HeaderMutation(changes) => {
                 if changes.is_empty() {
                     errors.add(at.as_str(), "at least one header change is required");
@@ -232,11 +240,29 @@ impl ListenerSpec {
         refs
     }
 
-    /// Secrets the chains' TLS settings name, with the field naming each.
+    /// Secrets the chains' TLS settings and HTTP filters name, with the field naming each.
     pub fn secret_references(&self) -> Vec<(&str, Path, SecretUse)> {
         let chains = Path::root().field("filterChains");
         let mut refs = Vec::new();
         for (i, chain) in self.filter_chains.iter().enumerate() {
+            for (j, filter) in chain.filters.iter().enumerate() {
+                let NetworkFilter::HttpConnectionManager(hcm) = filter else {
+                    continue;
+                };
+                let at = chains.index(i).field("filters").index(j);
+                for (k, entry) in hcm.http_filters.iter().enumerate() {
+                    if let HttpFilter::CredentialInjector(injector) = &entry.filter {
+                        refs.push((
+                            injector.secret.as_str(),
+                            at.field("httpFilters")
+                                .index(k)
+                                .field("filter")
+                                .field("secret"),
+                            SecretUse::Generic,
+                        ));
+                    }
+                }
+            }
             let Some(tls) = &chain.tls else { continue };
             let at = chains.index(i).field("tls");
             refs.push((

@@ -28,6 +28,8 @@ pub enum SecretUse {
     Certificate,
     /// Trust anchors that verify the peer (`validationContext`).
     Validation,
+    /// An opaque value a filter reads (`genericSecret`).
+    Generic,
 }
 
 impl SecretUse {
@@ -36,6 +38,7 @@ impl SecretUse {
         match self {
             Self::Certificate => "tlsCertificate",
             Self::Validation => "validationContext",
+            Self::Generic => "genericSecret",
         }
     }
 }

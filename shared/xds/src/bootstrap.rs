@@ -1,5 +1,6 @@
 //! The bootstrap a dataplane's Envoy starts from: who it is (node identity and metadata), where
-//! Flowplane's xDS server is, and that clusters and listeners arrive over ADS. JSON rather than
+//! Flowplane's xDS server and ratelimit service are, and that clusters and listeners arrive
+//! over ADS. JSON rather than
 //! protos because it is handed to people and written to disk as Envoy's `-c` file.
 
 use serde_json::{Value, json};
@@ -12,6 +13,8 @@ pub const NODE_DATAPLANE_ID_KEY: &str = "flowplane.dataplane_id";
 
 /// The static cluster through which Envoy reaches the xDS server.
 const XDS_CLUSTER: &str = "flowplane_xds";
+/// The static cluster through which Envoy reaches the ratelimit service (global rate limits).
+pub const RATELIMIT_CLUSTER: &str = "flowplane_ratelimit";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootstrapParams<'a> {
@@ -20,6 +23,8 @@ pub struct BootstrapParams<'a> {
     pub dataplane_id: &'a str,
     pub xds_host: &'a str,
     pub xds_port: u16,
+    pub ratelimit_host: &'a str,
+    pub ratelimit_port: u16,
     pub admin_port: u16,
 }
 
@@ -29,7 +34,10 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
     json!({
         "node": node(params),
         "dynamic_resources": dynamic_resources(),
-        "static_resources": { "clusters": [xds_cluster(params)] },
+        "static_resources": { "clusters": [
+            grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port),
+            grpc_cluster(RATELIMIT_CLUSTER, params.ratelimit_host, params.ratelimit_port),
+        ] },
         "admin": {
             "address": socket_address("127.0.0.1", params.admin_port),
         },
@@ -63,12 +71,12 @@ fn dynamic_resources() -> Value {
     })
 }
 
-/// gRPC needs HTTP/2 to the xDS server. A host name resolves with V4_PREFERRED: `localhost` or
-/// a dual-stack name would otherwise pick IPv6 first, which a server bound to 0.0.0.0 refuses.
-fn xds_cluster(params: &BootstrapParams) -> Value {
-    let is_ip = params.xds_host.parse::<std::net::IpAddr>().is_ok();
+/// gRPC needs HTTP/2 to the server. A host name resolves with V4_PREFERRED: `localhost` or a
+/// dual-stack name would otherwise pick IPv6 first, which a server bound to 0.0.0.0 refuses.
+fn grpc_cluster(name: &str, host: &str, port: u16) -> Value {
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
     let mut cluster = json!({
-        "name": XDS_CLUSTER,
+        "name": name,
         "type": if is_ip { "STATIC" } else { "STRICT_DNS" },
         "connect_timeout": "1s",
         "typed_extension_protocol_options": {
@@ -78,10 +86,10 @@ fn xds_cluster(params: &BootstrapParams) -> Value {
             },
         },
         "load_assignment": {
-            "cluster_name": XDS_CLUSTER,
+            "cluster_name": name,
             "endpoints": [{
                 "lb_endpoints": [{
-                    "endpoint": { "address": socket_address(params.xds_host, params.xds_port) },
+                    "endpoint": { "address": socket_address(host, port) },
                 }],
             }],
         },
@@ -108,6 +116,8 @@ mod tests {
             dataplane_id: "2f1c0d9e-5a8b-4c3d-9e7f-1a2b3c4d5e6f",
             xds_host,
             xds_port: 18000,
+            ratelimit_host: "10.0.0.9",
+            ratelimit_port: 18070,
             admin_port: 9901,
         }
     }
@@ -148,7 +158,7 @@ mod tests {
     fn the_xds_cluster_speaks_http2_to_the_server() {
         let b = bootstrap(&params("xds.flowplane.internal"));
         let clusters = b["static_resources"]["clusters"].as_array().unwrap();
-        assert_eq!(clusters.len(), 1);
+        assert_eq!(clusters.len(), 2);
         let xds = &clusters[0];
         assert_eq!(xds["name"], "flowplane_xds");
         assert_eq!(xds["type"], "STRICT_DNS");
@@ -169,6 +179,18 @@ mod tests {
         assert_eq!(
             address,
             &json!({ "address": "xds.flowplane.internal", "port_value": 18000 })
+        );
+    }
+
+    #[test]
+    fn the_ratelimit_cluster_points_at_the_ratelimit_service() {
+        let b = bootstrap(&params("xds.flowplane.internal"));
+        let ratelimit = &b["static_resources"]["clusters"][1];
+        assert_eq!(ratelimit["name"], RATELIMIT_CLUSTER);
+        assert_eq!(ratelimit["type"], "STATIC");
+        assert_eq!(
+            ratelimit["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+            json!({ "socket_address": { "address": "10.0.0.9", "port_value": 18070 } })
         );
     }
 

@@ -20,7 +20,12 @@ use crate::tls::downstream_transport_socket;
 
 const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 
-pub fn translate_listener(name: &str, spec: &ListenerSpec) -> Result<Listener, TranslateError> {
+/// `team` owns the listener (it keys team-wide filter state such as global rate limits).
+pub fn translate_listener(
+    team: &str,
+    name: &str,
+    spec: &ListenerSpec,
+) -> Result<Listener, TranslateError> {
     let root = Path::root();
     if spec.address.parse::<std::net::IpAddr>().is_err() {
         // Envoy binds listeners to IP literals; it never resolves a name for them.
@@ -31,7 +36,7 @@ pub fn translate_listener(name: &str, spec: &ListenerSpec) -> Result<Listener, T
     Ok(Listener {
         name: name.to_string(),
         address: Some(socket_address(&spec.address, port)),
-        filter_chains: filter_chains(name, &spec.filter_chains, &root.field("filterChains"))?,
+        filter_chains: filter_chains(team, name, &spec.filter_chains, &root.field("filterChains"))?,
         listener_filters: listener_filters(&spec.filter_chains),
         ..Default::default()
     })
@@ -41,6 +46,7 @@ pub fn translate_listener(name: &str, spec: &ListenerSpec) -> Result<Listener, T
 /// Chains differ only by server names, so each name may belong to one chain and at most one
 /// chain may go without (the domain rules say the same; this is the backstop).
 fn filter_chains(
+    team: &str,
     listener: &str,
     chains: &[FilterChain],
     path: &Path,
@@ -62,7 +68,7 @@ fn filter_chains(
             let message = "matches the same connections as an earlier filter chain";
             return Err(TranslateError::at(&at.field("serverNames"), message));
         }
-        translated.push(filter_chain(listener, chain, &at)?);
+        translated.push(filter_chain(team, listener, chain, &at)?);
     }
     Ok(translated)
 }
@@ -87,13 +93,14 @@ fn listener_filters(chains: &[FilterChain]) -> Vec<ListenerFilter> {
 
 /// Both network filters Flowplane offers are terminal, so a chain holds exactly one.
 fn filter_chain(
+    team: &str,
     listener: &str,
     chain: &FilterChain,
     path: &Path,
 ) -> Result<EnvoyFilterChain, TranslateError> {
     let filters_path = path.field("filters");
     let filter = match chain.filters.as_slice() {
-        [filter] => network_filter(listener, filter, &filters_path.index(0))?,
+        [filter] => network_filter(team, listener, filter, &filters_path.index(0))?,
         [] => {
             let message =
                 "a terminal network filter (httpConnectionManager or tcpProxy) is required";
@@ -118,13 +125,14 @@ fn filter_chain(
 }
 
 fn network_filter(
+    team: &str,
     listener: &str,
     filter: &NetworkFilter,
     path: &Path,
 ) -> Result<Filter, TranslateError> {
     match filter {
         NetworkFilter::HttpConnectionManager(hcm) => {
-            http_connection_manager::translate(listener, hcm, path)
+            http_connection_manager::translate(team, listener, hcm, path)
         }
         NetworkFilter::TcpProxy(tcp) => tcp_proxy::translate(listener, tcp, path),
     }
@@ -154,7 +162,7 @@ mod tests {
         let s = spec(&format!(
             r#"{{"address":"::","port":8443,"filterChains":[{{"name":"main","filters":[{HCM}]}}]}}"#
         ));
-        let listener = translate_listener("edge", &s).unwrap();
+        let listener = translate_listener("team", "edge", &s).unwrap();
         assert_eq!(listener.name, "edge");
         let Some(Address::SocketAddress(socket)) = listener.address.unwrap().address else {
             panic!("socket address expected")
@@ -168,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_address_defaults_to_all_ipv4_interfaces() {
-        let listener = translate_listener("l", &with_filters(HCM)).unwrap();
+        let listener = translate_listener("team", "l", &with_filters(HCM)).unwrap();
         let Some(Address::SocketAddress(socket)) = listener.address.unwrap().address else {
             panic!("socket address expected")
         };
@@ -199,7 +207,7 @@ mod tests {
             ),
         ];
         for (spec, field) in cases {
-            let error = translate_listener("l", &spec).unwrap_err();
+            let error = translate_listener("team", "l", &spec).unwrap_err();
             assert_eq!(error.field, field, "{error}");
         }
     }

@@ -8,8 +8,10 @@ use crate::resource::{
     CLUSTER_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, encode,
 };
 
-/// The encoded Envoy resource for `spec`, or `None` for kinds Envoy never sees (dataplanes).
+/// The encoded Envoy resource for `spec` (owned by `team`), or `None` for kinds Envoy never
+/// sees (dataplanes).
 pub fn translate_any(
+    team: &str,
     name: &str,
     spec: &AnySpec,
 ) -> Result<Option<EncodedResource>, TranslateError> {
@@ -27,7 +29,7 @@ pub fn translate_any(
         AnySpec::Listener(l) => Some(encode(
             name,
             LISTENER_TYPE,
-            &crate::translate_listener(name, l)?,
+            &crate::translate_listener(team, name, l)?,
         )),
         AnySpec::Secret(s) => Some(encode(
             name,

@@ -25,7 +25,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::RouteSpecifier;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
-use flowplane_xds::bootstrap::{BootstrapParams, bootstrap};
+use flowplane_xds::bootstrap::{BootstrapParams, RATELIMIT_CLUSTER, bootstrap};
 use prost::{Message, Name};
 
 #[test]
@@ -92,6 +92,8 @@ fn envoy_accepts_the_dataplane_bootstrap() {
             dataplane_id: "2f1c0d9e-5a8b-4c3d-9e7f-1a2b3c4d5e6f",
             xds_host,
             xds_port: 18000,
+            ratelimit_host: "10.0.0.6",
+            ratelimit_port: 18081,
             admin_port: 9901,
         });
         let path = temp_path(&format!("bootstrap-{label}.json"));
@@ -99,7 +101,7 @@ fn envoy_accepts_the_dataplane_bootstrap() {
         validate(
             &path,
             Loaded {
-                clusters: 1,
+                clusters: 2,
                 listeners: 0,
                 secrets: 0,
             },
@@ -117,12 +119,11 @@ fn serve_sds_over_ads(bootstrap: &mut Bootstrap) {
     )
     .unwrap();
     let xds = flowplane_xds::translate_cluster("flowplane-xds", &spec).unwrap();
-    bootstrap
-        .static_resources
-        .as_mut()
-        .unwrap()
-        .clusters
-        .push(xds);
+    // Dataplane bootstraps define the ratelimit service's cluster; global rate limits use it.
+    let ratelimit = flowplane_xds::translate_cluster(RATELIMIT_CLUSTER, &spec).unwrap();
+    let clusters = &mut bootstrap.static_resources.as_mut().unwrap().clusters;
+    clusters.push(xds);
+    clusters.push(ratelimit);
     bootstrap.node = Some(Node {
         id: "validate".into(),
         cluster: "validate".into(),

@@ -8,13 +8,15 @@ mod cases;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-const REQUIRED_CASES: [&str; 8] = [
+const REQUIRED_CASES: [&str; 10] = [
     "access_control",
     "api_md_example",
     "cluster_resilience",
     "edge_filters",
+    "global_rate_limit",
     "http_filters",
     "kitchen_sink",
+    "outbound_credentials",
     "tcp_proxy",
     "tls_sds",
 ];

@@ -1,5 +1,6 @@
 //! The Flowplane services as separate processes (`flowplane-config`, `flowplane-xds-server`,
-//! `flowplane-api-gateway`) on a fresh database and their own NATS stream.
+//! `flowplane-ratelimit`, `flowplane-api-gateway`) on a fresh database, their own NATS stream
+//! and their own Redis key prefix.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -18,6 +19,8 @@ pub struct Stack {
     pub envoy_admin_port: u16,
     pub config_http: String,
     pub xds_http: String,
+    /// The ratelimit service's gRPC port (what bootstraps point Envoy at).
+    pub ratelimit_port: u16,
     /// The port of each team's shared API gateway listener (`FLOWPLANE_SHARED_GATEWAY_PORT`),
     /// free per stack so scenarios can run side by side.
     pub shared_gateway_port: u16,
@@ -86,6 +89,7 @@ impl Stack {
             free_port(),
             free_port(),
         );
+        let ratelimit = free_port();
         let common = vec![
             (
                 "FLOWPLANE_SERVICE_TOKEN".to_string(),
@@ -119,6 +123,7 @@ impl Stack {
             envoy_admin_port: envoy_admin,
             config_http: format!("http://127.0.0.1:{config_http}"),
             xds_http: format!("http://127.0.0.1:{xds_http}"),
+            ratelimit_port: ratelimit,
             shared_gateway_port: free_port(),
             database: database.clone(),
             nats_prefix,
@@ -162,6 +167,9 @@ impl Stack {
                 &format!("{}/readyz", stack.xds_http),
             )
             .await?;
+        stack
+            .spawn_ratelimit("flowplane-ratelimit", ratelimit)
+            .await?;
         stack.spawn(
             "flowplane-api-gateway",
             &common,
@@ -169,6 +177,8 @@ impl Stack {
                 ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{api}")),
                 ("FLOWPLANE_XDS_PUBLIC_HOST", "127.0.0.1".into()),
                 ("FLOWPLANE_XDS_PUBLIC_PORT", xds.to_string()),
+                ("FLOWPLANE_RATELIMIT_PUBLIC_HOST", "127.0.0.1".into()),
+                ("FLOWPLANE_RATELIMIT_PUBLIC_PORT", ratelimit.to_string()),
                 ("FLOWPLANE_ENVOY_ADMIN_PORT", envoy_admin.to_string()),
             ],
         )?;
@@ -194,6 +204,11 @@ impl Stack {
                 ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{port}")),
                 ("FLOWPLANE_XDS_PUBLIC_HOST", "127.0.0.1".into()),
                 ("FLOWPLANE_XDS_PUBLIC_PORT", self.xds_port.to_string()),
+                ("FLOWPLANE_RATELIMIT_PUBLIC_HOST", "127.0.0.1".into()),
+                (
+                    "FLOWPLANE_RATELIMIT_PUBLIC_PORT",
+                    self.ratelimit_port.to_string(),
+                ),
                 (
                     "FLOWPLANE_ENVOY_ADMIN_PORT",
                     self.envoy_admin_port.to_string(),
@@ -222,6 +237,30 @@ impl Stack {
         let http_url = format!("http://127.0.0.1:{http}");
         self.wait_ready(name, &format!("{http_url}/readyz")).await?;
         Ok((xds, http_url))
+    }
+
+    /// Starts another ratelimit replica on the same Redis prefix; returns its gRPC port. Its
+    /// log is `<name>.log`.
+    pub async fn add_ratelimit(&mut self, name: &str) -> anyhow::Result<u16> {
+        let port = free_port();
+        self.spawn_ratelimit(name, port).await?;
+        Ok(port)
+    }
+
+    async fn spawn_ratelimit(&mut self, name: &str, port: u16) -> anyhow::Result<()> {
+        let http = free_port();
+        let common = self.common.clone();
+        self.spawn_named(
+            name,
+            "flowplane-ratelimit",
+            &common,
+            &[
+                ("FLOWPLANE_RATELIMIT_ADDR", format!("127.0.0.1:{port}")),
+                ("FLOWPLANE_RATELIMIT_HTTP_ADDR", format!("127.0.0.1:{http}")),
+            ],
+        )?;
+        self.wait_ready(name, &format!("http://127.0.0.1:{http}/readyz"))
+            .await
     }
 
     /// Kills one service process at once (no graceful shutdown), as a crash would.

@@ -24,6 +24,7 @@ async fn flowplane_up_runs_everything_in_one_process() {
         free_port(),
         free_port(),
     );
+    let (ratelimit, ratelimit_http) = (free_port(), free_port());
     let log_path = dir.join("up.log");
     let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("{e}"));
     let mut child = Command::new(binary("flowplane").unwrap_or_else(|e| panic!("{e:#}")))
@@ -46,6 +47,12 @@ async fn flowplane_up_runs_everything_in_one_process() {
             format!("127.0.0.1:{config_http}"),
         )
         .env("FLOWPLANE_CONFIG_URL", format!("http://127.0.0.1:{grpc}"))
+        .env("FLOWPLANE_RATELIMIT_ADDR", format!("127.0.0.1:{ratelimit}"))
+        .env(
+            "FLOWPLANE_RATELIMIT_HTTP_ADDR",
+            format!("127.0.0.1:{ratelimit_http}"),
+        )
+        .env_remove("FLOWPLANE_REDIS_URL")
         .env_remove("FLOWPLANE_SERVICE_TOKEN")
         .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))
         .stderr(log)
@@ -68,6 +75,9 @@ async fn flowplane_up_runs_everything_in_one_process() {
         anyhow::ensure!(log.contains("generated a development secrets key"), "the log must say a development secrets key was made");
         anyhow::ensure!(dir.join("flowplane/secrets.key").is_file(), "the development key is kept");
         anyhow::ensure!(log.contains(&format!("127.0.0.1:{api}")), "the log must say where the API listens");
+        anyhow::ensure!(log.contains("global rate limits are counted in this process only"), "without Redis the ratelimit service counts in-process, and says so");
+        let ratelimit_ready = reqwest::get(format!("http://127.0.0.1:{ratelimit_http}/readyz")).await?;
+        anyhow::ensure!(ratelimit_ready.status().is_success(), "the in-process ratelimit service is ready");
         let start = log.find("fp_setup_").ok_or_else(|| anyhow::anyhow!("no setup token in the log"))?;
         let setup: String = log[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
 

@@ -65,6 +65,8 @@ pub(crate) fn render(
         dataplane_id: &dataplane.id,
         xds_host: &state.envoy.xds_host,
         xds_port: state.envoy.xds_port,
+        ratelimit_host: &state.envoy.ratelimit_host,
+        ratelimit_port: state.envoy.ratelimit_port,
         admin_port: state.envoy.admin_port,
     });
     let (content_type, body) = match format {

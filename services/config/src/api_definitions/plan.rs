@@ -25,13 +25,13 @@ pub struct Desired {
 /// Validates every generated body exactly as a native create would. A failure here means the
 /// definition asked for something the native model refuses; its errors name the generated
 /// resource (`/generated/<kind>/<name>/...`).
-pub fn validate(generated: Vec<Generated>) -> Result<Vec<Desired>, ValidationErrors> {
+pub fn validate(team: &str, generated: Vec<Generated>) -> Result<Vec<Desired>, ValidationErrors> {
     let mut errors = ValidationErrors::new();
     let mut out = Vec::new();
     for g in generated {
         let prefix = format!("/generated/{}/{}", g.kind.collection(), g.name);
         let checked = AnySpec::parse(g.kind, &g.body.to_string())
-            .and_then(|parsed| dry_translate(&g.name, &parsed.spec).map(|()| parsed.spec));
+            .and_then(|parsed| dry_translate(team, &g.name, &parsed.spec).map(|()| parsed.spec));
         match checked {
             Ok(spec) => out.push(Desired {
                 kind: g.kind,

@@ -26,7 +26,7 @@ pub struct FilterTypeFacts {
     pub can_disable: bool,
 }
 
-pub const FILTER_TYPES: [FilterTypeFacts; 9] = [
+pub const FILTER_TYPES: [FilterTypeFacts; 11] = [
     FilterTypeFacts {
         type_name: "router",
         default_name: "envoy.filters.http.router",
@@ -97,6 +97,24 @@ pub const FILTER_TYPES: [FilterTypeFacts; 9] = [
         description: "Asks an HTTP authorization service (a cluster) about each request; a 2xx \
                       answer lets it through, any other answer is returned to the client. A \
                       route may switch it off.",
+        override_field: None,
+        can_disable: true,
+    },
+    FilterTypeFacts {
+        type_name: "globalRateLimit",
+        default_name: "envoy.filters.http.ratelimit",
+        description: "Limits counted by Flowplane's ratelimit service (in Redis) across every \
+                      Envoy of the team, once for everyone or per client address or header \
+                      value; a request over any limit gets 429. A route may use its own limits.",
+        override_field: Some("globalRateLimit"),
+        can_disable: true,
+    },
+    FilterTypeFacts {
+        type_name: "credentialInjector",
+        default_name: "envoy.filters.http.credential_injector",
+        description: "Adds a credential kept in a genericSecret (an API key, a bearer token) to \
+                      each request sent upstream, so clients never hold it; rotating the secret \
+                      changes what is sent. A route may switch it off.",
         override_field: None,
         can_disable: true,
     },

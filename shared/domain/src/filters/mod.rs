@@ -5,7 +5,9 @@
 pub mod catalog;
 pub mod compressor;
 pub mod cors;
+pub mod credential_injector;
 pub mod ext_authz;
+pub mod global_rate_limit;
 pub mod health_check;
 pub mod jwt_auth;
 pub mod local_rate_limit;
@@ -18,6 +20,7 @@ use crate::error::{Path, ValidationErrors};
 use crate::header_changes::HeaderChanges;
 use crate::names::check_name;
 use cors::CorsPolicy;
+use global_rate_limit::GlobalRateLimitOverride;
 use local_rate_limit::LocalRateLimitFilter;
 use rbac::RbacFilter;
 
@@ -46,11 +49,14 @@ pub struct FilterOverride {
     /// listener's filter does not define fails those requests rather than the configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_requirement: Option<String>,
+    /// Limits that replace the `globalRateLimit` filter's for these requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_rate_limit: Option<GlobalRateLimitOverride>,
 }
 
 /// The override field names, for messages.
-pub const OVERRIDE_KINDS: &str =
-    "disabled: true, cors, localRateLimit, headerMutation, rbac or jwtRequirement";
+pub const OVERRIDE_KINDS: &str = "disabled: true, cors, localRateLimit, headerMutation, rbac, \
+     jwtRequirement or globalRateLimit";
 
 impl FilterOverride {
     fn fields_set(&self) -> usize {
@@ -61,6 +67,7 @@ impl FilterOverride {
             self.header_mutation.is_some(),
             self.rbac.is_some(),
             self.jwt_requirement.is_some(),
+            self.global_rate_limit.is_some(),
         ]
         .into_iter()
         .filter(|b| *b)
@@ -101,6 +108,9 @@ pub(crate) fn validate_overrides(
         }
         if let Some(requirement) = &over.jwt_requirement {
             check_name(requirement, &item.field("jwtRequirement"), errors);
+        }
+        if let Some(limits) = &over.global_rate_limit {
+            limits.validate(&item.field("globalRateLimit"), errors);
         }
     }
 }

@@ -21,6 +21,7 @@ const FILTER_NAME: &str = "envoy.filters.network.http_connection_manager";
 /// The codec is AUTO so one listener serves HTTP/1.1 and HTTP/2 (h2c or ALPN) alike. The stat
 /// prefix defaults to the listener name: unique per team and readable in stats.
 pub(super) fn translate(
+    team: &str,
     listener: &str,
     hcm: &HttpConnectionManager,
     path: &Path,
@@ -42,7 +43,7 @@ pub(super) fn translate(
             config_source: Some(ads_config_source()),
             route_config_name: hcm.route_config_name.clone(),
         })),
-        http_filters: http_filters::translate(&hcm.http_filters, &path.field("httpFilters"))?,
+        http_filters: http_filters::translate(&hcm.http_filters, team, &path.field("httpFilters"))?,
         ..Default::default()
     };
     Ok(Filter {
@@ -61,7 +62,7 @@ mod tests {
 
     fn translated(json: &str) -> Result<Filter, TranslateError> {
         let hcm: HttpConnectionManager = serde_json::from_str(json).expect("test filter is valid");
-        translate("edge", &hcm, &Path::root().field("filter"))
+        translate("team", "edge", &hcm, &Path::root().field("filter"))
     }
 
     fn decoded(filter: &Filter) -> EnvoyHttpConnectionManager {

@@ -4,7 +4,9 @@
 
 mod compressor;
 pub(crate) mod cors;
+mod credential_injector;
 mod ext_authz;
+pub(crate) mod global_rate_limit;
 pub(crate) mod header_mutation;
 mod health_check;
 pub(crate) mod jwt_auth;
@@ -29,8 +31,11 @@ trait HttpFilterConfig {
     fn typed_config(&self, path: &Path) -> Result<Any, TranslateError>;
 }
 
+/// `team` owns the listener; filters whose state is shared by the team's Envoys (the global
+/// rate limit's counters) are keyed by it.
 pub(super) fn translate(
     entries: &[HttpFilterEntry],
+    team: &str,
     path: &Path,
 ) -> Result<Vec<EnvoyHttpFilter>, TranslateError> {
     let mut filters = Vec::with_capacity(entries.len() + 1);
@@ -43,7 +48,7 @@ pub(super) fn translate(
                 "the router must be the last HTTP filter",
             ));
         }
-        filters.push(http_filter(entry, &at)?);
+        filters.push(http_filter(entry, team, &at)?);
     }
     if !entries.last().is_some_and(is_router) {
         filters.push(build(None, &RouterFilter::default(), path)?);
@@ -55,7 +60,11 @@ fn is_router(entry: &HttpFilterEntry) -> bool {
     matches!(entry.filter, HttpFilter::Router(_))
 }
 
-fn http_filter(entry: &HttpFilterEntry, path: &Path) -> Result<EnvoyHttpFilter, TranslateError> {
+fn http_filter(
+    entry: &HttpFilterEntry,
+    team: &str,
+    path: &Path,
+) -> Result<EnvoyHttpFilter, TranslateError> {
     let name = entry.name.as_deref();
     match &entry.filter {
         HttpFilter::Router(config) => build(name, config, path),
@@ -67,6 +76,12 @@ fn http_filter(entry: &HttpFilterEntry, path: &Path) -> Result<EnvoyHttpFilter, 
         HttpFilter::Compressor(config) => build(name, config, path),
         HttpFilter::HealthCheck(config) => build(name, config, path),
         HttpFilter::ExtAuthz(config) => build(name, config, path),
+        HttpFilter::CredentialInjector(config) => build(name, config, path),
+        HttpFilter::GlobalRateLimit(filter) => build(
+            name,
+            &global_rate_limit::TeamRateLimit { team, filter },
+            path,
+        ),
     }
 }
 
@@ -94,7 +109,7 @@ mod tests {
     }
 
     fn translated(json: &str) -> Result<Vec<EnvoyHttpFilter>, TranslateError> {
-        translate(&entries(json), &Path::root().field("httpFilters"))
+        translate(&entries(json), "team", &Path::root().field("httpFilters"))
     }
 
     fn names(filters: &[EnvoyHttpFilter]) -> Vec<&str> {
@@ -155,6 +170,8 @@ mod tests {
             r#"{"type":"compressor"}"#,
             r#"{"type":"healthCheck","path":"/healthz"}"#,
             r#"{"type":"extAuthz","cluster":"authz"}"#,
+            r#"{"type":"globalRateLimit","limits":[{"name":"all","requestsPerUnit":1,"unit":"second"}]}"#,
+            r#"{"type":"credentialInjector","secret":"api-key"}"#,
         ];
         assert_eq!(samples.len(), FILTER_TYPES.len());
         for sample in samples {
@@ -165,7 +182,7 @@ mod tests {
                 .to_string();
             let facts = flowplane_domain::filters::catalog::facts(&tag).expect(&tag);
             let entry = HttpFilterEntry { name: None, filter };
-            let translated = http_filter(&entry, &Path::root()).expect(sample);
+            let translated = http_filter(&entry, "team", &Path::root()).expect(sample);
             assert_eq!(translated.name, facts.default_name, "{tag}");
         }
     }

@@ -12,7 +12,9 @@ use flowplane_domain::filters::{FilterOverride, FilterOverrides, OVERRIDE_KINDS}
 
 use crate::TranslateError;
 use crate::envoy_core::any;
-use crate::listener::http_filters::{cors, header_mutation, jwt_auth, local_rate_limit, rbac};
+use crate::listener::http_filters::{
+    cors, global_rate_limit, header_mutation, jwt_auth, local_rate_limit, rbac,
+};
 
 pub(super) fn translate(
     overrides: &FilterOverrides,
@@ -54,6 +56,9 @@ fn one(over: &FilterOverride, path: &Path) -> Result<Any, TranslateError> {
         over.jwt_requirement
             .as_deref()
             .map(|name| Ok(any(&jwt_auth::per_route(name)))),
+        over.global_rate_limit
+            .as_ref()
+            .map(|limits| Ok(any(&global_rate_limit::per_route(limits)))),
     ]
     .into_iter()
     .flatten()

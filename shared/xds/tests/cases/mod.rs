@@ -16,6 +16,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
 use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::Compressor;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
+use envoy_types::pb::envoy::extensions::filters::http::credential_injector::v3::CredentialInjector;
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::ExtAuthz;
 use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
     HeaderMutation, HeaderMutationPerRoute,
@@ -25,11 +26,15 @@ use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
     JwtAuthentication, PerRouteConfig,
 };
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
+use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::{
+    RateLimit, RateLimitPerRoute,
+};
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use envoy_types::pb::envoy::extensions::http::injected_credentials::generic::v3::Generic;
 use envoy_types::pb::envoy::extensions::path::r#match::uri_template::v3::UriTemplateMatchConfig;
 use envoy_types::pb::envoy::extensions::path::rewrite::uri_template::v3::UriTemplateRewriteConfig;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
@@ -47,6 +52,9 @@ use flowplane_xds::{
 };
 use prost::{Message, Name};
 use serde_json::Value;
+
+/// The team every golden listener belongs to (it names the global rate limit domain).
+const GOLDEN_TEAM: &str = "golden";
 
 const KINDS: [&str; 4] = ["secrets", "clusters", "routeConfigs", "listeners"];
 
@@ -99,7 +107,9 @@ fn load(path: &Path) -> Case {
             &value["routeConfigs"],
             translate_route_config,
         ),
-        listeners: translate_all::<ListenerSpec, _>(&name, &value["listeners"], translate_listener),
+        listeners: translate_all::<ListenerSpec, _>(&name, &value["listeners"], |name, spec| {
+            translate_listener(GOLDEN_TEAM, name, spec)
+        }),
         name,
     }
 }
@@ -193,6 +203,10 @@ fn decoders() -> BTreeMap<String, Decoder> {
         decoder::<Gzip>(),
         decoder::<HealthCheck>(),
         decoder::<ExtAuthz>(),
+        decoder::<RateLimit>(),
+        decoder::<RateLimitPerRoute>(),
+        decoder::<CredentialInjector>(),
+        decoder::<Generic>(),
     ])
 }
 

@@ -1,0 +1,9 @@
+use flowplane_ratelimit::RateLimitConfig;
+use flowplane_runtime::{shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("ratelimit");
+    let config = RateLimitConfig::from_env()?;
+    flowplane_ratelimit::run(config, shutdown::on_signals()).await
+}

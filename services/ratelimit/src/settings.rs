@@ -1,0 +1,49 @@
+//! The ratelimit service's settings, from `FLOWPLANE_*` variables.
+
+use std::net::SocketAddr;
+
+use flowplane_runtime::env;
+
+#[derive(Clone)]
+pub struct RateLimitConfig {
+    /// `FLOWPLANE_RATELIMIT_ADDR`: where Envoys ask (Envoy's Rate Limit Service, gRPC).
+    pub grpc_addr: SocketAddr,
+    /// `FLOWPLANE_RATELIMIT_HTTP_ADDR`: `/healthz`, `/readyz`, `/metrics`.
+    pub http_addr: SocketAddr,
+    /// `FLOWPLANE_REDIS_URL`: where counters live. Unset, this process counts alone, which
+    /// is right only for a single replica (`flowplane up`).
+    pub redis_url: Option<String>,
+    /// `FLOWPLANE_REDIS_PREFIX`: key prefix, so deployments can share a Redis.
+    pub redis_prefix: String,
+}
+
+pub const DEFAULT_GRPC_PORT: u16 = 18081;
+
+impl RateLimitConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            grpc_addr: env::parsed(
+                "FLOWPLANE_RATELIMIT_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], DEFAULT_GRPC_PORT)),
+            )?,
+            http_addr: env::parsed(
+                "FLOWPLANE_RATELIMIT_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 18082)),
+            )?,
+            redis_url: env::optional("FLOWPLANE_REDIS_URL"),
+            redis_prefix: env::string("FLOWPLANE_REDIS_PREFIX", "flowplane"),
+        })
+    }
+}
+
+impl std::fmt::Debug for RateLimitConfig {
+    // Hand-written: a Redis URL can carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitConfig")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("http_addr", &self.http_addr)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("redis_prefix", &self.redis_prefix)
+            .finish()
+    }
+}
