@@ -87,7 +87,7 @@ impl HeaderLists<'_> {
     }
 }
 
-fn check_headers_to_add(adds: &[HeaderToAdd], at: &Path, errors: &mut ValidationErrors) {
+pub(crate) fn check_headers_to_add(adds: &[HeaderToAdd], at: &Path, errors: &mut ValidationErrors) {
     for (i, add) in adds.iter().enumerate() {
         let item = at.index(i);
         if let Err(message) = modifiable_header_name(&add.name) {

@@ -8,6 +8,7 @@ use crate::error::{Path, ValidationErrors};
 use crate::filters::compressor::CompressorFilter;
 use crate::filters::cors::CorsFilter;
 use crate::filters::credential_injector::CredentialInjectorFilter;
+use crate::filters::custom_response::CustomResponseFilter;
 use crate::filters::ext_authz::ExtAuthzFilter;
 use crate::filters::global_rate_limit::GlobalRateLimitFilter;
 use crate::filters::health_check::HealthCheckFilter;
@@ -172,6 +173,8 @@ pub enum HttpFilter {
     GlobalRateLimit(GlobalRateLimitFilter),
     /// Adds a credential from a `genericSecret` to every request sent upstream.
     CredentialInjector(CredentialInjectorFilter),
+    /// Replaces upstream responses with the listed statuses by the platform's own.
+    CustomResponse(CustomResponseFilter),
 }
 
 impl HttpFilter {
@@ -186,6 +189,7 @@ impl HttpFilter {
             HttpFilter::ExtAuthz(authz) => authz.validate(at, errors),
             HttpFilter::GlobalRateLimit(limits) => limits.validate(at, errors),
             HttpFilter::CredentialInjector(injector) => injector.validate(at, errors),
+            HttpFilter::CustomResponse(custom) => custom.validate(at, errors),
             HttpFilter::HeaderMutation(changes) => {
                 if changes.is_empty() {
                     errors.add(at.as_str(), "at least one header change is required");

@@ -26,7 +26,7 @@ pub struct FilterTypeFacts {
     pub can_disable: bool,
 }
 
-pub const FILTER_TYPES: [FilterTypeFacts; 11] = [
+pub const FILTER_TYPES: [FilterTypeFacts; 12] = [
     FilterTypeFacts {
         type_name: "router",
         default_name: "envoy.filters.http.router",
@@ -116,6 +116,15 @@ pub const FILTER_TYPES: [FilterTypeFacts; 11] = [
                       each request sent upstream, so clients never hold it; rotating the secret \
                       changes what is sent. A route may switch it off.",
         override_field: None,
+        can_disable: true,
+    },
+    FilterTypeFacts {
+        type_name: "customResponse",
+        default_name: "envoy.filters.http.custom_response",
+        description: "Replaces upstream responses with the listed statuses (or a whole class) \
+                      by a body, status and headers of the platform's choosing. A route may use \
+                      its own rules.",
+        override_field: Some("customResponse"),
         can_disable: true,
     },
 ];

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod compressor;
 pub mod cors;
 pub mod credential_injector;
+pub mod custom_response;
 pub mod ext_authz;
 pub mod global_rate_limit;
 pub mod health_check;
@@ -20,6 +21,7 @@ use crate::error::{Path, ValidationErrors};
 use crate::header_changes::HeaderChanges;
 use crate::names::check_name;
 use cors::CorsPolicy;
+use custom_response::CustomResponseFilter;
 use global_rate_limit::GlobalRateLimitOverride;
 use local_rate_limit::LocalRateLimitFilter;
 use rbac::RbacFilter;
@@ -52,11 +54,14 @@ pub struct FilterOverride {
     /// Limits that replace the `globalRateLimit` filter's for these requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_rate_limit: Option<GlobalRateLimitOverride>,
+    /// Rules that replace the `customResponse` filter's for these requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_response: Option<CustomResponseFilter>,
 }
 
 /// The override field names, for messages.
 pub const OVERRIDE_KINDS: &str = "disabled: true, cors, localRateLimit, headerMutation, rbac, \
-     jwtRequirement or globalRateLimit";
+     jwtRequirement, globalRateLimit or customResponse";
 
 impl FilterOverride {
     fn fields_set(&self) -> usize {
@@ -68,6 +73,7 @@ impl FilterOverride {
             self.rbac.is_some(),
             self.jwt_requirement.is_some(),
             self.global_rate_limit.is_some(),
+            self.custom_response.is_some(),
         ]
         .into_iter()
         .filter(|b| *b)
@@ -111,6 +117,9 @@ pub(crate) fn validate_overrides(
         }
         if let Some(limits) = &over.global_rate_limit {
             limits.validate(&item.field("globalRateLimit"), errors);
+        }
+        if let Some(custom) = &over.custom_response {
+            custom.validate(&item.field("customResponse"), errors);
         }
     }
 }

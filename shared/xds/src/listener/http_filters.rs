@@ -5,6 +5,7 @@
 mod compressor;
 pub(crate) mod cors;
 mod credential_injector;
+pub(crate) mod custom_response;
 mod ext_authz;
 pub(crate) mod global_rate_limit;
 pub(crate) mod header_mutation;
@@ -77,6 +78,7 @@ fn http_filter(
         HttpFilter::HealthCheck(config) => build(name, config, path),
         HttpFilter::ExtAuthz(config) => build(name, config, path),
         HttpFilter::CredentialInjector(config) => build(name, config, path),
+        HttpFilter::CustomResponse(config) => build(name, config, path),
         HttpFilter::GlobalRateLimit(filter) => build(
             name,
             &global_rate_limit::TeamRateLimit { team, filter },
@@ -172,6 +174,7 @@ mod tests {
             r#"{"type":"extAuthz","cluster":"authz"}"#,
             r#"{"type":"globalRateLimit","limits":[{"name":"all","requestsPerUnit":1,"unit":"second"}]}"#,
             r#"{"type":"credentialInjector","secret":"api-key"}"#,
+            r#"{"type":"customResponse","rules":[{"statusClass":"5xx","body":"down"}]}"#,
         ];
         assert_eq!(samples.len(), FILTER_TYPES.len());
         for sample in samples {

@@ -13,7 +13,7 @@ use flowplane_domain::filters::{FilterOverride, FilterOverrides, OVERRIDE_KINDS}
 use crate::TranslateError;
 use crate::envoy_core::any;
 use crate::listener::http_filters::{
-    cors, global_rate_limit, header_mutation, jwt_auth, local_rate_limit, rbac,
+    cors, custom_response, global_rate_limit, header_mutation, jwt_auth, local_rate_limit, rbac,
 };
 
 pub(super) fn translate(
@@ -59,6 +59,9 @@ fn one(over: &FilterOverride, path: &Path) -> Result<Any, TranslateError> {
         over.global_rate_limit
             .as_ref()
             .map(|limits| Ok(any(&global_rate_limit::per_route(limits)))),
+        over.custom_response
+            .as_ref()
+            .map(|rules| Ok(any(&custom_response::config(rules)))),
     ]
     .into_iter()
     .flatten()

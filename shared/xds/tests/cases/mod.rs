@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
 use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::Compressor;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
 use envoy_types::pb::envoy::extensions::filters::http::credential_injector::v3::CredentialInjector;
+use envoy_types::pb::envoy::extensions::filters::http::custom_response::v3::CustomResponse;
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::ExtAuthz;
 use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
     HeaderMutation, HeaderMutationPerRoute,
@@ -34,6 +35,7 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use envoy_types::pb::envoy::extensions::http::custom_response::local_response_policy::v3::LocalResponsePolicy;
 use envoy_types::pb::envoy::extensions::http::injected_credentials::generic::v3::Generic;
 use envoy_types::pb::envoy::extensions::path::r#match::uri_template::v3::UriTemplateMatchConfig;
 use envoy_types::pb::envoy::extensions::path::rewrite::uri_template::v3::UriTemplateRewriteConfig;
@@ -41,6 +43,9 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     DownstreamTlsContext, Secret, UpstreamTlsContext,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    HttpResponseStatusCodeClassMatchInput, HttpResponseStatusCodeMatchInput,
+};
 use flowplane_domain::cluster::ClusterSpec;
 use flowplane_domain::listener::ListenerSpec;
 use flowplane_domain::parse_spec;
@@ -207,6 +212,10 @@ fn decoders() -> BTreeMap<String, Decoder> {
         decoder::<RateLimitPerRoute>(),
         decoder::<CredentialInjector>(),
         decoder::<Generic>(),
+        decoder::<CustomResponse>(),
+        decoder::<LocalResponsePolicy>(),
+        decoder::<HttpResponseStatusCodeMatchInput>(),
+        decoder::<HttpResponseStatusCodeClassMatchInput>(),
     ])
 }
 
