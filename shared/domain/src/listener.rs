@@ -10,6 +10,7 @@ use crate::filters::cors::CorsFilter;
 use crate::filters::credential_injector::CredentialInjectorFilter;
 use crate::filters::custom_response::CustomResponseFilter;
 use crate::filters::ext_authz::ExtAuthzFilter;
+use crate::filters::ext_proc::ExtProcFilter;
 use crate::filters::global_rate_limit::GlobalRateLimitFilter;
 use crate::filters::health_check::HealthCheckFilter;
 use crate::filters::jwt_auth::JwtAuthFilter;
@@ -175,6 +176,8 @@ pub enum HttpFilter {
     CredentialInjector(CredentialInjectorFilter),
     /// Replaces upstream responses with the listed statuses by the platform's own.
     CustomResponse(CustomResponseFilter),
+    /// Streams headers (and optionally bodies) to a gRPC processing service (a cluster).
+    ExtProc(ExtProcFilter),
 }
 
 impl HttpFilter {
@@ -190,6 +193,7 @@ impl HttpFilter {
             HttpFilter::GlobalRateLimit(limits) => limits.validate(at, errors),
             HttpFilter::CredentialInjector(injector) => injector.validate(at, errors),
             HttpFilter::CustomResponse(custom) => custom.validate(at, errors),
+            HttpFilter::ExtProc(processor) => processor.validate(at, errors),
             HttpFilter::HeaderMutation(changes) => {
                 if changes.is_empty() {
                     errors.add(at.as_str(), "at least one header change is required");
@@ -233,6 +237,9 @@ impl ListenerSpec {
                                 }
                                 HttpFilter::ExtAuthz(authz) => {
                                     refs.extend(authz.referenced_clusters(&filter))
+                                }
+                                HttpFilter::ExtProc(processor) => {
+                                    refs.extend(processor.referenced_clusters(&filter))
                                 }
                                 _ => {}
                             }

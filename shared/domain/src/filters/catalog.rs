@@ -26,7 +26,7 @@ pub struct FilterTypeFacts {
     pub can_disable: bool,
 }
 
-pub const FILTER_TYPES: [FilterTypeFacts; 12] = [
+pub const FILTER_TYPES: [FilterTypeFacts; 13] = [
     FilterTypeFacts {
         type_name: "router",
         default_name: "envoy.filters.http.router",
@@ -125,6 +125,15 @@ pub const FILTER_TYPES: [FilterTypeFacts; 12] = [
                       by a body, status and headers of the platform's choosing. A route may use \
                       its own rules.",
         override_field: Some("customResponse"),
+        can_disable: true,
+    },
+    FilterTypeFacts {
+        type_name: "extProc",
+        default_name: "envoy.filters.http.ext_proc",
+        description: "Streams request and response headers (and, if asked, bodies) to a gRPC \
+                      processing service (a cluster speaking HTTP/2), which may change them or \
+                      answer itself. A route may switch it off.",
+        override_field: None,
         can_disable: true,
     },
 ];

@@ -8,6 +8,7 @@ pub mod cors;
 pub mod credential_injector;
 pub mod custom_response;
 pub mod ext_authz;
+pub mod ext_proc;
 pub mod global_rate_limit;
 pub mod health_check;
 pub mod jwt_auth;

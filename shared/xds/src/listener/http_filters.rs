@@ -7,6 +7,7 @@ pub(crate) mod cors;
 mod credential_injector;
 pub(crate) mod custom_response;
 mod ext_authz;
+mod ext_proc;
 pub(crate) mod global_rate_limit;
 pub(crate) mod header_mutation;
 mod health_check;
@@ -79,6 +80,7 @@ fn http_filter(
         HttpFilter::ExtAuthz(config) => build(name, config, path),
         HttpFilter::CredentialInjector(config) => build(name, config, path),
         HttpFilter::CustomResponse(config) => build(name, config, path),
+        HttpFilter::ExtProc(config) => build(name, config, path),
         HttpFilter::GlobalRateLimit(filter) => build(
             name,
             &global_rate_limit::TeamRateLimit { team, filter },
@@ -175,6 +177,7 @@ mod tests {
             r#"{"type":"globalRateLimit","limits":[{"name":"all","requestsPerUnit":1,"unit":"second"}]}"#,
             r#"{"type":"credentialInjector","secret":"api-key"}"#,
             r#"{"type":"customResponse","rules":[{"statusClass":"5xx","body":"down"}]}"#,
+            r#"{"type":"extProc","cluster":"processor"}"#,
         ];
         assert_eq!(samples.len(), FILTER_TYPES.len());
         for sample in samples {

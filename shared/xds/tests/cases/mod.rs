@@ -19,6 +19,7 @@ use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPoli
 use envoy_types::pb::envoy::extensions::filters::http::credential_injector::v3::CredentialInjector;
 use envoy_types::pb::envoy::extensions::filters::http::custom_response::v3::CustomResponse;
 use envoy_types::pb::envoy::extensions::filters::http::ext_authz::v3::ExtAuthz;
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ExternalProcessor;
 use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
     HeaderMutation, HeaderMutationPerRoute,
 };
@@ -213,6 +214,7 @@ fn decoders() -> BTreeMap<String, Decoder> {
         decoder::<CredentialInjector>(),
         decoder::<Generic>(),
         decoder::<CustomResponse>(),
+        decoder::<ExternalProcessor>(),
         decoder::<LocalResponsePolicy>(),
         decoder::<HttpResponseStatusCodeMatchInput>(),
         decoder::<HttpResponseStatusCodeClassMatchInput>(),
