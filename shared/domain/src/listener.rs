@@ -15,6 +15,7 @@ use crate::filters::global_rate_limit::GlobalRateLimitFilter;
 use crate::filters::health_check::HealthCheckFilter;
 use crate::filters::jwt_auth::JwtAuthFilter;
 use crate::filters::local_rate_limit::LocalRateLimitFilter;
+use crate::filters::oauth2::OAuth2Filter;
 use crate::filters::rbac::RbacFilter;
 use crate::header_changes::HeaderChanges;
 use crate::names::check_name;
@@ -178,6 +179,9 @@ pub enum HttpFilter {
     CustomResponse(CustomResponseFilter),
     /// Streams headers (and optionally bodies) to a gRPC processing service (a cluster).
     ExtProc(ExtProcFilter),
+    /// Sends users without a session to an OAuth2 identity provider to log in.
+    #[serde(rename = "oauth2")]
+    OAuth2(OAuth2Filter),
 }
 
 impl HttpFilter {
@@ -194,6 +198,7 @@ impl HttpFilter {
             HttpFilter::CredentialInjector(injector) => injector.validate(at, errors),
             HttpFilter::CustomResponse(custom) => custom.validate(at, errors),
             HttpFilter::ExtProc(processor) => processor.validate(at, errors),
+            HttpFilter::OAuth2(oauth2) => oauth2.validate(at, errors),
             HttpFilter::HeaderMutation(changes) => {
                 if changes.is_empty() {
                     errors.add(at.as_str(), "at least one header change is required");
@@ -241,6 +246,9 @@ impl ListenerSpec {
                                 HttpFilter::ExtProc(processor) => {
                                     refs.extend(processor.referenced_clusters(&filter))
                                 }
+                                HttpFilter::OAuth2(oauth2) => {
+                                    refs.extend(oauth2.referenced_clusters(&filter))
+                                }
                                 _ => {}
                             }
                         }
@@ -262,15 +270,20 @@ impl ListenerSpec {
                 };
                 let at = chains.index(i).field("filters").index(j);
                 for (k, entry) in hcm.http_filters.iter().enumerate() {
-                    if let HttpFilter::CredentialInjector(injector) = &entry.filter {
-                        refs.push((
+                    let filter = at.field("httpFilters").index(k).field("filter");
+                    match &entry.filter {
+                        HttpFilter::CredentialInjector(injector) => refs.push((
                             injector.secret.as_str(),
-                            at.field("httpFilters")
-                                .index(k)
-                                .field("filter")
-                                .field("secret"),
+                            filter.field("secret"),
                             SecretUse::Generic,
-                        ));
+                        )),
+                        HttpFilter::OAuth2(oauth2) => refs.extend(
+                            oauth2
+                                .referenced_secrets(&filter)
+                                .into_iter()
+                                .map(|(name, field)| (name, field, SecretUse::Generic)),
+                        ),
+                        _ => {}
                     }
                 }
             }

@@ -8,7 +8,7 @@ mod cases;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-const REQUIRED_CASES: [&str; 10] = [
+const REQUIRED_CASES: [&str; 11] = [
     "access_control",
     "api_md_example",
     "cluster_resilience",
@@ -16,6 +16,7 @@ const REQUIRED_CASES: [&str; 10] = [
     "global_rate_limit",
     "http_filters",
     "kitchen_sink",
+    "oauth2_login",
     "outbound_credentials",
     "tcp_proxy",
     "tls_sds",

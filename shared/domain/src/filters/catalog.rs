@@ -26,7 +26,7 @@ pub struct FilterTypeFacts {
     pub can_disable: bool,
 }
 
-pub const FILTER_TYPES: [FilterTypeFacts; 13] = [
+pub const FILTER_TYPES: [FilterTypeFacts; 14] = [
     FilterTypeFacts {
         type_name: "router",
         default_name: "envoy.filters.http.router",
@@ -133,6 +133,16 @@ pub const FILTER_TYPES: [FilterTypeFacts; 13] = [
         description: "Streams request and response headers (and, if asked, bodies) to a gRPC \
                       processing service (a cluster speaking HTTP/2), which may change them or \
                       answer itself. A route may switch it off.",
+        override_field: None,
+        can_disable: true,
+    },
+    FilterTypeFacts {
+        type_name: "oauth2",
+        default_name: "envoy.filters.http.oauth2",
+        description: "Redirects users without a session to an OAuth2 identity provider, \
+                      exchanges the code for a token (through a cluster) and keeps it in signed \
+                      cookies; client secret and signing key are generic secrets. A route may \
+                      switch it off.",
         override_field: None,
         can_disable: true,
     },

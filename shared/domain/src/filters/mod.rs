@@ -13,6 +13,7 @@ pub mod global_rate_limit;
 pub mod health_check;
 pub mod jwt_auth;
 pub mod local_rate_limit;
+pub mod oauth2;
 pub mod rbac;
 
 use serde::{Deserialize, Serialize};

@@ -13,6 +13,7 @@ pub(crate) mod header_mutation;
 mod health_check;
 pub(crate) mod jwt_auth;
 pub(crate) mod local_rate_limit;
+mod oauth2;
 pub(crate) mod rbac;
 mod router;
 
@@ -81,6 +82,7 @@ fn http_filter(
         HttpFilter::CredentialInjector(config) => build(name, config, path),
         HttpFilter::CustomResponse(config) => build(name, config, path),
         HttpFilter::ExtProc(config) => build(name, config, path),
+        HttpFilter::OAuth2(config) => build(name, config, path),
         HttpFilter::GlobalRateLimit(filter) => build(
             name,
             &global_rate_limit::TeamRateLimit { team, filter },
@@ -178,6 +180,9 @@ mod tests {
             r#"{"type":"credentialInjector","secret":"api-key"}"#,
             r#"{"type":"customResponse","rules":[{"statusClass":"5xx","body":"down"}]}"#,
             r#"{"type":"extProc","cluster":"processor"}"#,
+            r#"{"type":"oauth2","authorizationEndpoint":"https://idp/authorize",
+                "tokenEndpoint":{"cluster":"idp","uri":"https://idp/token"},
+                "clientId":"app","clientSecret":"client","hmacSecret":"hmac"}"#,
         ];
         assert_eq!(samples.len(), FILTER_TYPES.len());
         for sample in samples {

@@ -28,6 +28,7 @@ use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
     JwtAuthentication, PerRouteConfig,
 };
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
+use envoy_types::pb::envoy::extensions::filters::http::oauth2::v3::OAuth2;
 use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::{
     RateLimit, RateLimitPerRoute,
 };
@@ -215,6 +216,7 @@ fn decoders() -> BTreeMap<String, Decoder> {
         decoder::<Generic>(),
         decoder::<CustomResponse>(),
         decoder::<ExternalProcessor>(),
+        decoder::<OAuth2>(),
         decoder::<LocalResponsePolicy>(),
         decoder::<HttpResponseStatusCodeMatchInput>(),
         decoder::<HttpResponseStatusCodeClassMatchInput>(),
