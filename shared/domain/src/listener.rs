@@ -1,6 +1,9 @@
 //! Listeners: an address and port on a dataplane, and the filter chains that handle
 //! connections arriving there.
 
+mod http_options;
+pub use http_options::{AccessLog, AccessLogFormat, HttpOptions, Tracing};
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -130,6 +133,15 @@ pub struct HttpConnectionManager {
     /// HTTP filters in order; a router is appended when the list does not end with one.
     #[serde(default)]
     pub http_filters: Vec<HttpFilterEntry>,
+    /// Files Envoy appends a line to for each request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_logs: Vec<AccessLog>,
+    /// Spans to an OpenTelemetry collector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+    /// Timeouts, client address detection, header limits and the like.
+    #[serde(default, skip_serializing_if = "HttpOptions::is_default")]
+    pub options: HttpOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -234,6 +246,12 @@ impl ListenerSpec {
                         refs.push((t.cluster.as_str(), at.field("cluster")))
                     }
                     NetworkFilter::HttpConnectionManager(h) => {
+                        if let Some(tracing) = &h.tracing {
+                            refs.push((
+                                tracing.cluster.as_str(),
+                                at.field("tracing").field("cluster"),
+                            ));
+                        }
                         for (k, entry) in h.http_filters.iter().enumerate() {
                             let filter = at.field("httpFilters").index(k).field("filter");
                             match &entry.filter {
@@ -366,6 +384,13 @@ impl Spec for ListenerSpec {
                             );
                         }
                         check_name(&hcm.route_config_name, &fp.field("routeConfigName"), errors);
+                        for (k, log) in hcm.access_logs.iter().enumerate() {
+                            log.validate(&fp.field("accessLogs").index(k), errors);
+                        }
+                        if let Some(tracing) = &hcm.tracing {
+                            tracing.validate(&fp.field("tracing"), errors);
+                        }
+                        hcm.options.validate(&fp.field("options"), errors);
                         let filters = &hcm.http_filters;
                         let mut names = std::collections::HashSet::new();
                         for (k, entry) in filters.iter().enumerate() {

@@ -4,6 +4,7 @@
 
 mod http_connection_manager;
 pub(crate) mod http_filters;
+mod observability;
 mod tcp_proxy;
 
 use envoy_types::pb::envoy::config::listener::v3::listener_filter::ConfigType as ListenerFilterConfig;

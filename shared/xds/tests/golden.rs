@@ -8,7 +8,7 @@ mod cases;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-const REQUIRED_CASES: [&str; 11] = [
+const REQUIRED_CASES: [&str; 12] = [
     "access_control",
     "api_md_example",
     "cluster_resilience",
@@ -17,6 +17,7 @@ const REQUIRED_CASES: [&str; 11] = [
     "http_filters",
     "kitchen_sink",
     "oauth2_login",
+    "observability",
     "outbound_credentials",
     "tcp_proxy",
     "tls_sds",

@@ -12,9 +12,15 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use flowplane_domain::error::Path;
 use flowplane_domain::listener::HttpConnectionManager;
 
-use super::http_filters;
+use super::{http_filters, observability};
 use crate::TranslateError;
-use crate::envoy_core::{ads_config_source, any, given_or};
+use crate::envoy_core::{ads_config_source, any, given_or, milliseconds, seconds, u32_value};
+use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions;
+use envoy_types::pb::google::protobuf::BoolValue;
+
+fn bool_value(value: bool) -> BoolValue {
+    BoolValue { value }
+}
 
 const FILTER_NAME: &str = "envoy.filters.network.http_connection_manager";
 
@@ -32,6 +38,7 @@ pub(super) fn translate(
             "must not be empty",
         ));
     }
+    let options = &hcm.options;
     let config = EnvoyHttpConnectionManager {
         codec_type: CodecType::Auto as i32,
         stat_prefix: given_or(
@@ -43,6 +50,29 @@ pub(super) fn translate(
             config_source: Some(ads_config_source()),
             route_config_name: hcm.route_config_name.clone(),
         })),
+        access_log: hcm
+            .access_logs
+            .iter()
+            .map(observability::access_log)
+            .collect(),
+        tracing: hcm
+            .tracing
+            .as_ref()
+            .map(|t| observability::tracing(t, listener)),
+        use_remote_address: options.use_remote_address.then(|| bool_value(true)),
+        xff_num_trusted_hops: options.xff_num_trusted_hops.unwrap_or(0),
+        request_timeout: options.request_timeout_ms.map(milliseconds),
+        request_headers_timeout: options.request_headers_timeout_ms.map(milliseconds),
+        stream_idle_timeout: options.stream_idle_timeout_seconds.map(seconds),
+        common_http_protocol_options: options.idle_timeout_seconds.map(|s| HttpProtocolOptions {
+            idle_timeout: Some(seconds(s)),
+            ..Default::default()
+        }),
+        max_request_headers_kb: options.max_request_headers_kb.map(u32_value),
+        server_name: options.server_name.clone().unwrap_or_default(),
+        normalize_path: options.normalize_path.then(|| bool_value(true)),
+        merge_slashes: options.merge_slashes,
+        preserve_external_request_id: options.preserve_external_request_id,
         http_filters: http_filters::translate(&hcm.http_filters, team, &path.field("httpFilters"))?,
         ..Default::default()
     };

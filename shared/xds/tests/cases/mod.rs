@@ -13,6 +13,8 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::trace::v3::OpenTelemetryConfig;
+use envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog;
 use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
 use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::Compressor;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
@@ -217,6 +219,8 @@ fn decoders() -> BTreeMap<String, Decoder> {
         decoder::<CustomResponse>(),
         decoder::<ExternalProcessor>(),
         decoder::<OAuth2>(),
+        decoder::<FileAccessLog>(),
+        decoder::<OpenTelemetryConfig>(),
         decoder::<LocalResponsePolicy>(),
         decoder::<HttpResponseStatusCodeMatchInput>(),
         decoder::<HttpResponseStatusCodeClassMatchInput>(),
