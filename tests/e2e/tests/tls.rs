@@ -2,7 +2,8 @@
 //! own CA, a listener terminates TLS with it (served over SDS), a client that trusts the CA
 //! gets through and one that does not is refused; rotating the secret changes the certificate
 //! Envoy presents, live, without touching the listener; a second listener demands client
-//! certificates (mTLS).
+//! certificates (mTLS). Upstream TLS: Envoy verifies an upstream against a team CA and presents
+//! a client certificate from a secret.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -333,4 +334,179 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     );
     envoy.stop().await;
     Ok(())
+}
+
+/// Upstream TLS from secrets: Envoy verifies the upstream against a team CA (with the SNI it
+/// sends) and presents a client certificate the upstream demands. A CA that did not sign the
+/// upstream's certificate, or a missing client certificate, means no response from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tls_verifies_the_upstream_and_presents_a_client_certificate() {
+    let stack = Stack::start("upstream-tls")
+        .await
+        .unwrap_or_else(|e| panic!("stack: {e:#}"));
+    let result = upstream_scenario(&stack).await;
+    if let Err(e) = &result {
+        eprintln!("{}", stack.logs());
+        panic!("{e:#}");
+    }
+    stack.stop().await;
+}
+
+async fn upstream_scenario(stack: &Stack) -> anyhow::Result<()> {
+    let tenant = Tenant::create(stack, "mtls-up").await?;
+    let api = &tenant.api;
+    let (dataplane, bootstrap) = tenant.dataplane("gw").await?;
+    let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
+    let servers = Pki::new("upstream-ca")?;
+    let clients = Pki::new("envoy-client-ca")?;
+    let stranger = Pki::new("unrelated-ca")?;
+    let server_cert = servers.issue(1, "upstream", ExtendedKeyUsagePurpose::ServerAuth)?;
+    let client_cert = clients.issue(2, "envoy", ExtendedKeyUsagePurpose::ClientAuth)?;
+    let upstream_port = tls_upstream(&server_cert, clients.roots()?).await?;
+
+    for (name, ca) in [("upstream-ca", &servers), ("unrelated-ca", &stranger)] {
+        api.expect(
+            Method::POST,
+            "/api/v1/secrets",
+            Some(
+                &json!({"team": tenant.team, "name": name, "type": "validationContext",
+                "trustedCa": ca.ca.pem(), "matchSubjectAltNames": ["localhost"]}),
+            ),
+            201,
+        )
+        .await?;
+    }
+    api.expect(
+        Method::POST,
+        "/api/v1/secrets",
+        Some(&secret(&tenant.team, "envoy-client", &client_cert)),
+        201,
+    )
+    .await?;
+    let cluster = |name: &str, tls: Value| {
+        let mut body = tenant.cluster(name, upstream_port);
+        body["useTls"] = json!(true);
+        body["tlsServerName"] = json!("localhost");
+        body["tls"] = tls;
+        body
+    };
+    for (name, tls) in [
+        (
+            "verified",
+            json!({"validationSecret": "upstream-ca", "clientCertificateSecret": "envoy-client"}),
+        ),
+        (
+            "wrong-ca",
+            json!({"validationSecret": "unrelated-ca", "clientCertificateSecret": "envoy-client"}),
+        ),
+        ("no-client-cert", json!({"validationSecret": "upstream-ca"})),
+    ] {
+        api.expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(&cluster(name, tls)),
+            201,
+        )
+        .await?;
+    }
+    let forward = |prefix: &str, cluster: &str| {
+        json!({"match": {"path": {"type": "prefix", "value": prefix}},
+               "action": {"type": "forward", "cluster": cluster}})
+    };
+    let routes = json!({"team": tenant.team, "name": "routes",
+        "virtualHosts": [{"name": "all", "domains": ["*"], "routes": [
+            forward("/wrong-ca", "wrong-ca"),
+            forward("/no-client-cert", "no-client-cert"),
+            forward("/", "verified")]}]});
+    api.expect(Method::POST, "/api/v1/route-configs", Some(&routes), 201)
+        .await?;
+    let port = free_port();
+    api.expect(
+        Method::POST,
+        "/api/v1/listeners",
+        Some(&tenant.listener("plain", port, &dataplane, "routes")),
+        201,
+    )
+    .await?;
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let (body, _) = eventually(
+        "Envoy to reach the upstream over verified mTLS",
+        Duration::from_secs(20),
+        || async {
+            let r = client
+                .get(format!("{base}/hello"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = r.status();
+            let text = r.text().await.map_err(|e| e.to_string())?;
+            (status == 200)
+                .then_some(text.clone())
+                .ok_or(format!("status {status}: {text}"))
+        },
+    )
+    .await?;
+    anyhow::ensure!(body == "hello over mTLS", "the upstream answered: {body}");
+    for path in ["/wrong-ca", "/no-client-cert"] {
+        let r = client.get(format!("{base}{path}")).send().await?;
+        anyhow::ensure!(
+            r.status() == 503,
+            "{path} must not reach the upstream: {}",
+            r.status()
+        );
+    }
+    envoy.stop().await;
+    Ok(())
+}
+
+/// An HTTPS upstream that requires a client certificate from `client_roots` and answers
+/// every request with a fixed body.
+async fn tls_upstream(server: &Issued, client_roots: RootCertStore) -> anyhow::Result<u16> {
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::server::WebPkiClientVerifier;
+
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), provider.clone())
+            .build()?;
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![server.der.clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der.clone())),
+        )?;
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buffer = vec![0u8; 4096];
+                let mut request = Vec::new();
+                // One request per connection is enough for the scenario.
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let body = "hello over mTLS";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    Ok(port)
 }
