@@ -69,7 +69,7 @@ pub async fn report_status(
     ctx: &Context,
     report: pb::ReportStatusRequest,
 ) -> Result<(), ServiceError> {
-    let Some(kind) = kind_of_type_url(&report.type_url) else {
+    let Some(kind) = kind_of_type_url(&report.type_url, report.accepted) else {
         return Ok(());
     };
     let Some(team) = store::team_by_name(&ctx.pool, &report.team).await? else {
@@ -114,9 +114,12 @@ pub async fn report_status(
     Ok(())
 }
 
-fn kind_of_type_url(type_url: &str) -> Option<ResourceKind> {
+/// The resource kind a report is about. Endpoints (EDS) belong to their cluster: a rejection
+/// marks the cluster rejected, while an acceptance says nothing the cluster's own ACK did not.
+fn kind_of_type_url(type_url: &str, accepted: bool) -> Option<ResourceKind> {
     match type_url {
         flowplane_xds::resource::CLUSTER_TYPE => Some(ResourceKind::Cluster),
+        flowplane_xds::resource::ENDPOINT_TYPE => (!accepted).then_some(ResourceKind::Cluster),
         flowplane_xds::resource::ROUTE_TYPE => Some(ResourceKind::RouteConfig),
         flowplane_xds::resource::LISTENER_TYPE => Some(ResourceKind::Listener),
         flowplane_xds::resource::SECRET_TYPE => Some(ResourceKind::Secret),

@@ -7,7 +7,9 @@
 //!   Envoy reconnecting with the current version (from any replica) is not re-pushed;
 //! - a NACK is recorded and reported, never answered with the same content again (no loop);
 //!   Envoy keeps its last good config until the next change;
-//! - pushes go clusters first, then listeners, then routes (make-before-break).
+//! - pushes go clusters first, then their endpoints, then listeners, then routes
+//!   (make-before-break); endpoints follow every cluster push, since Envoy waits for them
+//!   again for each cluster it re-creates.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use crate::status::Reporter;
 use crate::stream::{self, ByType, Connected, PUSH_ORDER, Peer, Protocol, Verdict};
 use crate::views::{View, ViewKey, Views};
 use crate::wire::{self, Encoded};
+use flowplane_xds::resource::{CLUSTER_TYPE, ENDPOINT_TYPE};
 
 /// Serves one SotW stream until either side ends it; responses go to `tx`.
 pub(crate) async fn serve(
@@ -152,29 +155,37 @@ impl Session {
                 connected,
                 &request.type_url,
                 Some(&request.version_info),
+                false,
             )
             .await;
         }
     }
 
     async fn push_changes(&mut self, peer: &Peer, connected: &Connected) {
+        let mut clusters_sent = false;
         for type_url in PUSH_ORDER {
             if self.types.contains(type_url) {
-                self.respond(peer, connected, type_url, None).await;
+                // Envoy re-creates changed clusters and waits for their endpoints again, even
+                // when those did not change: after new clusters, endpoints always follow.
+                let force = type_url == ENDPOINT_TYPE && clusters_sent;
+                let sent = self.respond(peer, connected, type_url, None, force).await;
+                clusters_sent |= type_url == CLUSTER_TYPE && sent;
             }
         }
     }
 
-    /// Sends the node's current view of `type_url` unless it already has it.
+    /// Sends the node's current view of `type_url` unless it already has it (or `force`);
+    /// says whether it sent one.
     async fn respond(
         &mut self,
         peer: &Peer,
         connected: &Connected,
         type_url: &str,
         client_version: Option<&str>,
-    ) {
+        force: bool,
+    ) -> bool {
         let Some(state) = self.types.get_mut(type_url) else {
-            return;
+            return false;
         };
         let (key, previous) = match state.view.take() {
             Some((key, view)) => (key, Some(view)),
@@ -190,11 +201,11 @@ impl Session {
             // A reconnecting Envoy that already holds exactly this state needs nothing.
             None => client_version == Some(view.version.as_str()),
         };
-        if already_has {
+        if already_has && !force {
             if state.sent.is_none() {
                 state.sent = Some(Sent { view, nonce: None });
             }
-            return;
+            return false;
         }
         self.nonce += 1;
         let response = Encoded {
@@ -208,5 +219,6 @@ impl Session {
         });
         connected.count_push(type_url);
         self.tx.send(Ok(response)).await;
+        true
     }
 }

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
-use flowplane_xds::resource::CLUSTER_TYPE;
+use flowplane_xds::resource::{CLUSTER_TYPE, ENDPOINT_TYPE};
 use tonic::Streaming;
 
 use crate::outbox::Outbox;
@@ -249,12 +249,30 @@ impl Session {
     /// After a change of the team's resources: send every subscribed type what changed.
     async fn push_changes(&mut self, peer: &Peer, connected: &Connected) {
         let mut cluster_removals = None;
+        let mut changed_clusters: Vec<String> = Vec::new();
         for type_url in PUSH_ORDER {
             if !self.types.contains(type_url) {
                 continue;
             }
-            let diff = self.diff(peer, type_url);
+            let mut diff = self.diff(peer, type_url);
+            if type_url == ENDPOINT_TYPE {
+                // Envoy re-creates a changed cluster and waits for its endpoints again, even
+                // when they did not change: send them with the cluster.
+                for name in &changed_clusters {
+                    if let Some(i) = diff.view.position(name)
+                        && !diff.updated.contains(&i)
+                    {
+                        diff.updated.push(i);
+                    }
+                }
+            }
             if type_url == CLUSTER_TYPE {
+                changed_clusters = diff
+                    .updated
+                    .iter()
+                    .filter_map(|&i| diff.view.resources.get(i))
+                    .map(|r| r.name.clone())
+                    .collect();
                 // Routes and listeners may still use these until their own updates land.
                 self.send(
                     connected,

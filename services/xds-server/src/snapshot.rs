@@ -10,7 +10,8 @@ use flowplane_domain::{AnySpec, ResourceKind};
 use flowplane_proto::resources::v1 as resources_pb;
 use flowplane_proto::state::v1::{self as state_pb, ChangeOp};
 use flowplane_xds::resource::{
-    CLUSTER_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, version_of,
+    CLUSTER_TYPE, ENDPOINT_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+    version_of,
 };
 use tokio::sync::watch;
 
@@ -40,6 +41,8 @@ pub struct Dataplane {
 #[derive(Default)]
 struct Team {
     clusters: BTreeMap<String, Arc<EncodedResource>>,
+    /// EDS: the endpoints of clusters whose endpoints are IP addresses, named like the cluster.
+    endpoints: BTreeMap<String, Arc<EncodedResource>>,
     routes: BTreeMap<String, Arc<EncodedResource>>,
     /// SDS secrets, material included; only this team's Envoys are ever served them.
     secrets: BTreeMap<String, Arc<EncodedResource>>,
@@ -201,8 +204,8 @@ impl Store {
         names: &[String],
     ) -> ResourceSet {
         let interest = match (type_url, names.is_empty()) {
-            // Envoy names the secrets it needs, as it names route configs.
-            (ROUTE_TYPE | SECRET_TYPE, true) => Interest::Named(names),
+            // Envoy names the secrets and endpoints it needs, as it names route configs.
+            (ROUTE_TYPE | SECRET_TYPE | ENDPOINT_TYPE, true) => Interest::Named(names),
             (_, true) => Interest::All,
             (_, false) => Interest::Named(names),
         };
@@ -249,6 +252,7 @@ impl Store {
             ),
             ROUTE_TYPE => pick(&team.routes, interest, |_| true, Arc::clone),
             SECRET_TYPE => pick(&team.secrets, interest, |_| true, Arc::clone),
+            ENDPOINT_TYPE => pick(&team.endpoints, interest, |_| true, Arc::clone),
             _ => Vec::new(),
         };
         (generation, resources)
@@ -336,36 +340,43 @@ fn upsert(
 ) -> Result<(), String> {
     let kind = kind_of(resource.kind).ok_or("unknown kind")?;
     let spec = AnySpec::from_stored(kind, &resource.spec_json).map_err(|e| e.to_string())?;
-    let encoded = flowplane_xds::translate_any(team_name, &resource.name, &spec)
-        .map_err(|e| e.to_string())?;
-    if encoded.is_some() {
-        // Each resource version is encoded here once per replica; streams share the bytes.
-        metrics::counter!("xds_encodes_total").increment(1);
+    let name = resource.name.clone();
+    let listener_dataplane = match &spec {
+        AnySpec::Dataplane(_) => {
+            team.dataplanes.insert(name, resource.id.clone());
+            return Ok(());
+        }
+        AnySpec::Listener(l) => l.dataplane_id.clone(),
+        _ => None,
+    };
+    let encoded =
+        flowplane_xds::translate_any(team_name, &name, &spec).map_err(|e| e.to_string())?;
+    if encoded.is_empty() {
+        return Err("translation produced nothing".into());
     }
-    match (spec, encoded) {
-        (AnySpec::Cluster(_), Some(e)) => {
-            team.clusters.insert(resource.name.clone(), Arc::new(e));
-        }
-        (AnySpec::RouteConfig(_), Some(e)) => {
-            team.routes.insert(resource.name.clone(), Arc::new(e));
-        }
-        (AnySpec::Listener(l), Some(e)) => {
-            team.listeners.insert(
-                resource.name.clone(),
-                Listener {
-                    dataplane: l.dataplane_id.clone(),
-                    encoded: Arc::new(e),
-                },
-            );
-        }
-        (AnySpec::Secret(_), Some(e)) => {
-            team.secrets.insert(resource.name.clone(), Arc::new(e));
-        }
-        (AnySpec::Dataplane(_), _) => {
-            team.dataplanes
-                .insert(resource.name.clone(), resource.id.clone());
-        }
-        (_, None) => return Err("translation produced nothing".into()),
+    // Each resource version is encoded here once per replica; streams share the bytes.
+    metrics::counter!("xds_encodes_total").increment(encoded.len() as u64);
+    if matches!(spec, AnySpec::Cluster(_)) {
+        // A cluster whose endpoints are now host names has no EDS resource any more.
+        team.endpoints.remove(&name);
+    }
+    for resource in encoded {
+        let resource = Arc::new(resource);
+        match resource.type_url {
+            CLUSTER_TYPE => team.clusters.insert(name.clone(), resource),
+            ENDPOINT_TYPE => team.endpoints.insert(name.clone(), resource),
+            ROUTE_TYPE => team.routes.insert(name.clone(), resource),
+            SECRET_TYPE => team.secrets.insert(name.clone(), resource),
+            LISTENER_TYPE => {
+                let listener = Listener {
+                    dataplane: listener_dataplane.clone(),
+                    encoded: resource,
+                };
+                team.listeners.insert(name.clone(), listener);
+                None
+            }
+            other => return Err(format!("unexpected type {other}")),
+        };
     }
     Ok(())
 }
@@ -374,6 +385,7 @@ fn remove(team: &mut Team, kind: i32, name: &str) {
     match kind_of(kind) {
         Some(ResourceKind::Cluster) => {
             team.clusters.remove(name);
+            team.endpoints.remove(name);
         }
         Some(ResourceKind::RouteConfig) => {
             team.routes.remove(name);

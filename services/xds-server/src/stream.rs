@@ -20,9 +20,15 @@ use crate::snapshot::{Dataplane, Store};
 use crate::status::{News, Reporter};
 
 /// Types pushed on a change, in make-before-break order: a listener or route may only arrive
-/// once the clusters it uses are there, and a rotated secret reaches the contexts that
-/// already name it before anything else changes.
-pub const PUSH_ORDER: [&str; 4] = [SECRET_TYPE, CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+/// once the clusters it uses (and their endpoints) are there, and a rotated secret reaches the
+/// contexts that already name it before anything else changes.
+pub const PUSH_ORDER: [&str; 5] = [
+    SECRET_TYPE,
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+];
 
 /// The protocol variant of a stream, as it appears in metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +98,13 @@ pub struct Connected {
 }
 
 /// The types whose metric handles a stream keeps; any other is looked up on each use.
-const TYPES: [&str; 4] = [CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE];
+const TYPES: [&str; 5] = [
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+    SECRET_TYPE,
+];
 
 impl Connected {
     pub fn new(peer: &Peer, protocol: Protocol) -> Self {
@@ -189,6 +201,7 @@ pub fn short_type(type_url: &str) -> &'static str {
         LISTENER_TYPE => "lds",
         ROUTE_TYPE => "rds",
         SECRET_TYPE => "sds",
+        ENDPOINT_TYPE => "eds",
         _ => "other",
     }
 }

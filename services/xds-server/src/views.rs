@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
-use flowplane_xds::resource::{EncodedResource, ROUTE_TYPE, SECRET_TYPE, version_of};
+use flowplane_xds::resource::{
+    ENDPOINT_TYPE, EncodedResource, ROUTE_TYPE, SECRET_TYPE, version_of,
+};
 use prost::Message;
 use prost::bytes::Bytes;
 
@@ -34,7 +36,7 @@ impl ViewKey {
     pub fn sotw(team: &str, dataplane: &Dataplane, type_url: &str, names: &[String]) -> Self {
         let names = match (type_url, names.is_empty()) {
             // SDS, like RDS, is never a wildcard: Envoy names the secrets it needs.
-            (ROUTE_TYPE | SECRET_TYPE, true) => Some(Vec::new()),
+            (ROUTE_TYPE | SECRET_TYPE | ENDPOINT_TYPE, true) => Some(Vec::new()),
             (_, true) => None,
             (_, false) => Some(names.to_vec()),
         };
@@ -210,7 +212,8 @@ mod tests {
             kind: ResourceKind::Cluster as i32,
             team: "t".into(),
             name: name.into(),
-            spec_json: format!(r#"{{"endpoints":[{{"host":"127.0.0.1","port":{port}}}]}}"#),
+            // A host name keeps the endpoints inside the cluster, so the port changes it.
+            spec_json: format!(r#"{{"endpoints":[{{"host":"localhost","port":{port}}}]}}"#),
             ..Default::default()
         }
     }

@@ -18,7 +18,7 @@ use envoy_types::pb::google::rpc::Status as RpcStatus;
 use flowplane_proto::resources::v1::{Resource, ResourceKind};
 use flowplane_proto::state::v1::{ChangeEvent, ChangeOp, ReportStatusRequest, State};
 use flowplane_xds::bootstrap::{NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
-use flowplane_xds::resource::{CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+use flowplane_xds::resource::{CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
 use flowplane_xds_server::service::AdsService;
 use flowplane_xds_server::snapshot::Store;
 use flowplane_xds_server::status::Reporter;
@@ -39,7 +39,18 @@ fn resource(kind: ResourceKind, team: &str, name: &str, spec: serde_json::Value)
     }
 }
 
+/// A cluster whose endpoint travels inside it (a host name), so a port change changes it.
 fn cluster(name: &str, port: u16) -> Resource {
+    resource(
+        ResourceKind::Cluster,
+        "team-a",
+        name,
+        json!({"endpoints": [{"host": "localhost", "port": port}]}),
+    )
+}
+
+/// A cluster of IP endpoints: its endpoints are a resource of their own (EDS).
+fn eds_cluster(name: &str, port: u16) -> Resource {
     resource(
         ResourceKind::Cluster,
         "team-a",
@@ -557,4 +568,37 @@ async fn dropping_the_wildcard_stops_updates_but_explicit_names_stay() {
     let named = s.next_acked(CLUSTER_TYPE).await;
     assert_eq!(names(&named), strings(&["a2"]));
     assert!(named.removed_resources.is_empty());
+}
+
+#[tokio::test]
+async fn endpoints_of_ip_clusters_arrive_over_eds_and_change_without_the_cluster() {
+    let mut h = harness().await;
+    h.upsert(eds_cluster("e1", 8101));
+    let mut s = Stream::wildcard(&mut h, CLUSTER_TYPE).await;
+    let cds = s.next_acked(CLUSTER_TYPE).await;
+    assert_eq!(names(&cds), strings(&["a1", "e1"]));
+    // Envoy asks for the endpoints of its EDS clusters by name.
+    s.send(subscribe(ENDPOINT_TYPE, &["e1", "a1", "missing"]))
+        .await;
+    let eds = s.next_acked(ENDPOINT_TYPE).await;
+    assert_eq!(
+        names(&eds),
+        strings(&["e1"]),
+        "only clusters of IP endpoints have an EDS resource"
+    );
+    let first = versions(&eds)["e1"].clone();
+
+    // An endpoint change re-sends the endpoints, not the cluster.
+    h.upsert(eds_cluster("e1", 8102));
+    let changed = s.next_acked(ENDPOINT_TYPE).await;
+    assert_eq!(names(&changed), strings(&["e1"]));
+    assert_ne!(versions(&changed)["e1"], first);
+    s.nothing().await;
+
+    // Deleting the cluster removes both; the cluster's removal comes last (make before break).
+    h.delete(ResourceKind::Cluster, "e1");
+    let removed_endpoints = s.next_acked(ENDPOINT_TYPE).await;
+    assert_eq!(removed_endpoints.removed_resources, strings(&["e1"]));
+    let removed_cluster = s.next_acked(CLUSTER_TYPE).await;
+    assert_eq!(removed_cluster.removed_resources, strings(&["e1"]));
 }

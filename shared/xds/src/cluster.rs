@@ -1,5 +1,7 @@
-//! Clusters: a `ClusterSpec` becomes one Envoy `Cluster` with its endpoints inline (no EDS),
-//! optional TLS origination, the upstream HTTP protocol it speaks, and how Envoy judges
+//! Clusters: a `ClusterSpec` becomes one Envoy `Cluster` and, when its endpoints are IP
+//! addresses, a `ClusterLoadAssignment` served over EDS (so an endpoint change re-sends only the
+//! endpoints, not the cluster); endpoints with host names stay inline for Envoy to resolve.
+//! Also optional TLS origination, the upstream HTTP protocol it speaks, and how Envoy judges
 //! endpoints (active health checks, outlier detection, circuit breakers).
 
 mod circuit_breakers;
@@ -9,6 +11,7 @@ mod outlier_detection;
 use std::collections::{BTreeMap, HashMap};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::EdsClusterConfig;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, DiscoveryType, DnsLookupFamily as EnvoyDnsLookupFamily,
     LbPolicy as EnvoyLbPolicy,
@@ -37,7 +40,7 @@ use flowplane_domain::cluster::{
 use flowplane_domain::error::Path;
 
 use crate::TranslateError;
-use crate::envoy_core::{any, checked_port, seconds, socket_address, u32_value};
+use crate::envoy_core::{ads_config_source, any, checked_port, seconds, socket_address, u32_value};
 use crate::tls::{TLS_TRANSPORT_SOCKET, sds_secret, validation_from};
 
 /// Envoy looks upstream HTTP options up under this key in `typed_extension_protocol_options`.
@@ -47,13 +50,21 @@ pub(crate) const HTTP_PROTOCOL_OPTIONS_KEY: &str =
 pub fn translate_cluster(name: &str, spec: &ClusterSpec) -> Result<Cluster, TranslateError> {
     check_timeout(spec)?;
     check_protocol(spec)?;
+    // Checked for every cluster, whether the endpoints travel inline or over EDS.
+    let endpoints = load_assignment(name, &spec.endpoints)?;
+    let discovery = discovery_type(spec);
+    let over_eds = discovery == DiscoveryType::Eds;
     Ok(Cluster {
         name: name.to_string(),
-        cluster_discovery_type: Some(ClusterDiscoveryType::Type(discovery_type(spec) as i32)),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(discovery as i32)),
+        eds_cluster_config: over_eds.then(|| EdsClusterConfig {
+            eds_config: Some(ads_config_source()),
+            service_name: String::new(),
+        }),
         connect_timeout: Some(seconds(spec.connect_timeout_seconds)),
         lb_policy: lb_policy(spec.lb_policy) as i32,
         dns_lookup_family: dns_lookup_family(spec.dns_lookup_family) as i32,
-        load_assignment: Some(load_assignment(name, &spec.endpoints)?),
+        load_assignment: (!over_eds).then_some(endpoints),
         transport_socket: transport_socket(spec),
         typed_extension_protocol_options: protocol_options(spec),
         health_checks: health_check::health_checks(&spec.health_checks, spec.protocol_type)?,
@@ -69,11 +80,24 @@ pub fn translate_cluster(name: &str, spec: &ClusterSpec) -> Result<Cluster, Tran
     })
 }
 
-/// IP literals need no resolver, so an all-IP cluster is STATIC; any name makes Envoy resolve
-/// every endpoint (STRICT_DNS keeps all resolved addresses, unlike LOGICAL_DNS).
+/// The endpoints of a cluster served over EDS (named like the cluster), or `None` when they
+/// travel inline in the cluster.
+pub fn translate_cluster_endpoints(
+    name: &str,
+    spec: &ClusterSpec,
+) -> Result<Option<ClusterLoadAssignment>, TranslateError> {
+    if discovery_type(spec) != DiscoveryType::Eds {
+        return Ok(None);
+    }
+    load_assignment(name, &spec.endpoints).map(Some)
+}
+
+/// IP literals need no resolver, so an all-IP cluster gets its endpoints over EDS; any name
+/// makes Envoy resolve every endpoint (STRICT_DNS keeps all resolved addresses, unlike
+/// LOGICAL_DNS), which EDS cannot do.
 fn discovery_type(spec: &ClusterSpec) -> DiscoveryType {
     if spec.all_endpoints_are_ips() {
-        DiscoveryType::Static
+        DiscoveryType::Eds
     } else {
         DiscoveryType::StrictDns
     }
@@ -319,6 +343,14 @@ mod tests {
         &cluster.load_assignment.as_ref().unwrap().endpoints[0].lb_endpoints
     }
 
+    /// The endpoints wherever they travel: inline, or over EDS.
+    fn assignment(name: &str, s: &ClusterSpec) -> ClusterLoadAssignment {
+        match translate_cluster_endpoints(name, s).unwrap() {
+            Some(eds) => eds,
+            None => translate_cluster(name, s).unwrap().load_assignment.unwrap(),
+        }
+    }
+
     fn address_of(lb: &LbEndpoint) -> (String, u32) {
         let Some(HostIdentifier::Endpoint(e)) = &lb.host_identifier else {
             panic!("endpoint expected")
@@ -361,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn ip_only_clusters_are_static_and_named_hosts_use_strict_dns() {
+    fn ip_only_clusters_use_eds_and_named_hosts_use_strict_dns() {
         let statics =
             spec(r#"{"endpoints":[{"host":"10.0.0.1","port":80},{"host":"::1","port":81}]}"#);
         let mixed = spec(
@@ -370,11 +402,36 @@ mod tests {
         let discovery = |s: &ClusterSpec| translate_cluster("c", s).unwrap().cluster_discovery_type;
         assert_eq!(
             discovery(&statics),
-            Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32))
+            Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32))
         );
         assert_eq!(
             discovery(&mixed),
             Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32))
+        );
+        // Over EDS the cluster carries no endpoints; they are their own resource.
+        let eds = translate_cluster("c", &statics).unwrap();
+        assert_eq!(eds.load_assignment, None);
+        assert_eq!(
+            eds.eds_cluster_config.unwrap().eds_config,
+            Some(ads_config_source())
+        );
+        let endpoints = translate_cluster_endpoints("c", &statics).unwrap().unwrap();
+        assert_eq!(endpoints.cluster_name, "c");
+        assert_eq!(endpoints.endpoints[0].lb_endpoints.len(), 2);
+        assert_eq!(translate_cluster_endpoints("c", &mixed).unwrap(), None);
+    }
+
+    #[test]
+    fn an_endpoint_change_leaves_an_eds_cluster_unchanged() {
+        let before = spec(r#"{"endpoints":[{"host":"10.0.0.1","port":80}]}"#);
+        let after = spec(r#"{"endpoints":[{"host":"10.0.0.2","port":80,"weight":5}]}"#);
+        assert_eq!(
+            translate_cluster("c", &before).unwrap(),
+            translate_cluster("c", &after).unwrap()
+        );
+        assert_ne!(
+            translate_cluster_endpoints("c", &before).unwrap(),
+            translate_cluster_endpoints("c", &after).unwrap()
         );
     }
 
@@ -656,8 +713,7 @@ mod tests {
             r#"{"endpoints":[{"host":"10.0.0.1","port":80,"priority":1},{"host":"10.0.0.2","port":80},
                 {"host":"10.0.0.3","port":80,"priority":1}]}"#,
         );
-        let cluster = translate_cluster("c", &s).unwrap();
-        let localities = &cluster.load_assignment.as_ref().unwrap().endpoints;
+        let localities = &assignment("c", &s).endpoints;
         let shape: Vec<(u32, Vec<String>)> = localities
             .iter()
             .map(|l| {

@@ -15,7 +15,7 @@ mod headers;
 mod tls;
 mod translate;
 
-pub use cluster::translate_cluster;
+pub use cluster::{translate_cluster, translate_cluster_endpoints};
 pub use error::TranslateError;
 pub use listener::translate_listener;
 pub use route::translate_route_config;

@@ -5,37 +5,39 @@ use flowplane_domain::AnySpec;
 
 use crate::TranslateError;
 use crate::resource::{
-    CLUSTER_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, encode,
+    CLUSTER_TYPE, ENDPOINT_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, encode,
 };
 
-/// The encoded Envoy resource for `spec` (owned by `team`), or `None` for kinds Envoy never
-/// sees (dataplanes).
+/// The encoded Envoy resources for `spec` (owned by `team`): one for most kinds, a cluster
+/// and its endpoints (EDS) for a cluster of IP endpoints, none for kinds Envoy never sees
+/// (dataplanes).
 pub fn translate_any(
     team: &str,
     name: &str,
     spec: &AnySpec,
-) -> Result<Option<EncodedResource>, TranslateError> {
+) -> Result<Vec<EncodedResource>, TranslateError> {
     Ok(match spec {
-        AnySpec::Cluster(c) => Some(encode(
-            name,
-            CLUSTER_TYPE,
-            &crate::translate_cluster(name, c)?,
-        )),
-        AnySpec::RouteConfig(r) => Some(encode(
+        AnySpec::Cluster(c) => {
+            let cluster = encode(name, CLUSTER_TYPE, &crate::translate_cluster(name, c)?);
+            let endpoints = crate::translate_cluster_endpoints(name, c)?
+                .map(|e| encode(name, ENDPOINT_TYPE, &e));
+            std::iter::once(cluster).chain(endpoints).collect()
+        }
+        AnySpec::RouteConfig(r) => vec![encode(
             name,
             ROUTE_TYPE,
             &crate::translate_route_config(name, r)?,
-        )),
-        AnySpec::Listener(l) => Some(encode(
+        )],
+        AnySpec::Listener(l) => vec![encode(
             name,
             LISTENER_TYPE,
             &crate::translate_listener(team, name, l)?,
-        )),
-        AnySpec::Secret(s) => Some(encode(
+        )],
+        AnySpec::Secret(s) => vec![encode(
             name,
             SECRET_TYPE,
             &crate::translate_secret(name, s)?,
-        )),
-        AnySpec::Dataplane(_) => None,
+        )],
+        AnySpec::Dataplane(_) => Vec::new(),
     })
 }

@@ -19,6 +19,9 @@ use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, ApiVersion, Grpc
 use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier;
 use envoy_types::pb::envoy::config::core::v3::address::Address;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
@@ -55,7 +58,9 @@ fn envoy_accepts_every_golden_case() {
                 case.name
             );
         }
-        resources.clusters.extend(case.clusters);
+        resources
+            .clusters
+            .extend(inline_endpoints(case.clusters, case.endpoints, &case.name));
         // SDS references are validated against the ADS source; the secrets themselves are
         // loaded as static secrets so Envoy parses each one as it would an SDS response.
         resources.secrets.extend(case.secrets);
@@ -118,12 +123,18 @@ fn serve_sds_over_ads(bootstrap: &mut Bootstrap) {
         r#"{"endpoints":[{"host":"127.0.0.1","port":18000}],"protocolType":"HTTP2"}"#,
     )
     .unwrap();
-    let xds = flowplane_xds::translate_cluster("flowplane-xds", &spec).unwrap();
     // Dataplane bootstraps define the ratelimit service's cluster; global rate limits use it.
-    let ratelimit = flowplane_xds::translate_cluster(RATELIMIT_CLUSTER, &spec).unwrap();
+    let names = ["flowplane-xds", RATELIMIT_CLUSTER];
+    let translated = names
+        .iter()
+        .map(|name| flowplane_xds::translate_cluster(name, &spec).unwrap())
+        .collect();
+    let endpoints = names
+        .iter()
+        .filter_map(|name| flowplane_xds::translate_cluster_endpoints(name, &spec).unwrap())
+        .collect();
     let clusters = &mut bootstrap.static_resources.as_mut().unwrap().clusters;
-    clusters.push(xds);
-    clusters.push(ratelimit);
+    clusters.extend(inline_endpoints(translated, endpoints, "the harness"));
     bootstrap.node = Some(Node {
         id: "validate".into(),
         cluster: "validate".into(),
@@ -144,6 +155,40 @@ fn serve_sds_over_ads(bootstrap: &mut Bootstrap) {
         }),
         ..Default::default()
     });
+}
+
+/// Puts each EDS cluster's endpoints back inside it (as a STATIC cluster), so Envoy validates
+/// the `ClusterLoadAssignment` that EDS would deliver. Every endpoints resource must belong to
+/// an EDS cluster of the case, and every EDS cluster must have one.
+fn inline_endpoints(
+    clusters: Vec<Cluster>,
+    endpoints: Vec<ClusterLoadAssignment>,
+    case: &str,
+) -> Vec<Cluster> {
+    let mut endpoints: BTreeMap<String, ClusterLoadAssignment> = endpoints
+        .into_iter()
+        .map(|e| (e.cluster_name.clone(), e))
+        .collect();
+    let clusters = clusters
+        .into_iter()
+        .map(|mut cluster| {
+            if cluster.eds_cluster_config.take().is_some() {
+                let assignment = endpoints.remove(&cluster.name).unwrap_or_else(|| {
+                    panic!("{case}: EDS cluster '{}' has no endpoints", cluster.name)
+                });
+                cluster.load_assignment = Some(assignment);
+                cluster.cluster_discovery_type =
+                    Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32));
+            }
+            cluster
+        })
+        .collect();
+    assert!(
+        endpoints.is_empty(),
+        "{case}: endpoints without an EDS cluster: {:?}",
+        endpoints.keys()
+    );
+    clusters
 }
 
 /// Replaces a listener's RDS reference with the translated route configuration, so Envoy

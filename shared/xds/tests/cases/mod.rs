@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
@@ -57,7 +58,8 @@ use flowplane_domain::resource::Spec;
 use flowplane_domain::route_config::RouteConfigSpec;
 use flowplane_domain::secret::SecretSpec;
 use flowplane_xds::{
-    translate_cluster, translate_listener, translate_route_config, translate_secret,
+    translate_cluster, translate_cluster_endpoints, translate_listener, translate_route_config,
+    translate_secret,
 };
 use prost::{Message, Name};
 use serde_json::Value;
@@ -72,6 +74,8 @@ pub struct Case {
     pub name: String,
     pub secrets: Vec<Secret>,
     pub clusters: Vec<Cluster>,
+    /// EDS resources of the clusters whose endpoints are IP addresses.
+    pub endpoints: Vec<ClusterLoadAssignment>,
     pub route_configs: Vec<RouteConfiguration>,
     pub listeners: Vec<Listener>,
 }
@@ -111,6 +115,14 @@ fn load(path: &Path) -> Case {
     Case {
         secrets: translate_all::<SecretSpec, _>(&name, &value["secrets"], translate_secret),
         clusters: translate_all::<ClusterSpec, _>(&name, &value["clusters"], translate_cluster),
+        endpoints: translate_all::<ClusterSpec, _>(
+            &name,
+            &value["clusters"],
+            translate_cluster_endpoints,
+        )
+        .into_iter()
+        .flatten()
+        .collect(),
         route_configs: translate_all::<RouteConfigSpec, _>(
             &name,
             &value["routeConfigs"],
@@ -159,6 +171,9 @@ pub fn render(case: &Case) -> String {
     }
     for c in &case.clusters {
         sections.insert(("cluster", &c.name, format!("{c:#?}")));
+    }
+    for e in &case.endpoints {
+        sections.insert(("endpoints", &e.cluster_name, format!("{e:#?}")));
     }
     for r in &case.route_configs {
         sections.insert(("route_config", &r.name, format!("{r:#?}")));
