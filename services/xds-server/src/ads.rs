@@ -168,9 +168,38 @@ impl Session {
                 // Envoy re-creates changed clusters and waits for their endpoints again, even
                 // when those did not change: after new clusters, endpoints always follow.
                 let force = type_url == ENDPOINT_TYPE && clusters_sent;
+                if force {
+                    self.follow_clusters();
+                }
                 let sent = self.respond(peer, connected, type_url, None, force).await;
                 clusters_sent |= type_url == CLUSTER_TYPE && sent;
             }
+        }
+    }
+
+    /// Adds every cluster the node was just sent to the endpoints it asked for: a new cluster
+    /// waits (warming) for its endpoints, and Envoy would ask for them only after taking the
+    /// cluster, by which time a route using it may already have arrived. Names without
+    /// endpoints (clusters of host names) select nothing.
+    fn follow_clusters(&mut self) {
+        let Some(clusters) = self
+            .types
+            .get(CLUSTER_TYPE)
+            .and_then(|s| s.sent.as_ref())
+            .map(|sent| sent.view.names())
+        else {
+            return;
+        };
+        let Some(state) = self.types.get_mut(ENDPOINT_TYPE) else {
+            return;
+        };
+        let mut names: Vec<String> = state.names.clone();
+        names.extend(clusters);
+        names.sort_unstable();
+        names.dedup();
+        if names != state.names {
+            state.names = names;
+            state.view = None;
         }
     }
 

@@ -254,6 +254,19 @@ impl Session {
             if !self.types.contains(type_url) {
                 continue;
             }
+            if type_url == ENDPOINT_TYPE && !changed_clusters.is_empty() {
+                // A new or changed cluster waits (warming) for its endpoints, and Envoy would
+                // only ask for them after taking the cluster: subscribe them on its behalf so
+                // they follow the cluster on this push, before any route that uses it.
+                let state = self.types.entry(ENDPOINT_TYPE);
+                if !state.wildcard {
+                    let before = state.subscribed.len();
+                    state.subscribed.extend(changed_clusters.iter().cloned());
+                    if state.subscribed.len() != before {
+                        state.view = None;
+                    }
+                }
+            }
             let mut diff = self.diff(peer, type_url);
             if type_url == ENDPOINT_TYPE {
                 // Envoy re-creates a changed cluster and waits for its endpoints again, even

@@ -20,6 +20,7 @@ use crate::filters::jwt_auth::JwtAuthFilter;
 use crate::filters::local_rate_limit::LocalRateLimitFilter;
 use crate::filters::oauth2::OAuth2Filter;
 use crate::filters::rbac::RbacFilter;
+use crate::filters::wasm::WasmFilter;
 use crate::header_changes::HeaderChanges;
 use crate::names::check_name;
 use crate::resource::Spec;
@@ -194,6 +195,8 @@ pub enum HttpFilter {
     /// Sends users without a session to an OAuth2 identity provider to log in.
     #[serde(rename = "oauth2")]
     OAuth2(OAuth2Filter),
+    /// A proxy-wasm plugin run by Envoy's V8 runtime.
+    Wasm(WasmFilter),
 }
 
 impl HttpFilter {
@@ -211,6 +214,7 @@ impl HttpFilter {
             HttpFilter::CustomResponse(custom) => custom.validate(at, errors),
             HttpFilter::ExtProc(processor) => processor.validate(at, errors),
             HttpFilter::OAuth2(oauth2) => oauth2.validate(at, errors),
+            HttpFilter::Wasm(wasm) => wasm.validate(at, errors),
             HttpFilter::HeaderMutation(changes) => {
                 if changes.is_empty() {
                     errors.add(at.as_str(), "at least one header change is required");
@@ -266,6 +270,9 @@ impl ListenerSpec {
                                 }
                                 HttpFilter::OAuth2(oauth2) => {
                                     refs.extend(oauth2.referenced_clusters(&filter))
+                                }
+                                HttpFilter::Wasm(wasm) => {
+                                    refs.extend(wasm.referenced_clusters(&filter))
                                 }
                                 _ => {}
                             }

@@ -336,7 +336,8 @@ fn envoy_binary() -> PathBuf {
         );
         return path;
     }
-    let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+    let workspace_root = Path::new(&manifest).join("../..");
     let venv = workspace_root.join(".venv/bin/envoy");
     if venv.is_file() {
         return venv;

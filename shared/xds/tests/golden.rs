@@ -8,7 +8,7 @@ mod cases;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-const REQUIRED_CASES: [&str; 12] = [
+const REQUIRED_CASES: [&str; 13] = [
     "access_control",
     "api_md_example",
     "cluster_resilience",
@@ -21,6 +21,7 @@ const REQUIRED_CASES: [&str; 12] = [
     "outbound_credentials",
     "tcp_proxy",
     "tls_sds",
+    "wasm_plugins",
 ];
 
 fn updating() -> bool {

@@ -16,7 +16,7 @@ use reqwest::Method;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::setup::{TEAM, World, cluster};
+use crate::setup::{TEAM, World, changed_cluster, cluster};
 
 pub async fn run(stack: &Stack, world: &World, clusters: usize) -> anyhow::Result<()> {
     let mut revision = 0.0;
@@ -43,7 +43,7 @@ pub async fn run(stack: &Stack, world: &World, clusters: usize) -> anyhow::Resul
         .expect(
             Method::PUT,
             &format!("/api/v1/teams/{TEAM}/clusters/{}", name(0)),
-            Some(&cluster(&name(0), 2001)),
+            Some(&changed_cluster(&name(0), 1)),
             200,
         )
         .await?;

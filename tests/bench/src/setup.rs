@@ -70,3 +70,13 @@ impl World {
 pub fn cluster(name: &str, port: u16) -> Value {
     json!({"team": TEAM, "name": name, "endpoints": [{"host": "127.0.0.1", "port": port}]})
 }
+
+/// The `change`-th version of a cluster that simulated Envoys watch over CDS. The change is
+/// to the cluster itself (its connect timeout): a changed endpoint would travel over EDS
+/// only, which the simulated Envoys do not subscribe to. Never the default 5 s, so every
+/// change differs from the cluster as first created.
+pub fn changed_cluster(name: &str, change: usize) -> Value {
+    let mut body = cluster(name, 1000);
+    body["connectTimeoutSeconds"] = json!(10 + change % 290);
+    body
+}

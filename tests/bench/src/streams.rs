@@ -15,7 +15,7 @@ use reqwest::Method;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::setup::{TEAM, World, cluster};
+use crate::setup::{TEAM, World, changed_cluster, cluster};
 
 /// Streams per HTTP/2 connection, as a fleet behind a load balancer would spread them.
 const STREAMS_PER_CONNECTION: usize = 100;
@@ -103,14 +103,13 @@ pub async fn run(
     let mut latency = crate::histogram()?;
     let mut previous = initial;
     for change in 0..changes {
-        let port = 1001 + change as u16;
         let start = Instant::now();
         world
             .api
             .expect(
                 Method::PUT,
                 &format!("/api/v1/teams/{TEAM}/clusters/bench-cluster"),
-                Some(&cluster("bench-cluster", port)),
+                Some(&changed_cluster("bench-cluster", change + 1)),
                 200,
             )
             .await?;

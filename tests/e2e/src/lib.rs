@@ -28,9 +28,14 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| unreachable!("cannot bind an ephemeral port: {e}"))
 }
 
-/// The workspace root (two levels above this crate).
+/// The workspace root (two levels above this crate). Cargo sets `CARGO_MANIFEST_DIR` when it
+/// runs a test, and that is preferred over the compile-time value: a build shared by several
+/// checkouts (one target directory) may have been compiled in another, since removed, one.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../..")
 }
 
 /// A scratch directory for one scenario's logs and files.

@@ -26,7 +26,7 @@ pub struct FilterTypeFacts {
     pub can_disable: bool,
 }
 
-pub const FILTER_TYPES: [FilterTypeFacts; 14] = [
+pub const FILTER_TYPES: [FilterTypeFacts; 15] = [
     FilterTypeFacts {
         type_name: "router",
         default_name: "envoy.filters.http.router",
@@ -143,6 +143,15 @@ pub const FILTER_TYPES: [FilterTypeFacts; 14] = [
                       exchanges the code for a token (through a cluster) and keeps it in signed \
                       cookies; client secret and signing key are generic secrets. A route may \
                       switch it off.",
+        override_field: None,
+        can_disable: true,
+    },
+    FilterTypeFacts {
+        type_name: "wasm",
+        default_name: "envoy.filters.http.wasm",
+        description: "Runs a proxy-wasm plugin (inline, or downloaded through a cluster and \
+                      checked by SHA-256) on Envoy's V8 runtime, with its own configuration \
+                      string. A route may switch it off.",
         override_field: None,
         can_disable: true,
     },

@@ -15,6 +15,7 @@ pub mod jwt_auth;
 pub mod local_rate_limit;
 pub mod oauth2;
 pub mod rbac;
+pub mod wasm;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -16,6 +16,7 @@ pub(crate) mod local_rate_limit;
 mod oauth2;
 pub(crate) mod rbac;
 mod router;
+mod wasm;
 
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter as EnvoyHttpFilter;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType;
@@ -83,6 +84,7 @@ fn http_filter(
         HttpFilter::CustomResponse(config) => build(name, config, path),
         HttpFilter::ExtProc(config) => build(name, config, path),
         HttpFilter::OAuth2(config) => build(name, config, path),
+        HttpFilter::Wasm(config) => build(name, config, path),
         HttpFilter::GlobalRateLimit(filter) => build(
             name,
             &global_rate_limit::TeamRateLimit { team, filter },
@@ -183,6 +185,7 @@ mod tests {
             r#"{"type":"oauth2","authorizationEndpoint":"https://idp/authorize",
                 "tokenEndpoint":{"cluster":"idp","uri":"https://idp/token"},
                 "clientId":"app","clientSecret":"client","hmacSecret":"hmac"}"#,
+            r#"{"type":"wasm","module":{"inlineBase64":"AGFzbQEAAAA="}}"#,
         ];
         assert_eq!(samples.len(), FILTER_TYPES.len());
         for sample in samples {

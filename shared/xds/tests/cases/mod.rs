@@ -37,6 +37,7 @@ use envoy_types::pb::envoy::extensions::filters::http::ratelimit::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::{Rbac, RbacPerRoute};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
@@ -51,6 +52,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     HttpResponseStatusCodeClassMatchInput, HttpResponseStatusCodeMatchInput,
 };
+use envoy_types::pb::google::protobuf::StringValue;
 use flowplane_domain::cluster::ClusterSpec;
 use flowplane_domain::listener::ListenerSpec;
 use flowplane_domain::parse_spec;
@@ -81,7 +83,9 @@ pub struct Case {
 }
 
 pub fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
+    // At run time: a build shared by several checkouts may have been compiled in another.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+    Path::new(&manifest).join("testdata")
 }
 
 /// Every case in `testdata/in`, in file-name order.
@@ -236,6 +240,8 @@ fn decoders() -> BTreeMap<String, Decoder> {
         decoder::<OAuth2>(),
         decoder::<FileAccessLog>(),
         decoder::<OpenTelemetryConfig>(),
+        decoder::<Wasm>(),
+        decoder::<StringValue>(),
         decoder::<LocalResponsePolicy>(),
         decoder::<HttpResponseStatusCodeMatchInput>(),
         decoder::<HttpResponseStatusCodeClassMatchInput>(),
