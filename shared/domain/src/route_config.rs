@@ -211,6 +211,22 @@ pub struct RetryPolicy {
     pub num_retries: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_try_timeout_seconds: Option<u32>,
+    /// Upstream statuses worth another try; `retriable-status-codes` in `retryOn` uses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retriable_status_codes: Vec<u16>,
+    /// How long to wait between tries (Envoy's default: 25 ms, growing to 250 ms, jittered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<RetryBackoff>,
+}
+
+/// Exponential back-off between retries, with jitter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryBackoff {
+    pub base_interval_ms: u32,
+    /// The longest wait (default ten times the base).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_interval_ms: Option<u32>,
 }
 
 fn default_retries() -> u32 {
@@ -516,6 +532,38 @@ impl RetryPolicy {
         if self.num_retries > 10 {
             errors.add(at.field("numRetries").as_str(), "must be at most 10");
         }
+        for (i, code) in self.retriable_status_codes.iter().enumerate() {
+            if !(100..=599).contains(code) {
+                errors.add(
+                    at.field("retriableStatusCodes").index(i).as_str(),
+                    "must be between 100 and 599",
+                );
+            }
+        }
+        let uses_codes = self.retry_on.iter().any(|c| c == "retriable-status-codes");
+        if uses_codes && self.retriable_status_codes.is_empty() {
+            errors.add(
+                at.field("retriableStatusCodes").as_str(),
+                "retryOn lists retriable-status-codes: name at least one status",
+            );
+        }
+        if let Some(backoff) = &self.backoff {
+            let at = at.field("backoff");
+            if !(1..=300_000).contains(&backoff.base_interval_ms) {
+                errors.add(
+                    at.field("baseIntervalMs").as_str(),
+                    "must be between 1 and 300000",
+                );
+            }
+            if let Some(max) = backoff.max_interval_ms
+                && (max < backoff.base_interval_ms || max > 3_000_000)
+            {
+                errors.add(
+                    at.field("maxIntervalMs").as_str(),
+                    "must be at least baseIntervalMs and at most 3000000",
+                );
+            }
+        }
     }
 }
 
@@ -617,6 +665,10 @@ mod tests {
                 "/virtualHosts/0/routes/0/action/regexRewrite"),
             (with_route(r#"{"match":{"path":{"type":"regex","value":"("}},"action":{"type":"forward","cluster":"c"}}"#),
              "/virtualHosts/0/routes/0/match/path/value"),
+            (with_route(r#"{"match":{"path":{"type":"prefix","value":"/"}},"action":{"type":"forward","cluster":"c","retryPolicy":{"retryOn":["retriable-status-codes"]}}}"#),
+             "/virtualHosts/0/routes/0/action/retryPolicy/retriableStatusCodes"),
+            (with_route(r#"{"match":{"path":{"type":"prefix","value":"/"}},"action":{"type":"forward","cluster":"c","retryPolicy":{"backoff":{"baseIntervalMs":100,"maxIntervalMs":50}}}}"#),
+             "/virtualHosts/0/routes/0/action/retryPolicy/backoff/maxIntervalMs"),
             (with_route(r#"{"match":{"path":{"type":"glob","value":"/"}},"action":{"type":"forward","cluster":"c"}}"#),
              "/virtualHosts/0/routes/0/match/path/type"),
             (with_route(r#"{"match":{"path":{"type":"prefix","value":"/"}},"action":{"type":"teleport"}}"#),

@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::config::route::v3::weighted_cluster::ClusterWeight;
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction as EnvoyDirectResponseAction, RedirectAction as EnvoyRedirectAction,
     RetryPolicy as EnvoyRetryPolicy, RouteAction as EnvoyRouteAction,
-    WeightedCluster as EnvoyWeightedCluster,
+    WeightedCluster as EnvoyWeightedCluster, retry_policy::RetryBackOff,
 };
 use envoy_types::pb::envoy::extensions::path::rewrite::uri_template::v3::UriTemplateRewriteConfig;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
@@ -28,7 +28,7 @@ use flowplane_domain::route_config::{
 };
 
 use crate::TranslateError;
-use crate::envoy_core::{seconds, typed_extension, u32_value};
+use crate::envoy_core::{milliseconds, seconds, typed_extension, u32_value};
 use crate::route::route_match::regex;
 
 const URI_TEMPLATE_REWRITER: &str = "envoy.path.rewrite.uri_template.uri_template_rewriter";
@@ -215,6 +215,15 @@ fn retry_policy(policy: &RetryPolicy) -> EnvoyRetryPolicy {
         retry_on,
         num_retries: Some(u32_value(policy.num_retries)),
         per_try_timeout: policy.per_try_timeout_seconds.map(seconds),
+        retriable_status_codes: policy
+            .retriable_status_codes
+            .iter()
+            .map(|&c| u32::from(c))
+            .collect(),
+        retry_back_off: policy.backoff.as_ref().map(|b| RetryBackOff {
+            base_interval: Some(milliseconds(b.base_interval_ms)),
+            max_interval: b.max_interval_ms.map(milliseconds),
+        }),
         ..Default::default()
     }
 }
@@ -374,6 +383,21 @@ mod tests {
         );
         let config = UriTemplateRewriteConfig::decode(any.value.as_slice()).unwrap();
         assert_eq!(config.path_template_rewrite, "/v2/{path}/owner/{id}");
+    }
+
+    #[test]
+    fn retry_back_off_and_status_codes_reach_envoy() {
+        let route = route_action(
+            r#"{"type":"forward","cluster":"c","retryPolicy":
+                {"retryOn":["retriable-status-codes"],"retriableStatusCodes":[409,503],
+                 "backoff":{"baseIntervalMs":50,"maxIntervalMs":800}}}"#,
+            &prefix(),
+        );
+        let retry = route.retry_policy.unwrap();
+        assert_eq!(retry.retriable_status_codes, [409, 503]);
+        let backoff = retry.retry_back_off.unwrap();
+        assert_eq!(backoff.base_interval, Some(milliseconds(50)));
+        assert_eq!(backoff.max_interval, Some(milliseconds(800)));
     }
 
     #[test]
