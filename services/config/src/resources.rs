@@ -3,7 +3,7 @@
 //! change event.
 
 use flowplane_domain::scopes::Action;
-use flowplane_domain::{AnySpec, FieldError, RefTarget, ResourceKind, ValidationErrors};
+use flowplane_domain::{AnySpec, FieldError, Needs, RefTarget, ResourceKind, ValidationErrors};
 use flowplane_proto::resources::v1 as pb;
 use flowplane_proto::state::v1::{ChangeEvent, ChangeOp};
 use prost::Message;
@@ -357,19 +357,36 @@ pub(crate) async fn check_references(
             RefTarget::Name(name) => &r.name == name,
             RefTarget::Id(id) => r.id.to_string() == *id || &r.name == id,
         });
-        // A secret's stored summary carries its `type`; a field needs one particular type.
-        if let (Some(secret), Some(required)) = (found, reference.secret_type) {
-            let actual = secret.spec["type"].as_str().unwrap_or_default();
-            if actual != required {
-                errors.add(
-                    reference.field,
-                    format!(
-                        "secret '{}' is a {actual}; this field needs a {required}",
-                        secret.name
-                    ),
-                );
+        match (found, reference.needs) {
+            // A secret's stored summary carries its `type`; a field needs one particular type.
+            (Some(secret), Some(Needs::SecretType(required))) => {
+                let actual = secret.spec["type"].as_str().unwrap_or_default();
+                if actual != required {
+                    errors.add(
+                        reference.field,
+                        format!(
+                            "secret '{}' is a {actual}; this field needs a {required}",
+                            secret.name
+                        ),
+                    );
+                }
+                continue;
             }
-            continue;
+            (Some(cluster), Some(Needs::Http2)) => {
+                let protocol = cluster.spec["protocolType"].as_str().unwrap_or("HTTP1");
+                if !matches!(protocol, "HTTP2" | "AUTO") {
+                    errors.add(
+                        reference.field,
+                        format!(
+                            "cluster '{}' speaks {protocol}; this field calls it over gRPC, \
+                             which needs protocolType HTTP2",
+                            cluster.name
+                        ),
+                    );
+                }
+                continue;
+            }
+            _ => {}
         }
         if found.is_none() {
             let target = match &reference.target {

@@ -16,4 +16,4 @@ pub mod scopes;
 pub mod secret;
 
 pub use error::{ErrorCode, FieldError, ValidationErrors};
-pub use resource::{AnySpec, Parsed, RefTarget, Reference, ResourceKind, parse_spec};
+pub use resource::{AnySpec, Needs, Parsed, RefTarget, Reference, ResourceKind, parse_spec};

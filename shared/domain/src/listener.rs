@@ -284,6 +284,31 @@ impl ListenerSpec {
         refs
     }
 
+    /// The fields naming clusters that are called over gRPC (external processors, trace
+    /// collectors): those clusters must speak HTTP/2.
+    pub fn grpc_cluster_fields(&self) -> Vec<Path> {
+        let chains = Path::root().field("filterChains");
+        let mut fields = Vec::new();
+        for (i, chain) in self.filter_chains.iter().enumerate() {
+            for (j, filter) in chain.filters.iter().enumerate() {
+                let NetworkFilter::HttpConnectionManager(h) = filter else {
+                    continue;
+                };
+                let at = chains.index(i).field("filters").index(j);
+                if h.tracing.is_some() {
+                    fields.push(at.field("tracing").field("cluster"));
+                }
+                for (k, entry) in h.http_filters.iter().enumerate() {
+                    if let HttpFilter::ExtProc(_) = entry.filter {
+                        let filter = at.field("httpFilters").index(k).field("filter");
+                        fields.push(filter.field("cluster"));
+                    }
+                }
+            }
+        }
+        fields
+    }
+
     /// Secrets the chains' TLS settings and HTTP filters name, with the field naming each.
     pub fn secret_references(&self) -> Vec<(&str, Path, SecretUse)> {
         let chains = Path::root().field("filterChains");

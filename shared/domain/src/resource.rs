@@ -155,8 +155,18 @@ pub struct Reference {
     pub target: RefTarget,
     /// JSON pointer of the referring field.
     pub field: String,
-    /// For a secret, the `type` the referring field needs.
-    pub secret_type: Option<&'static str>,
+    /// What the referring field needs of the target beyond existing.
+    pub needs: Option<Needs>,
+}
+
+/// A requirement a reference places on what it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// A secret of this `type`.
+    SecretType(&'static str),
+    /// A cluster that speaks HTTP/2 (`protocolType` `HTTP2` or `AUTO`): the field calls it
+    /// over gRPC.
+    Http2,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,9 +250,10 @@ impl AnySpec {
                 kind,
                 target,
                 field: field.as_str().to_string(),
-                secret_type: None,
+                needs: None,
             })
         };
+        let mut grpc_clusters = Vec::new();
         let mut secrets = Vec::new();
         match self {
             AnySpec::RouteConfig(rc) => {
@@ -303,12 +314,17 @@ impl AnySpec {
                         }
                     }
                 }
+                let grpc_fields: Vec<Path> = l.grpc_cluster_fields();
                 for (cluster, field) in l.cluster_references() {
-                    push(
-                        ResourceKind::Cluster,
-                        RefTarget::Name(cluster.to_string()),
-                        field,
-                    );
+                    if grpc_fields.iter().any(|g| g.as_str() == field.as_str()) {
+                        grpc_clusters.push((cluster, field));
+                    } else {
+                        push(
+                            ResourceKind::Cluster,
+                            RefTarget::Name(cluster.to_string()),
+                            field,
+                        );
+                    }
                 }
                 secrets = l.secret_references();
             }
@@ -317,11 +333,17 @@ impl AnySpec {
             }
             AnySpec::Dataplane(_) | AnySpec::Secret(_) => {}
         }
+        refs.extend(grpc_clusters.into_iter().map(|(name, field)| Reference {
+            kind: ResourceKind::Cluster,
+            target: RefTarget::Name(name.to_string()),
+            field: field.as_str().to_string(),
+            needs: Some(Needs::Http2),
+        }));
         refs.extend(secrets.into_iter().map(|(name, field, used_as)| Reference {
             kind: ResourceKind::Secret,
             target: RefTarget::Name(name.to_string()),
             field: field.as_str().to_string(),
-            secret_type: Some(used_as.required_type()),
+            needs: Some(Needs::SecretType(used_as.required_type())),
         }));
         refs
     }

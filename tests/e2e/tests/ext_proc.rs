@@ -79,6 +79,17 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
                 == "/filterChains/0/filters/0/httpFilters/0/filter/cluster",
         "a missing processor cluster: {dangling:?}"
     );
+    // gRPC needs HTTP/2: a cluster speaking HTTP/1.1 is refused where it is named.
+    let http1 = api.post("/api/v1/listeners", &listener("app")).await?;
+    anyhow::ensure!(
+        http1.status.as_u16() == 400
+            && http1.body["errors"][0]["field"]
+                == "/filterChains/0/filters/0/httpFilters/0/filter/cluster"
+            && http1.body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("HTTP2")),
+        "an HTTP/1.1 processor cluster: {http1:?}"
+    );
     api.expect(
         Method::POST,
         "/api/v1/listeners",
