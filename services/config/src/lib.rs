@@ -81,7 +81,8 @@ pub async fn run_with_notices(
     let readiness = Readiness::new();
     // Refuse to start without the key rather than store secrets in the clear.
     let secrets_key = match config.secrets_key.as_deref() {
-        Some(encoded) => secrets_key::SecretsKey::from_base64(encoded)?,
+        Some(encoded) => secrets_key::SecretsKey::from_base64(encoded)?
+            .with_previous(config.secrets_key_previous.as_deref().unwrap_or_default())?,
         None => anyhow::bail!(
             "FLOWPLANE_SECRETS_KEY is not set: generate one with `openssl rand -base64 32` \
              (`flowplane up` makes a development key on its own)"
@@ -96,6 +97,15 @@ pub async fn run_with_notices(
         secrets_key: Arc::new(secrets_key),
     };
     api_definitions::set_shared_gateway_port(config.shared_gateway_port);
+    if ctx.secrets_key.has_previous() {
+        let resealed =
+            secret_material::reseal_with_current_key(&ctx.pool, &ctx.secrets_key).await?;
+        tracing::info!(
+            resealed,
+            "secrets sealed with a previous key are now sealed with FLOWPLANE_SECRETS_KEY; \
+             FLOWPLANE_SECRETS_KEY_PREVIOUS can be removed once every config replica runs the new key"
+        );
+    }
     identity::announce_setup_token(&ctx, config.setup_token.as_deref()).await?;
     // The recorder must exist before the token metrics are registered, or they are lost.
     let _ = flowplane_runtime::metrics::handle();

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::Context;
 use crate::authz::TeamAccess;
 use crate::error::ServiceError;
-use crate::secrets_key::SecretsKey;
+use crate::secrets_key::{OpenedWith, SecretsKey};
 use crate::store::StoredResource;
 
 /// Binds a sealed value to its row: the team id (stable across renames) and the secret name.
@@ -100,6 +100,45 @@ pub(crate) async fn open_all(
         opened.insert(id, String::from_utf8(plaintext).map_err(internal)?);
     }
     Ok(opened)
+}
+
+/// Re-seals, under the current key, every secret that only a previous key opens, so the
+/// previous key can be retired. Each row changes alone (its material and revision stay as
+/// they were: nothing Envoy sees changes). Returns how many were re-sealed.
+pub async fn reseal_with_current_key(
+    pool: &sqlx::PgPool,
+    key: &SecretsKey,
+) -> Result<usize, ServiceError> {
+    let rows = sqlx::query(
+        "SELECT id, team_id, name, sealed FROM resources WHERE kind = $1 AND sealed IS NOT NULL",
+    )
+    .bind(ResourceKind::Secret.collection())
+    .fetch_all(pool)
+    .await?;
+    let mut resealed = 0;
+    for row in rows {
+        let (id, team_id, name, sealed): (Uuid, Uuid, String, Vec<u8>) = (
+            row.try_get("id")?,
+            row.try_get("team_id")?,
+            row.try_get("name")?,
+            row.try_get("sealed")?,
+        );
+        let aad = aad(team_id, &name);
+        let (plaintext, opened_with) = key.open_telling(&aad, &sealed).map_err(internal)?;
+        if opened_with == OpenedWith::Current {
+            continue;
+        }
+        let fresh = key.seal(&aad, &plaintext).map_err(internal)?;
+        // Only if the row still holds what was read: a concurrent write sealed it anew.
+        let updated = sqlx::query("UPDATE resources SET sealed = $2 WHERE id = $1 AND sealed = $3")
+            .bind(id)
+            .bind(fresh)
+            .bind(&sealed)
+            .execute(pool)
+            .await?;
+        resealed += usize::try_from(updated.rows_affected()).unwrap_or(0);
+    }
+    Ok(resealed)
 }
 
 /// The named secrets of `team` that exist now, with their full specs, for a replica applying

@@ -35,6 +35,9 @@ pub struct ConfigServiceConfig {
     /// material at rest. Required (config refuses to start without it); `flowplane up`
     /// supplies a development key when it is unset.
     pub secrets_key: Option<String>,
+    /// `FLOWPLANE_SECRETS_KEY_PREVIOUS`: comma-separated keys `FLOWPLANE_SECRETS_KEY`
+    /// replaced; they only open material, which config re-seals under the current key at start.
+    pub secrets_key_previous: Option<String>,
 }
 
 /// Lifetimes of the identity credentials config issues.
@@ -74,6 +77,7 @@ impl ConfigServiceConfig {
             service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
             setup_token: env::optional("FLOWPLANE_SETUP_TOKEN"),
             secrets_key: env::optional("FLOWPLANE_SECRETS_KEY"),
+            secrets_key_previous: env::optional("FLOWPLANE_SECRETS_KEY_PREVIOUS"),
             create_database: env::parsed("FLOWPLANE_CREATE_DATABASE", false)?,
             token_sweep_interval: Duration::from_secs(
                 env::parsed::<u64>("FLOWPLANE_TOKEN_SWEEP_SECONDS", 60)?.max(1),

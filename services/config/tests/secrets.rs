@@ -356,3 +356,59 @@ async fn references_are_checked_on_write_and_protect_on_delete() {
 async fn team_in_other_org(db: &TestDb) -> String {
     team(db, "globex").await
 }
+
+/// Rotation: a new `FLOWPLANE_SECRETS_KEY` with the old one as previous opens everything,
+/// re-seals it under the new key (nothing else about the row changes), after which the new
+/// key alone serves the material and the old one opens nothing.
+#[tokio::test]
+async fn rotating_the_secrets_key_reseals_every_secret() {
+    use flowplane_config::secrets_key::SecretsKey;
+    use std::sync::Arc;
+
+    let mut db = TestDb::new().await;
+    let old = SecretsKey::generate_base64().unwrap();
+    db.ctx.secrets_key = Arc::new(SecretsKey::from_base64(&old).unwrap());
+    let team = team(&db, "rotating").await;
+    let created = resources::create(
+        &db.ctx,
+        &admin(),
+        ResourceKind::Secret,
+        "",
+        &secret_body(&team, "edge", KEY),
+    )
+    .await
+    .unwrap();
+
+    let new = SecretsKey::generate_base64().unwrap();
+    // Without the previous key the material does not open: the state load refuses.
+    db.ctx.secrets_key = Arc::new(SecretsKey::from_base64(&new).unwrap());
+    assert!(state::get_state(&db.ctx).await.is_err());
+
+    let rotating = SecretsKey::from_base64(&new)
+        .unwrap()
+        .with_previous(&old)
+        .unwrap();
+    let resealed = secret_material::reseal_with_current_key(&db.ctx.pool, &rotating)
+        .await
+        .unwrap();
+    assert_eq!(resealed, 1);
+    assert_eq!(
+        secret_material::reseal_with_current_key(&db.ctx.pool, &rotating)
+            .await
+            .unwrap(),
+        0,
+        "a second pass finds nothing left under the old key"
+    );
+
+    // The new key alone now serves the material; the revision did not move.
+    let state = state::get_state(&db.ctx).await.unwrap();
+    let served = state.resources.iter().find(|r| r.name == "edge").unwrap();
+    assert!(served.spec_json.contains(key_marker()));
+    assert_eq!(served.revision, created.revision);
+    db.ctx.secrets_key = Arc::new(SecretsKey::from_base64(&old).unwrap());
+    assert!(
+        state::get_state(&db.ctx).await.is_err(),
+        "the old key is retired"
+    );
+    db.drop_db().await;
+}
