@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::error::{Path, ValidationErrors};
 use crate::filters::cors::CorsPolicy;
+use crate::filters::global_rate_limit::GlobalRateLimitOverride;
 use crate::filters::local_rate_limit::LocalRateLimitFilter;
 use crate::header_changes::HeaderChanges;
 use crate::resource::Spec;
@@ -92,6 +93,10 @@ pub struct ApiFilters {
     /// Requests need a valid JWT from one of these providers (401 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<ApiJwt>,
+    /// Limits counted by the ratelimit service across every Envoy of the team (429 over
+    /// them). Each definition (and route) counts on its own, whatever the limit names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_rate_limit: Option<GlobalRateLimitOverride>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -121,6 +126,7 @@ impl ApiFilters {
             && self.local_rate_limit.is_none()
             && self.header_mutation.is_none()
             && self.jwt.is_none()
+            && self.global_rate_limit.is_none()
     }
 
     fn validate(&self, at: &Path, errors: &mut ValidationErrors) {
@@ -141,6 +147,9 @@ impl ApiFilters {
         }
         if let Some(jwt) = &self.jwt {
             jwt.as_filter().validate(&at.field("jwt"), errors);
+        }
+        if let Some(limits) = &self.global_rate_limit {
+            limits.validate(&at.field("globalRateLimit"), errors);
         }
     }
 }

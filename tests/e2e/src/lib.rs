@@ -53,6 +53,19 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Waits out the last minute of a UTC day, if a scenario starts there: scenarios that count
+/// against per-day rate limits must not straddle the window's reset.
+pub async fn away_from_a_day_boundary() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let left = 86_400 - now % 86_400;
+    if left < 60 {
+        tokio::time::sleep(Duration::from_secs(left + 1)).await;
+    }
+}
+
 /// Polls `check` until it returns `Some`, or fails after `timeout` with `what` and the last
 /// observation.
 pub async fn eventually<T, F, Fut>(

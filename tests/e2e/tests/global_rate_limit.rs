@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually, free_port};
+use flowplane_e2e::{
+    Envoy, Stack, Tenant, Upstream, away_from_a_day_boundary, eventually, free_port,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -23,21 +25,9 @@ async fn a_global_limit_holds_across_envoys_and_ratelimit_replicas() {
     stack.stop().await;
 }
 
-/// Limits in this scenario are per day, so a test run never straddles a window... unless it
-/// starts in the last minute of a UTC day; then it waits for the new day.
-async fn away_from_a_window_edge() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let left = 86_400 - now % 86_400;
-    if left < 60 {
-        tokio::time::sleep(Duration::from_secs(left + 1)).await;
-    }
-}
-
 async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
-    away_from_a_window_edge().await;
+    // Limits here are per day, so the scenario must not straddle a UTC midnight.
+    away_from_a_day_boundary().await;
     let tenant = Tenant::create(stack, "limits").await?;
     let api = &tenant.api;
     let upstream = Upstream::start("app").await?;

@@ -587,3 +587,105 @@ async fn jwt_scenario(stack: &Stack) -> anyhow::Result<()> {
     envoy.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_count_their_own_global_limits_on_the_shared_listener() {
+    let stack = Stack::start("platform-limits")
+        .await
+        .unwrap_or_else(|e| panic!("stack: {e:#}"));
+    let result = limits_scenario(&stack).await;
+    if let Err(e) = &result {
+        eprintln!("{}", stack.logs());
+        panic!("{e:#}");
+    }
+    stack.stop().await;
+}
+
+/// Two definitions with a limit of the same name, and one without: each definition counts on
+/// its own, and the one without a limit is never limited, though all share one listener.
+async fn limits_scenario(stack: &Stack) -> anyhow::Result<()> {
+    flowplane_e2e::away_from_a_day_boundary().await;
+    let tenant = Tenant::create(stack, "quota").await?;
+    let team = tenant.team.clone();
+    let scopes: Vec<String> = ["api-definitions", "clusters", "routes", "listeners"]
+        .iter()
+        .map(|r| format!("team:{team}:{r}:write"))
+        .collect();
+    let token = tenant
+        .admin
+        .expect(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "platform-limits", "scopes": scopes})),
+            201,
+        )
+        .await?;
+    let api = Api::new(&stack.api_url).with_token(token["token"].as_str().unwrap_or_default());
+    let (_, bootstrap) = tenant.dataplane("edge").await?;
+    let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
+    let upstream = Upstream::start("orders").await?;
+    let target = format!("http://127.0.0.1:{}", upstream.port);
+    let limited = json!({"globalRateLimit": {"limits": [{"name": "per-client",
+        "requestsPerUnit": 2, "unit": "day", "per": [{"type": "requestHeader", "header": "x-client"}]}]}});
+    for (name, filters) in [
+        ("orders", limited.clone()),
+        ("billing", limited),
+        ("free", json!({})),
+    ] {
+        api.expect(
+            Method::POST,
+            "/api/v1/api-definitions",
+            Some(
+                &json!({"team": team, "name": name, "domain": format!("{name}.example"),
+                "filters": filters, "routes": [{"path": "/", "upstream": target}]}),
+            ),
+            201,
+        )
+        .await?;
+    }
+    let gateway = format!("http://127.0.0.1:{}/items", stack.shared_gateway_port);
+    let client = reqwest::Client::new();
+    let status = |host: String| {
+        let (client, gateway) = (client.clone(), gateway.clone());
+        async move {
+            client
+                .get(&gateway)
+                .header("host", host)
+                .header("x-client", "alice")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
+        }
+    };
+    eventually(
+        "the unlimited definition served through Envoy",
+        Duration::from_secs(15),
+        || async {
+            match status("free.example".into()).await? {
+                200 => Ok(()),
+                other => Err(format!("status {other}")),
+            }
+        },
+    )
+    .await?;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(status("orders.example".into()).await);
+    }
+    anyhow::ensure!(
+        orders == [Ok(200), Ok(200), Ok(429)],
+        "orders counts to its limit: {orders:?}"
+    );
+    let billing = status("billing.example".into()).await;
+    anyhow::ensure!(
+        billing == Ok(200),
+        "billing's limit of the same name counts apart: {billing:?}"
+    );
+    for _ in 0..3 {
+        let free = status("free.example".into()).await;
+        anyhow::ensure!(free == Ok(200), "the definition without limits: {free:?}");
+    }
+    envoy.stop().await;
+    Ok(())
+}

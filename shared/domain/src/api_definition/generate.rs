@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::{ApiDefinitionSpec, ApiFilters, ApiRoute, ListenerIsolation, Upstream};
 use crate::ResourceKind;
+use crate::filters::global_rate_limit::GlobalRateLimitOverride;
 use crate::names::MAX_NAME_LEN;
 
 pub const SHARED_LISTENER: &str = "default-gateway-listener";
@@ -25,6 +26,7 @@ const CORS: &str = "cors";
 const LOCAL_RATE_LIMIT: &str = "local-rate-limit";
 const HEADER_MUTATION: &str = "header-mutation";
 const JWT: &str = "jwt";
+const GLOBAL_RATE_LIMIT: &str = "global-rate-limit";
 
 /// One native resource a definition (or the team's shared gateway) needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +206,26 @@ struct UsedFilters {
     /// and the named requirement each virtual host or route selects.
     jwt_providers: Vec<Value>,
     jwt_requirements: BTreeMap<String, Vec<String>>,
+    /// The limits of the first definition (or route) that has any, already scoped.
+    global_rate_limit: Option<Value>,
+}
+
+/// A definition's (or route's) global limits with names made its own: counters are keyed by
+/// team and limit name, so two definitions with a `per-client` limit must not share one.
+fn scoped_limits(limits: &GlobalRateLimitOverride, scope: &str) -> Value {
+    let renamed: Vec<Value> = limits
+        .limits
+        .iter()
+        .map(|limit| {
+            let mut limit = json!(limit);
+            limit["name"] = json!(resource_name(&format!(
+                "{scope}-{}",
+                limit["name"].as_str().unwrap_or_default()
+            )));
+            limit
+        })
+        .collect();
+    json!({ "limits": renamed })
 }
 
 /// The name of the JWT requirement of a definition (`route: None`) or one of its routes.
@@ -225,6 +247,12 @@ fn used_filters(definitions: &[(&str, &ApiDefinitionSpec)]) -> UsedFilters {
                 .map(|(i, r)| (Some(i), &r.filters)),
         );
         for (route, filters) in scopes {
+            if let Some(limits) = &filters.global_rate_limit
+                && used.global_rate_limit.is_none()
+            {
+                let scope = jwt_requirement(definition, route);
+                used.global_rate_limit = Some(scoped_limits(limits, &scope));
+            }
             let Some(jwt) = &filters.jwt else { continue };
             let requirement = jwt_requirement(definition, route);
             let mut names = Vec::new();
@@ -254,18 +282,31 @@ fn used_filters(definitions: &[(&str, &ApiDefinitionSpec)]) -> UsedFilters {
 }
 
 /// `filterOverrides` for a virtual host (`disable_unset`: filters the listener runs but this
-/// host does not use are switched off) or a route.
+/// host does not use are switched off) or a route. `scope` names the host's or route's JWT
+/// requirement and prefixes its global limits.
 fn overrides(
     filters: &ApiFilters,
     used: &UsedFilters,
     disable_unset: bool,
-    jwt_requirement: &str,
+    scope: &str,
 ) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::new();
     // The listener's JWT filter checks nothing by its rules; a host or route with `jwt`
     // selects its own requirement.
     if filters.jwt.is_some() {
-        out.insert(JWT.into(), json!({ "jwtRequirement": jwt_requirement }));
+        out.insert(JWT.into(), json!({ "jwtRequirement": scope }));
+    }
+    match &filters.global_rate_limit {
+        Some(limits) => {
+            out.insert(
+                GLOBAL_RATE_LIMIT.into(),
+                json!({ "globalRateLimit": scoped_limits(limits, scope) }),
+            );
+        }
+        None if disable_unset && used.global_rate_limit.is_some() => {
+            out.insert(GLOBAL_RATE_LIMIT.into(), json!({ "disabled": true }));
+        }
+        None => {}
     }
     if let Some(cors) = &filters.cors {
         out.insert(CORS.into(), json!({ "cors": cors }));
@@ -302,6 +343,11 @@ fn listener(route_config: &str, port: u32, definitions: &[(&str, &ApiDefinitionS
             "providers": used.jwt_providers,
             "rules": [{"pathPrefix": "/", "providers": []}],
             "requirements": used.jwt_requirements}}));
+    }
+    if let Some(limits) = &used.global_rate_limit {
+        let mut filter = limits.clone();
+        filter["type"] = json!("globalRateLimit");
+        filters.push(json!({"name": GLOBAL_RATE_LIMIT, "filter": filter}));
     }
     if let Some(limit) = &used.local_rate_limit {
         let mut filter = limit.clone();
