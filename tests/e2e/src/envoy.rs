@@ -98,6 +98,17 @@ impl Envoy {
         Ok(listeners)
     }
 
+    /// One counter or gauge from the admin endpoint's `/stats`.
+    pub async fn stat(&self, name: &str) -> anyhow::Result<u64> {
+        let url = format!("http://127.0.0.1:{}/stats?filter=^{name}$", self.admin_port);
+        let text = reqwest::get(&url).await?.text().await?;
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .ok_or_else(|| anyhow::anyhow!("no stat {name} in {text}"))?;
+        Ok(value.trim().parse()?)
+    }
+
     pub fn log_tail(&self) -> String {
         tail(&self.log, 40)
     }

@@ -53,6 +53,35 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A response header's value as text (empty when absent or not text).
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A scenario's body: borrows the stack it runs against.
+pub type Scenario<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
+/// Runs `scenario` against a fresh stack named `name`, then stops the stack. A failing
+/// scenario prints the tail of every service's log before failing the test.
+pub async fn run_scenario(name: &str, scenario: impl for<'a> FnOnce(&'a Stack) -> Scenario<'a>) {
+    let stack = Stack::start(name)
+        .await
+        .unwrap_or_else(|e| panic!("stack: {e:#}"));
+    let result = scenario(&stack).await;
+    if let Err(e) = &result {
+        eprintln!("{}", stack.logs());
+        stack.stop().await;
+        panic!("{e:#}");
+    }
+    stack.stop().await;
+}
+
 /// Waits out the last minute of a UTC day, if a scenario starts there: scenarios that count
 /// against per-day rate limits must not straddle the window's reset.
 pub async fn away_from_a_day_boundary() {

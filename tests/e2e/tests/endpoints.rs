@@ -88,7 +88,7 @@ async fn scenario(stack: &Stack, delta: bool) -> anyhow::Result<()> {
         }
     };
     served_by("blue").await?;
-    let modified = stat(envoy.admin_port, "cluster_manager.cluster_modified").await?;
+    let modified = envoy.stat("cluster_manager.cluster_modified").await?;
 
     // Another endpoint: only the endpoints travel; Envoy keeps the cluster as it is.
     api.expect(
@@ -100,7 +100,7 @@ async fn scenario(stack: &Stack, delta: bool) -> anyhow::Result<()> {
     .await?;
     served_by("green").await?;
     anyhow::ensure!(
-        stat(envoy.admin_port, "cluster_manager.cluster_modified").await? == modified,
+        envoy.stat("cluster_manager.cluster_modified").await? == modified,
         "an endpoint change must not modify the cluster"
     );
 
@@ -119,10 +119,12 @@ async fn scenario(stack: &Stack, delta: bool) -> anyhow::Result<()> {
         "Envoy to apply the modified cluster",
         Duration::from_secs(30),
         || async {
-            let now = stat(envoy.admin_port, "cluster_manager.cluster_modified")
+            let now = envoy
+                .stat("cluster_manager.cluster_modified")
                 .await
                 .map_err(|e| e.to_string())?;
-            let warming = stat(envoy.admin_port, "cluster_manager.warming_clusters")
+            let warming = envoy
+                .stat("cluster_manager.warming_clusters")
                 .await
                 .map_err(|e| e.to_string())?;
             (now > modified && warming == 0)
@@ -134,20 +136,10 @@ async fn scenario(stack: &Stack, delta: bool) -> anyhow::Result<()> {
     // Envoy gives up waiting for endpoints after its initial fetch timeout (15 s) and counts
     // it; the endpoints must have come with the cluster instead.
     anyhow::ensure!(
-        stat(envoy.admin_port, "cluster.app.init_fetch_timeout").await? == 0,
+        envoy.stat("cluster.app.init_fetch_timeout").await? == 0,
         "the re-created cluster waited for its endpoints until Envoy gave up"
     );
     served_by("green").await?;
     envoy.stop().await;
     Ok(())
-}
-
-async fn stat(admin_port: u16, name: &str) -> anyhow::Result<u64> {
-    let url = format!("http://127.0.0.1:{admin_port}/stats?filter=^{name}$");
-    let text = reqwest::get(&url).await?.text().await?;
-    let value = text
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .ok_or_else(|| anyhow::anyhow!("no stat {name} in {text}"))?;
-    Ok(value.trim().parse()?)
 }

@@ -27,14 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grpc_processor_sees_and_changes_traffic_through_envoy() {
-    let stack = Stack::start("ext-proc").await.expect("stack");
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        stack.stop().await;
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("ext-proc", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &Stack) -> anyhow::Result<()> {
@@ -112,7 +105,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
             if r.status() != 200 {
                 return Err(format!("status {}", r.status()));
             }
-            let tag = header(&r, "x-processed-response");
+            let tag = flowplane_e2e::header(&r, "x-processed-response");
             let body: Value = r.json().await.map_err(|e| e.to_string())?;
             Ok((tag, body))
         },
@@ -141,7 +134,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     );
     // A route with the filter off: no processing either way.
     let bypass = client.get(format!("{base}/static/app.js")).send().await?;
-    let tag = header(&bypass, "x-processed-response");
+    let tag = flowplane_e2e::header(&bypass, "x-processed-response");
     let body: Value = bypass.json().await?;
     anyhow::ensure!(
         tag.is_empty() && body["headers"].get("x-processed").is_none(),
@@ -149,15 +142,6 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     );
     envoy.stop().await;
     Ok(())
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// A processor that tags requests and responses and blocks requests carrying `x-block: yes`.

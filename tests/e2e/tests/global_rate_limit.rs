@@ -129,7 +129,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     for port in [port_a, port_b, port_a] {
         let r = get(port, "/orders", Some("alice")).await?;
         anyhow::ensure!(r.status() == 200, "alice within her limit: {}", r.status());
-        remaining.push(header(&r, "x-ratelimit-remaining"));
+        remaining.push(flowplane_e2e::header(&r, "x-ratelimit-remaining"));
     }
     anyhow::ensure!(
         remaining == ["2", "1", "0"],
@@ -138,7 +138,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     for port in [port_b, port_a] {
         let r = get(port, "/orders", Some("alice")).await?;
         anyhow::ensure!(
-            r.status() == 429 && header(&r, "x-envoy-ratelimited") == "true",
+            r.status() == 429 && flowplane_e2e::header(&r, "x-envoy-ratelimited") == "true",
             "alice over her limit on {port}: {} {:?}",
             r.status(),
             r.headers()
@@ -206,15 +206,6 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     envoy_a.stop().await;
     envoy_b.stop().await;
     Ok(())
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Points a bootstrap's ratelimit cluster at another replica.

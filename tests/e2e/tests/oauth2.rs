@@ -19,14 +19,7 @@ const ACCESS_TOKEN: &str = "at-e2e-1234";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_log_in_through_the_identity_provider_before_reaching_the_app() {
-    let stack = Stack::start("oauth2").await.expect("stack");
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        stack.stop().await;
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("oauth2", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &Stack) -> anyhow::Result<()> {

@@ -15,15 +15,7 @@ const DOMAIN: &str = "pets.example.com";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_import_and_expose_route_traffic_through_envoy() {
-    let stack = Stack::start("platform-api")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("platform-api", |stack| Box::pin(scenario(stack))).await;
 }
 
 fn petstore(upstream_port: u16, version: u8) -> String {
@@ -482,15 +474,7 @@ async fn served_by(url: &str, upstream: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_definition_with_jwt_requires_a_token_and_its_neighbour_does_not() {
-    let stack = Stack::start("platform-jwt")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = jwt_scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("platform-jwt", |stack| Box::pin(jwt_scenario(stack))).await;
 }
 
 async fn jwt_scenario(stack: &Stack) -> anyhow::Result<()> {
@@ -500,20 +484,7 @@ async fn jwt_scenario(stack: &Stack) -> anyhow::Result<()> {
 
     let tenant = Tenant::create(stack, "jwt").await?;
     let team = tenant.team.clone();
-    let scopes: Vec<String> = ["api-definitions", "clusters", "routes", "listeners"]
-        .iter()
-        .map(|r| format!("team:{team}:{r}:write"))
-        .collect();
-    let token = tenant
-        .admin
-        .expect(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(&json!({"name": "platform-jwt", "scopes": scopes})),
-            201,
-        )
-        .await?;
-    let api = Api::new(&stack.api_url).with_token(token["token"].as_str().unwrap_or_default());
+    let api = definitions_client(stack, &tenant, "platform-jwt").await?;
     let (_, bootstrap) = tenant.dataplane("edge").await?;
     let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
     let upstream = Upstream::start("orders").await?;
@@ -590,15 +561,7 @@ async fn jwt_scenario(stack: &Stack) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definitions_count_their_own_global_limits_on_the_shared_listener() {
-    let stack = Stack::start("platform-limits")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = limits_scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("platform-limits", |stack| Box::pin(limits_scenario(stack))).await;
 }
 
 /// Two definitions with a limit of the same name, and one without: each definition counts on
@@ -607,20 +570,7 @@ async fn limits_scenario(stack: &Stack) -> anyhow::Result<()> {
     flowplane_e2e::away_from_a_day_boundary().await;
     let tenant = Tenant::create(stack, "quota").await?;
     let team = tenant.team.clone();
-    let scopes: Vec<String> = ["api-definitions", "clusters", "routes", "listeners"]
-        .iter()
-        .map(|r| format!("team:{team}:{r}:write"))
-        .collect();
-    let token = tenant
-        .admin
-        .expect(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(&json!({"name": "platform-limits", "scopes": scopes})),
-            201,
-        )
-        .await?;
-    let api = Api::new(&stack.api_url).with_token(token["token"].as_str().unwrap_or_default());
+    let api = definitions_client(stack, &tenant, "platform-limits").await?;
     let (_, bootstrap) = tenant.dataplane("edge").await?;
     let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
     let upstream = Upstream::start("orders").await?;
@@ -688,4 +638,23 @@ async fn limits_scenario(stack: &Stack) -> anyhow::Result<()> {
     }
     envoy.stop().await;
     Ok(())
+}
+
+/// A client whose token may write the team's API definitions and what they generate.
+async fn definitions_client(stack: &Stack, tenant: &Tenant, name: &str) -> anyhow::Result<Api> {
+    let team = &tenant.team;
+    let scopes: Vec<String> = ["api-definitions", "clusters", "routes", "listeners"]
+        .iter()
+        .map(|r| format!("team:{team}:{r}:write"))
+        .collect();
+    let token = tenant
+        .admin
+        .expect(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": name, "scopes": scopes})),
+            201,
+        )
+        .await?;
+    Ok(Api::new(&stack.api_url).with_token(token["token"].as_str().unwrap_or_default()))
 }

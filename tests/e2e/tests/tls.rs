@@ -24,15 +24,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_termination_from_a_secret_rotates_live_and_enforces_mtls() {
-    let stack = Stack::start("tls")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("tls", |stack| Box::pin(scenario(stack))).await;
 }
 
 /// A CA and what it signs, generated fresh for the test.
@@ -141,16 +133,6 @@ async fn fetch(
         .map_err(|_| "timed out".to_string())?
 }
 
-async fn stat(admin_port: u16, name: &str) -> anyhow::Result<u64> {
-    let url = format!("http://127.0.0.1:{admin_port}/stats?filter=^{name}$");
-    let text = reqwest::get(&url).await?.text().await?;
-    let value = text
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .ok_or_else(|| anyhow::anyhow!("no stat {name} in {text}"))?;
-    Ok(value.trim().parse()?)
-}
-
 fn secret(team: &str, name: &str, issued: &Issued) -> Value {
     json!({"team": team, "name": name, "type": "tlsCertificate",
            "certificateChain": issued.pem, "privateKey": issued.key_pem})
@@ -233,8 +215,8 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
 
     // 5. Rotation: a new leaf (new serial and CN) reaches new connections live, and the
     //    listener itself is neither re-sent nor rebuilt.
-    let modified_before = stat(envoy.admin_port, "listener_manager.listener_modified").await?;
-    let lds_before = stat(envoy.admin_port, "listener_manager.lds.update_success").await?;
+    let modified_before = envoy.stat("listener_manager.listener_modified").await?;
+    let lds_before = envoy.stat("listener_manager.lds.update_success").await?;
     let second = pki.issue(1002, "localhost v2", ExtendedKeyUsagePurpose::ServerAuth)?;
     tenant
         .api
@@ -262,11 +244,11 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     )
     .await?;
     anyhow::ensure!(
-        stat(envoy.admin_port, "listener_manager.listener_modified").await? == modified_before,
+        envoy.stat("listener_manager.listener_modified").await? == modified_before,
         "the rotation must not modify the listener"
     );
     anyhow::ensure!(
-        stat(envoy.admin_port, "listener_manager.lds.update_success").await? == lds_before,
+        envoy.stat("listener_manager.lds.update_success").await? == lds_before,
         "the rotation must not re-send listeners"
     );
 
@@ -341,15 +323,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
 /// upstream's certificate, or a missing client certificate, means no response from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_tls_verifies_the_upstream_and_presents_a_client_certificate() {
-    let stack = Stack::start("upstream-tls")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = upstream_scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("upstream-tls", |stack| Box::pin(upstream_scenario(stack))).await;
 }
 
 async fn upstream_scenario(stack: &Stack) -> anyhow::Result<()> {

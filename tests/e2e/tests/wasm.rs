@@ -13,14 +13,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_plugin_changes_responses_and_refuses_requests_in_envoy() {
-    let stack = Stack::start("wasm").await.expect("stack");
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        stack.stop().await;
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("wasm", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &Stack) -> anyhow::Result<()> {
