@@ -94,6 +94,24 @@ impl Tenant {
                     "action": {"type": "forward", "cluster": cluster}}]}]})
     }
 
+    /// A route config sending every path to `cluster`, where paths under `prefix` skip the
+    /// HTTP filter named `filter` (a `disabled` override).
+    pub fn route_config_bypassing(
+        &self,
+        name: &str,
+        cluster: &str,
+        prefix: &str,
+        filter: &str,
+    ) -> Value {
+        json!({"team": self.team, "name": name,
+            "virtualHosts": [{"name": "all", "domains": ["*"], "routes": [
+                {"match": {"path": {"type": "prefix", "value": prefix}},
+                 "action": {"type": "forward", "cluster": cluster},
+                 "filterOverrides": {filter: {"disabled": true}}},
+                {"match": {"path": {"type": "prefix", "value": "/"}},
+                 "action": {"type": "forward", "cluster": cluster}}]}]})
+    }
+
     /// An HTTP listener on loopback `port` of `dataplane_id` serving `route_config`.
     pub fn listener(&self, name: &str, port: u16, dataplane_id: &str, route_config: &str) -> Value {
         json!({"team": self.team, "name": name, "address": "127.0.0.1", "port": port,

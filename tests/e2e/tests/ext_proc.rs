@@ -48,13 +48,12 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     processor["protocolType"] = json!("HTTP2");
     api.expect(Method::POST, "/api/v1/clusters", Some(&processor), 201)
         .await?;
-    let routes = json!({"team": tenant.team, "name": "proc-routes",
-        "virtualHosts": [{"name": "all", "domains": ["*"], "routes": [
-            {"match": {"path": {"type": "prefix", "value": "/static"}},
-             "action": {"type": "forward", "cluster": "app"},
-             "filterOverrides": {"envoy.filters.http.ext_proc": {"disabled": true}}},
-            {"match": {"path": {"type": "prefix", "value": "/"}},
-             "action": {"type": "forward", "cluster": "app"}}]}]});
+    let routes = tenant.route_config_bypassing(
+        "proc-routes",
+        "app",
+        "/static",
+        "envoy.filters.http.ext_proc",
+    );
     api.expect(Method::POST, "/api/v1/route-configs", Some(&routes), 201)
         .await?;
     let port = free_port();

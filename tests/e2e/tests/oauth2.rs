@@ -53,13 +53,12 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         )
         .await?;
     }
-    let routes = json!({"team": tenant.team, "name": "portal-routes",
-        "virtualHosts": [{"name": "all", "domains": ["*"], "routes": [
-            {"match": {"path": {"type": "prefix", "value": "/assets"}},
-             "action": {"type": "forward", "cluster": "app"},
-             "filterOverrides": {"envoy.filters.http.oauth2": {"disabled": true}}},
-            {"match": {"path": {"type": "prefix", "value": "/"}},
-             "action": {"type": "forward", "cluster": "app"}}]}]});
+    let routes = tenant.route_config_bypassing(
+        "portal-routes",
+        "app",
+        "/assets",
+        "envoy.filters.http.oauth2",
+    );
     api.expect(Method::POST, "/api/v1/route-configs", Some(&routes), 201)
         .await?;
     let port = free_port();

@@ -32,13 +32,8 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         201,
     )
     .await?;
-    let routes = json!({"team": tenant.team, "name": "wasm-routes",
-        "virtualHosts": [{"name": "all", "domains": ["*"], "routes": [
-            {"match": {"path": {"type": "prefix", "value": "/raw"}},
-             "action": {"type": "forward", "cluster": "app"},
-             "filterOverrides": {"envoy.filters.http.wasm": {"disabled": true}}},
-            {"match": {"path": {"type": "prefix", "value": "/"}},
-             "action": {"type": "forward", "cluster": "app"}}]}]});
+    let routes =
+        tenant.route_config_bypassing("wasm-routes", "app", "/raw", "envoy.filters.http.wasm");
     api.expect(Method::POST, "/api/v1/route-configs", Some(&routes), 201)
         .await?;
     let port = free_port();
