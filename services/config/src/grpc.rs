@@ -11,6 +11,8 @@ use flowplane_proto::resources::v1::{
 use flowplane_proto::state::v1::{self as state_pb, state_service_server as state_srv};
 use flowplane_runtime::credential::ServiceCredential;
 use flowplane_runtime::shutdown::Shutdown;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::authz::Caller;
@@ -44,15 +46,20 @@ pub async fn serve(
             check.clone(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            // The full state for a cold replica can be large.
+            // The state streams in parts of a few MB, but one resource (a route config
+            // generated from a large API) can be large on its own.
             state_srv::StateServiceServer::new(StateApi(ctx))
-                .max_encoding_message_size(1024 * 1024 * 1024),
+                .max_encoding_message_size(STATE_PART_LIMIT),
             check,
         ))
         .serve_with_shutdown(addr, shutdown.wait())
         .await?;
     Ok(())
 }
+
+/// The largest state part config sends and a replica takes: a part holds a few MB of specs
+/// plus at most one resource of any size.
+pub const STATE_PART_LIMIT: usize = 256 * 1024 * 1024;
 
 /// The largest request the API definition service takes (an OpenAPI document plus envelope).
 pub const API_DOCUMENT_LIMIT: usize = 64 * 1024 * 1024;
@@ -362,8 +369,21 @@ impl identity_srv::IdentityService for IdentityApi {
 
 #[tonic::async_trait]
 impl state_srv::StateService for StateApi {
-    async fn get_state(&self, _: Request<state_pb::GetStateRequest>) -> Reply<state_pb::State> {
-        Ok(Response::new(state::get_state(&self.0).await?))
+    type StreamStateStream = ReceiverStream<Result<state_pb::State, Status>>;
+
+    async fn stream_state(
+        &self,
+        _: Request<state_pb::StreamStateRequest>,
+    ) -> Reply<Self::StreamStateStream> {
+        // Two parts in flight: the next is read from PostgreSQL while one is on the wire.
+        let (tx, rx) = mpsc::channel(2);
+        let ctx = self.0.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state::stream_state(&ctx, &tx).await {
+                let _ = tx.send(Err(e.into())).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn get_revision(

@@ -1,61 +1,114 @@
 //! What xds-server replicas read: the full state at a revision, the current revision, and
 //! their reports of what each Envoy accepted or rejected.
 
+use std::collections::HashMap;
+
 use flowplane_domain::ResourceKind;
+use flowplane_proto::resources::v1 as resources_pb;
 use flowplane_proto::state::v1 as pb;
+use futures::TryStreamExt;
 use sqlx::Row;
+use tokio::sync::mpsc;
+use tonic::Status;
+use uuid::Uuid;
 
 use crate::Context;
 use crate::error::ServiceError;
-use crate::resources::to_proto;
-use crate::store::{self, StoredResource};
+use crate::resources::kind_to_proto;
+use crate::store;
 
-/// Every resource and the revision they reflect, read in one snapshot so the two agree.
-pub async fn get_state(ctx: &Context) -> Result<pb::State, ServiceError> {
+/// Resources per part of a state stream: parts stay far below any message limit, and a
+/// replica translates one part while the next is on its way.
+const PART_RESOURCES: usize = 4_096;
+/// A part is also closed once its specs reach this many bytes (route configs can be large).
+const PART_BYTES: usize = 4 * 1024 * 1024;
+
+/// Streams every resource, and the revision they reflect, to `parts`: all read in one
+/// repeatable-read snapshot, so every part carries the same revision and together they are
+/// exactly the state at it. At least one part is sent, even for an empty state. Rows are
+/// streamed from PostgreSQL as they come (no sort, no full result in memory); parts carry
+/// what replicas translate (no timestamps or status). Stops early, without error, when the
+/// receiver is gone.
+pub async fn stream_state(
+    ctx: &Context,
+    parts: &mpsc::Sender<Result<pb::State, Status>>,
+) -> Result<(), ServiceError> {
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
     let revision = store::current_revision(&mut tx).await?;
-    let rows = sqlx::query(
-        "SELECT r.id, r.kind, t.name AS team, r.name, r.spec, r.revision, r.created_at, r.updated_at \
-         FROM resources r JOIN teams t ON t.id = r.team_id ORDER BY t.name, r.kind, r.name",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
     let secret_material = crate::secret_material::open_all(&mut tx, &ctx.secrets_key).await?;
-    tx.commit().await?;
-    let mut resources = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let kind: String = row.try_get("kind")?;
-        let Some(kind) = ResourceKind::from_collection(&kind) else {
-            continue;
-        };
-        let stored = StoredResource {
-            id: row.try_get("id")?,
-            kind,
-            team: row.try_get("team")?,
-            name: row.try_get("name")?,
-            spec: row.try_get("spec")?,
-            revision: row.try_get("revision")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            managed_by: None,
-        };
-        let mut resource = to_proto(&stored, Vec::new());
-        if kind == ResourceKind::Secret {
-            // xds-server serves the material over SDS; rows carry only the summary.
-            let Some(material) = secret_material.get(&stored.id) else {
+    let mut part = pb::State {
+        revision,
+        resources: Vec::new(),
+    };
+    let mut part_bytes = 0;
+    let mut sent_any = false;
+    {
+        let mut rows = sqlx::query(
+            "SELECT r.id, r.kind, t.name AS team, r.name, r.spec::text AS spec, r.revision \
+             FROM resources r JOIN teams t ON t.id = r.team_id",
+        )
+        .fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
+            let Some(resource) = served_resource(&row, &secret_material)? else {
                 continue;
             };
-            resource.spec_json.clone_from(material);
+            part_bytes += resource.spec_json.len();
+            part.resources.push(resource);
+            if part.resources.len() >= PART_RESOURCES || part_bytes >= PART_BYTES {
+                let full = std::mem::replace(
+                    &mut part,
+                    pb::State {
+                        revision,
+                        resources: Vec::with_capacity(PART_RESOURCES),
+                    },
+                );
+                part_bytes = 0;
+                sent_any = true;
+                if parts.send(Ok(full)).await.is_err() {
+                    return Ok(());
+                }
+            }
         }
-        resources.push(resource);
     }
-    Ok(pb::State {
-        revision,
-        resources,
-    })
+    tx.commit().await?;
+    if !part.resources.is_empty() || !sent_any {
+        let _ = parts.send(Ok(part)).await;
+    }
+    Ok(())
+}
+
+/// One row as a replica gets it; `None` for a kind replicas do not serve or a secret
+/// without material. Secrets carry their opened material as their spec (xds-server serves
+/// it over SDS); everywhere else rows carry only the summary.
+fn served_resource(
+    row: &sqlx::postgres::PgRow,
+    secret_material: &HashMap<Uuid, String>,
+) -> Result<Option<resources_pb::Resource>, ServiceError> {
+    let kind: String = row.try_get("kind")?;
+    let Some(kind) = ResourceKind::from_collection(&kind) else {
+        return Ok(None);
+    };
+    let id: Uuid = row.try_get("id")?;
+    let spec_json = if kind == ResourceKind::Secret {
+        match secret_material.get(&id) {
+            Some(material) => material.clone(),
+            None => return Ok(None),
+        }
+    } else {
+        row.try_get("spec")?
+    };
+    Ok(Some(resources_pb::Resource {
+        kind: kind_to_proto(kind) as i32,
+        id: id.to_string(),
+        team: row.try_get("team")?,
+        name: row.try_get("name")?,
+        revision: row.try_get("revision")?,
+        spec_json,
+        ..Default::default()
+    }))
 }
 
 pub async fn get_revision(ctx: &Context) -> Result<i64, ServiceError> {

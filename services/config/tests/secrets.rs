@@ -6,7 +6,7 @@
 mod support;
 
 use flowplane_config::error::ServiceError;
-use flowplane_config::{identity, resources, secret_material, state};
+use flowplane_config::{identity, resources, secret_material};
 use flowplane_domain::ResourceKind;
 use serde_json::json;
 use sqlx::Row;
@@ -119,8 +119,8 @@ async fn material_is_sealed_at_rest_and_never_returned() {
     assert!(sealed.is_some_and(|s| s.len() > KEY.len()));
 
     // Only xds-server's paths open it.
-    let state = state::get_state(&db.ctx).await.unwrap();
-    let served = state.resources.iter().find(|r| r.name == "edge").unwrap();
+    let state = support::full_state(&db.ctx).await.unwrap();
+    let served = state.iter().find(|r| r.name == "edge").unwrap();
     assert!(served.spec_json.contains(key_marker()));
     let fetched = secret_material::get_secrets(&db.ctx, &team, &["edge".into(), "gone".into()])
         .await
@@ -382,7 +382,7 @@ async fn rotating_the_secrets_key_reseals_every_secret() {
     let new = SecretsKey::generate_base64().unwrap();
     // Without the previous key the material does not open: the state load refuses.
     db.ctx.secrets_key = Arc::new(SecretsKey::from_base64(&new).unwrap());
-    assert!(state::get_state(&db.ctx).await.is_err());
+    assert!(support::full_state(&db.ctx).await.is_err());
 
     let rotating = SecretsKey::from_base64(&new)
         .unwrap()
@@ -401,13 +401,13 @@ async fn rotating_the_secrets_key_reseals_every_secret() {
     );
 
     // The new key alone now serves the material; the revision did not move.
-    let state = state::get_state(&db.ctx).await.unwrap();
-    let served = state.resources.iter().find(|r| r.name == "edge").unwrap();
+    let state = support::full_state(&db.ctx).await.unwrap();
+    let served = state.iter().find(|r| r.name == "edge").unwrap();
     assert!(served.spec_json.contains(key_marker()));
     assert_eq!(served.revision, created.revision);
     db.ctx.secrets_key = Arc::new(SecretsKey::from_base64(&old).unwrap());
     assert!(
-        state::get_state(&db.ctx).await.is_err(),
+        support::full_state(&db.ctx).await.is_err(),
         "the old key is retired"
     );
     db.drop_db().await;

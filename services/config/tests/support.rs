@@ -90,3 +90,32 @@ pub fn route_body(team: &str, name: &str, cluster: &str) -> String {
         "routes": [{"match": {"path": {"type": "prefix", "value": "/"}}, "action": {"type": "forward", "cluster": cluster}}]}]})
     .to_string()
 }
+
+/// The full state as a replica receives it, its parts in order.
+pub async fn state_parts(
+    ctx: &Context,
+) -> Result<Vec<flowplane_proto::state::v1::State>, tonic::Status> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let ctx = ctx.clone();
+    let producer = tokio::spawn(async move {
+        if let Err(e) = flowplane_config::state::stream_state(&ctx, &tx).await {
+            let _ = tx.send(Err(e.into())).await;
+        }
+    });
+    let mut parts = Vec::new();
+    while let Some(part) = rx.recv().await {
+        parts.push(part?);
+    }
+    producer
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    Ok(parts)
+}
+
+/// Every resource of the full state, as one list.
+pub async fn full_state(
+    ctx: &Context,
+) -> Result<Vec<flowplane_proto::resources::v1::Resource>, tonic::Status> {
+    let parts = state_parts(ctx).await?;
+    Ok(parts.into_iter().flat_map(|p| p.resources).collect())
+}

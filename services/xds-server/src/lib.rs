@@ -50,8 +50,10 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
     let channel = Endpoint::from_shared(config.config_url.clone())?
         .connect_timeout(std::time::Duration::from_secs(3))
         .connect_lazy();
+    // State parts hold a few MB, but one resource (a route config generated from a large
+    // API) can be large on its own; config sends up to the same size.
     let state_client = StateServiceClient::with_interceptor(channel, credential.client())
-        .max_decoding_message_size(1024 * 1024 * 1024);
+        .max_decoding_message_size(256 * 1024 * 1024);
     let store = Arc::new(snapshot::Store::new());
     let http = tokio::spawn(health::serve(
         config.http_addr,

@@ -22,6 +22,56 @@ pub struct ResourceSet {
     pub resources: Vec<Arc<EncodedResource>>,
 }
 
+/// A full state from config, translated and placed off to the side as its parts arrive, then
+/// installed at once by [`Store::install`]: streams keep the old state until the new one is
+/// whole.
+pub struct FullState {
+    revision: i64,
+    teams: HashMap<String, Team>,
+    resources: usize,
+}
+
+impl FullState {
+    pub fn new(revision: i64) -> Self {
+        Self {
+            revision,
+            teams: HashMap::new(),
+            resources: 0,
+        }
+    }
+
+    /// The revision the state reflects.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// How many stored resources were added (including any that failed to translate).
+    pub fn len(&self) -> usize {
+        self.resources
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources == 0
+    }
+
+    /// Translates `resources` on every core and places them. Resources that fail to
+    /// translate are left out and logged; config validated them, so this means a version
+    /// skew.
+    pub fn add(&mut self, resources: &[resources_pb::Resource]) {
+        let translated = translate_all(resources);
+        for (resource, translated) in resources.iter().zip(translated) {
+            let team = match self.teams.get_mut(&resource.team) {
+                Some(team) => team,
+                None => self.teams.entry(resource.team.clone()).or_default(),
+            };
+            if let Err(e) = translated.and_then(|t| place(team, t)) {
+                tracing::error!(team = %resource.team, name = %resource.name, error = %e, "cannot translate stored resource");
+            }
+        }
+        self.resources += resources.len();
+    }
+}
+
 /// Which resources of a type a stream asks for.
 #[derive(Debug, Clone, Copy)]
 pub enum Interest<'a> {
@@ -99,23 +149,21 @@ impl Store {
         self.read().revision
     }
 
-    /// Replaces everything with a full state from config. Resources that fail to translate are
-    /// left out and logged; config validated them, so this means a version skew.
+    /// Replaces everything with a full state from config, given at once.
     pub fn replace_all(&self, state: state_pb::State) {
-        let mut teams: HashMap<String, Team> = HashMap::new();
-        let translated = translate_all(&state.resources);
-        for (resource, translated) in state.resources.iter().zip(translated) {
-            let team = teams.entry(resource.team.clone()).or_default();
-            if let Err(e) = translated.and_then(|t| place(team, t)) {
-                tracing::error!(team = %resource.team, name = %resource.name, error = %e, "cannot translate stored resource");
-            }
-        }
+        let mut full = FullState::new(state.revision);
+        full.add(&state.resources);
+        self.install(full);
+    }
+
+    /// Replaces everything with a full state assembled by [`FullState`].
+    pub fn install(&self, full: FullState) {
         let changed: Vec<String> = {
             let mut current = self.write();
             let mut changed: Vec<String> = current.teams.keys().cloned().collect();
-            changed.extend(teams.keys().cloned());
-            current.teams = teams;
-            current.revision = state.revision;
+            changed.extend(full.teams.keys().cloned());
+            current.teams = full.teams;
+            current.revision = full.revision;
             self.generation.fetch_add(1, Ordering::Release);
             changed
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowplane_proto::state::v1::state_service_client::StateServiceClient;
-use flowplane_proto::state::v1::{ChangeEvent, GetRevisionRequest, GetStateRequest};
+use flowplane_proto::state::v1::{ChangeEvent, GetRevisionRequest, StreamStateRequest};
 use flowplane_runtime::bus::Bus;
 use flowplane_runtime::credential::ClientCredential;
 use flowplane_runtime::shutdown::Shutdown;
@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::snapshot::Store;
+use crate::snapshot::{FullState, Store};
 
 pub type StateClient = StateServiceClient<InterceptedService<Channel, ClientCredential>>;
 
@@ -59,6 +59,38 @@ pub async fn run(
     }
 }
 
+/// Loads the full state from config, part by part: each part is translated on the blocking
+/// pool (on every core) while the next one arrives, so a cold replica's start overlaps
+/// config reading PostgreSQL with its own translation.
+async fn load_state(client: &mut StateClient) -> anyhow::Result<FullState> {
+    let mut parts = client
+        .stream_state(StreamStateRequest {})
+        .await?
+        .into_inner();
+    let first = parts
+        .message()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("config sent no state"))?;
+    let mut full = FullState::new(first.revision);
+    let mut next = Some(first);
+    while let Some(part) = next.take() {
+        anyhow::ensure!(
+            part.revision == full.revision(),
+            "state parts disagree: revision {} after {}",
+            part.revision,
+            full.revision()
+        );
+        let translating = tokio::task::spawn_blocking(move || {
+            full.add(&part.resources);
+            full
+        });
+        let (translated, following) = tokio::join!(translating, parts.message());
+        full = translated?;
+        next = following?;
+    }
+    Ok(full)
+}
+
 /// One subscription's life: returns `Ok` only on shutdown; any reason to re-sync is an error.
 async fn follow(
     store: &Store,
@@ -70,9 +102,9 @@ async fn follow(
 ) -> anyhow::Result<()> {
     // Subscribe before loading: every event after the loaded revision is then delivered.
     let mut events = bus.subscribe().await?;
-    let state = client.get_state(GetStateRequest {}).await?.into_inner();
-    let loaded = state.resources.len();
-    store.replace_all(state);
+    let full = load_state(client).await?;
+    let loaded = full.len();
+    store.install(full);
     metrics::gauge!("xds_revision").set(store.revision() as f64);
     tracing::info!(
         revision = store.revision(),

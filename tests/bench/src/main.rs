@@ -7,6 +7,7 @@
 mod cold;
 mod envoy_latency;
 mod import;
+mod lean_envoy;
 mod reconnect;
 mod rest;
 mod setup;

@@ -5,24 +5,24 @@
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use flowplane_e2e::Stack;
 use flowplane_xds::bootstrap::{NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
 use flowplane_xds::resource::CLUSTER_TYPE;
 use reqwest::Method;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
+use crate::lean_envoy::Connection;
 use crate::setup::{TEAM, World, changed_cluster, cluster};
 
 /// Streams per HTTP/2 connection, as a fleet behind a load balancer would spread them.
 const STREAMS_PER_CONNECTION: usize = 100;
 
-struct Received {
-    version: String,
-    at: Instant,
+/// A response as a simulated Envoy saw it: its version (SotW `version_info`, or the changed
+/// cluster's resource version for delta) and when it arrived.
+pub struct Received {
+    pub version: String,
+    pub at: Instant,
 }
 
 /// Which ADS variant the simulated Envoys speak.
@@ -57,27 +57,27 @@ pub async fn run(
     let rss_before = rss_kib(pid)?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Received>();
-    let endpoint = format!("http://127.0.0.1:{}", stack.xds_port);
+    let address = format!("127.0.0.1:{}", stack.xds_port);
     let started = Instant::now();
-    let mut channel = None;
+    let mut connection = None;
     for i in 0..streams {
         if i % STREAMS_PER_CONNECTION == 0 {
-            channel = Some(
-                tonic::transport::Endpoint::from_shared(endpoint.clone())?
-                    .connect()
-                    .await?,
-            );
+            connection = Some(Connection::open(&address).await?);
         }
-        let client = AggregatedDiscoveryServiceClient::new(
-            channel
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("no channel"))?,
+        let connection = connection
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no connection"))?;
+        let envoy = connection.simulate_envoy(
+            protocol,
+            node(i, &world.dataplane_id),
+            CLUSTER_TYPE,
+            tx.clone(),
         );
-        let node = node(i, &world.dataplane_id);
-        match protocol {
-            Protocol::Sotw => tokio::spawn(simulated_envoy(client, node, tx.clone())),
-            Protocol::Delta => tokio::spawn(simulated_delta_envoy(client, node, tx.clone())),
-        };
+        tokio::spawn(async move {
+            if let Err(e) = envoy.await {
+                eprintln!("a simulated Envoy stopped: {e}");
+            }
+        });
     }
     let mut initial = String::new();
     for _ in 0..streams {
@@ -167,82 +167,6 @@ async fn metric(url: &str, name: &str) -> anyhow::Result<f64> {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
-}
-
-async fn simulated_envoy(
-    mut client: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
-    node: Node,
-    received: mpsc::UnboundedSender<Received>,
-) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(DiscoveryRequest {
-        node: Some(node),
-        type_url: CLUSTER_TYPE.into(),
-        ..Default::default()
-    })
-    .await?;
-    let mut responses = client
-        .stream_aggregated_resources(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    while let Some(response) = responses.message().await? {
-        let at = Instant::now();
-        tx.send(DiscoveryRequest {
-            type_url: response.type_url.clone(),
-            version_info: response.version_info.clone(),
-            response_nonce: response.nonce.clone(),
-            ..Default::default()
-        })
-        .await?;
-        if received
-            .send(Received {
-                version: response.version_info,
-                at,
-            })
-            .is_err()
-        {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// A delta (incremental) client: a wildcard cluster subscription, ACKing every response. The
-/// version it reports is the cluster's own resource version.
-async fn simulated_delta_envoy(
-    mut client: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
-    node: Node,
-    received: mpsc::UnboundedSender<Received>,
-) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(DeltaDiscoveryRequest {
-        node: Some(node),
-        type_url: CLUSTER_TYPE.into(),
-        ..Default::default()
-    })
-    .await?;
-    let mut responses = client
-        .delta_aggregated_resources(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    while let Some(response) = responses.message().await? {
-        let at = Instant::now();
-        tx.send(DeltaDiscoveryRequest {
-            type_url: response.type_url.clone(),
-            response_nonce: response.nonce.clone(),
-            ..Default::default()
-        })
-        .await?;
-        let version = response
-            .resources
-            .first()
-            .map(|r| r.version.clone())
-            .unwrap_or_default();
-        if received.send(Received { version, at }).is_err() {
-            break;
-        }
-    }
-    Ok(())
 }
 
 pub fn node(i: usize, dataplane_id: &str) -> Node {
