@@ -81,7 +81,7 @@ impl Session {
             }
         };
         let connected = Connected::new(&peer, Protocol::Sotw);
-        let mut changes = store.watch(&peer.team);
+        let mut changes = crate::per_core::watch(&store, &peer.team);
         changes.mark_unchanged();
         let mut next = Some(first);
         loop {

@@ -6,6 +6,7 @@
 //! - [`sync`]: keeps the store current: full state from config, then change events from the
 //!   bus, re-syncing on any gap
 //! - [`service`]: the ADS gRPC service, handing each stream to its protocol machine
+//! - [`per_core`]: serves it thread-per-core, each thread owning its connections
 //! - [`views`]: what a node should have of a type, computed once per change and shared by
 //!   every stream that asks the same question
 //! - [`wire`] and [`codec`]: responses encoded once and sent as bytes, each stream adding only
@@ -22,6 +23,7 @@ pub mod ads;
 pub mod codec;
 pub mod delta;
 mod outbox;
+pub mod per_core;
 mod secret_material;
 pub mod service;
 pub mod settings;
@@ -81,11 +83,7 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
     let reporter = status::Reporter::spawn(state_client, shutdown.clone());
     let ads = service::AdsService::new(store, reporter);
     tracing::info!(addr = %config.xds_addr, "xds-server serving ADS (state of the world and delta)");
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .add_service(ads)
-        .serve_with_shutdown(config.xds_addr, shutdown.clone().wait())
-        .await?;
+    per_core::serve(ads, config.xds_addr, config.ads_threads, shutdown.clone()).await?;
     readiness.set(false);
     let _ = syncer.await;
     let _ = http.await;

@@ -22,6 +22,9 @@ pub struct XdsServerConfig {
     /// `FLOWPLANE_XDS_RESYNC_SECONDS`: how often to compare revisions with config, so a
     /// replica that missed events (bus down) catches up.
     pub resync_interval: Duration,
+    /// `FLOWPLANE_XDS_THREADS`: threads serving ADS, each owning its share of the Envoy
+    /// connections; defaults to the number of cores.
+    pub ads_threads: usize,
 }
 
 impl XdsServerConfig {
@@ -48,6 +51,10 @@ impl XdsServerConfig {
                 "FLOWPLANE_XDS_RESYNC_SECONDS",
                 5u64,
             )?),
+            ads_threads: env::parsed(
+                "FLOWPLANE_XDS_THREADS",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )?,
         })
     }
 }

@@ -24,6 +24,35 @@ const SOTW_PATH: &str =
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
+/// Threads that run simulated Envoys, each on its own single-threaded runtime, for the reason
+/// xds-server serves thread-per-core (`per_core`): a thread's ACKs then leave in batches
+/// instead of one system call each.
+pub struct Threads {
+    handles: Vec<tokio::runtime::Handle>,
+}
+
+impl Threads {
+    pub fn start(count: usize) -> anyhow::Result<Self> {
+        let mut handles = Vec::new();
+        for index in 0..count.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(runtime.handle().clone());
+            // Lives as long as the benchmark process.
+            std::thread::Builder::new()
+                .name(format!("envoys-{index}"))
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+        }
+        Ok(Self { handles })
+    }
+
+    /// The thread for the `n`th connection.
+    pub fn for_connection(&self, n: usize) -> &tokio::runtime::Handle {
+        &self.handles[n % self.handles.len()]
+    }
+}
+
 /// One HTTP/2 connection to the server, shared by the streams opened on it.
 #[derive(Clone)]
 pub struct Connection {

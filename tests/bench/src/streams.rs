@@ -12,7 +12,7 @@ use flowplane_xds::resource::CLUSTER_TYPE;
 use reqwest::Method;
 use tokio::sync::mpsc;
 
-use crate::lean_envoy::Connection;
+use crate::lean_envoy::{Connection, Threads};
 use crate::setup::{TEAM, World, changed_cluster, cluster};
 
 /// Streams per HTTP/2 connection, as a fleet behind a load balancer would spread them.
@@ -58,24 +58,32 @@ pub async fn run(
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Received>();
     let address = format!("127.0.0.1:{}", stack.xds_port);
+    let threads = Threads::start(std::thread::available_parallelism().map_or(1, |n| n.get()))?;
     let started = Instant::now();
-    let mut connection = None;
-    for i in 0..streams {
-        if i % STREAMS_PER_CONNECTION == 0 {
-            connection = Some(Connection::open(&address).await?);
-        }
-        let connection = connection
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no connection"))?;
-        let envoy = connection.simulate_envoy(
-            protocol,
-            node(i, &world.dataplane_id),
-            CLUSTER_TYPE,
-            tx.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = envoy.await {
-                eprintln!("a simulated Envoy stopped: {e}");
+    for (n, first) in (0..streams).step_by(STREAMS_PER_CONNECTION).enumerate() {
+        let nodes: Vec<Node> = (first..streams.min(first + STREAMS_PER_CONNECTION))
+            .map(|i| node(i, &world.dataplane_id))
+            .collect();
+        let (address, tx) = (address.clone(), tx.clone());
+        threads.for_connection(n).spawn(async move {
+            let connection = match Connection::open(&address).await {
+                Ok(connection) => connection,
+                Err(e) => return eprintln!("could not connect: {e}"),
+            };
+            for node in nodes {
+                let envoy =
+                    connection
+                        .clone()
+                        .simulate_envoy(protocol, node, CLUSTER_TYPE, tx.clone());
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    // Streams end with the benchmark; only an earlier end is news.
+                    if let Err(e) = envoy.await
+                        && !tx.is_closed()
+                    {
+                        eprintln!("a simulated Envoy stopped: {e}");
+                    }
+                });
             }
         });
     }
