@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use flowplane_runtime::bus::AuthNotices;
+use flowplane_runtime::credential::DataplaneTokens;
 use flowplane_runtime::health::Readiness;
 
 use crate::auth::Authenticator;
@@ -32,6 +33,8 @@ pub(crate) struct EnvoyBootstrapSettings {
     pub ratelimit_host: String,
     pub ratelimit_port: u16,
     pub admin_port: u16,
+    /// Each bootstrap carries its dataplane's token for the xDS streams.
+    pub tokens: DataplaneTokens,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
                 ratelimit_host: config.ratelimit_public_host.clone(),
                 ratelimit_port: config.ratelimit_public_port,
                 admin_port: config.envoy_admin_port,
+                tokens: DataplaneTokens::new(&config.service_token),
             },
             readiness: Readiness::new(),
             notices: None,

@@ -883,11 +883,19 @@ async fn envoy_config_renders_the_dataplane_bootstrap() {
         "both formats carry the same bootstrap"
     );
 
+    // The dataplane's token is the one every xds-server (sharing the service secret) checks.
+    let token = flowplane_runtime::credential::DataplaneTokens::new(SERVICE_TOKEN);
+    let issued = token.issue("team-a", &id);
+    assert_eq!(
+        flowplane_xds::bootstrap::dataplane_token(&from_yaml),
+        Some(issued.as_str())
+    );
     let expected =
         flowplane_xds::bootstrap::bootstrap(&flowplane_xds::bootstrap::BootstrapParams {
             team: "team-a",
             dataplane_name: "edge",
             dataplane_id: &id,
+            dataplane_token: &issued,
             xds_host: "xds.example.internal",
             xds_port: 18000,
             ratelimit_host: "ratelimit.example.internal",

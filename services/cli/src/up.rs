@@ -12,18 +12,23 @@ use flowplane_xds_server::XdsServerConfig;
 pub async fn run() -> anyhow::Result<()> {
     telemetry::init("flowplane");
     // One process needs no shared secret from outside; make one up unless the operator set it.
+    // It is kept across restarts: it also keys the dataplane tokens in Envoy bootstraps.
     let service_token = match env::optional("FLOWPLANE_SERVICE_TOKEN") {
         Some(token) => token,
-        None => {
+        None => kept_dev_secret("service.token", "FLOWPLANE_SERVICE_TOKEN", || {
             let mut bytes = [0u8; 24];
             getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-            hex::encode(bytes)
-        }
+            Ok(hex::encode(bytes))
+        })?,
     };
     let mut config = ConfigServiceConfig::from_env()?;
     config.create_database = true;
     if config.secrets_key.is_none() {
-        config.secrets_key = Some(dev_secrets_key()?);
+        config.secrets_key = Some(kept_dev_secret(
+            "secrets.key",
+            "FLOWPLANE_SECRETS_KEY",
+            || Ok(flowplane_config::secrets_key::SecretsKey::generate_base64()?),
+        )?);
     }
     config.service_token.clone_from(&service_token);
     let mut xds = XdsServerConfig::from_env()?;
@@ -87,17 +92,22 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A laptop install needs no key management: the first `flowplane up` generates a secrets key
-/// and keeps it beside the CLI credentials (mode 0600), so secrets survive restarts. The file
-/// is the key to every stored secret; production sets `FLOWPLANE_SECRETS_KEY` instead.
-fn dev_secrets_key() -> anyhow::Result<String> {
+/// A laptop install needs no key management: the first `flowplane up` generates each secret
+/// it needs (the secrets key, the service token) and keeps it beside the CLI credentials
+/// (mode 0600), so stored secrets and issued Envoy bootstraps survive restarts. The secrets
+/// key file is the key to every stored secret; production sets `setting` instead.
+fn kept_dev_secret(
+    file: &str,
+    setting: &str,
+    generate: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
     use std::io::Write;
-    let path = crate::credentials::path()?.with_file_name("secrets.key");
+    let path = crate::credentials::path()?.with_file_name(file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        tracing::info!(path = %path.display(), "FLOWPLANE_SECRETS_KEY is unset; using the development secrets key");
+        tracing::info!(path = %path.display(), "{setting} is unset; using the development value");
         return Ok(existing.trim().to_string());
     }
-    let key = flowplane_config::secrets_key::SecretsKey::generate_base64()?;
+    let value = generate()?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -108,9 +118,9 @@ fn dev_secrets_key() -> anyhow::Result<String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(&path)?.write_all(key.as_bytes())?;
-    tracing::warn!(path = %path.display(), "FLOWPLANE_SECRETS_KEY is unset; generated a development secrets key (set FLOWPLANE_SECRETS_KEY in production)");
-    Ok(key)
+    options.open(&path)?.write_all(value.as_bytes())?;
+    tracing::warn!(path = %path.display(), "{setting} is unset; generated a development value (set {setting} in production)");
+    Ok(value)
 }
 
 /// NATS when configured or reachable, otherwise the in-process bus.

@@ -19,7 +19,9 @@ use tonic::Streaming;
 
 use crate::outbox::Outbox;
 use crate::status::Reporter;
-use crate::stream::{self, ByType, Connected, PUSH_ORDER, Peer, Protocol, Verdict};
+use crate::stream::{
+    self, ByType, Connected, PUSH_ORDER, Peer, Protocol, StreamCredential, Verdict,
+};
 use crate::views::{View, ViewKey, Views};
 use crate::wire::{self, Encoded};
 use flowplane_xds::resource::{CLUSTER_TYPE, ENDPOINT_TYPE};
@@ -29,6 +31,7 @@ pub(crate) async fn serve(
     views: Arc<Views>,
     reporter: Reporter,
     requests: Streaming<DiscoveryRequest>,
+    credential: StreamCredential,
     tx: Outbox,
 ) {
     let session = Session {
@@ -38,7 +41,7 @@ pub(crate) async fn serve(
         types: ByType::default(),
         nonce: 0,
     };
-    session.run(requests).await;
+    session.run(requests, credential).await;
 }
 
 #[derive(Default)]
@@ -66,13 +69,17 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self, mut requests: Streaming<DiscoveryRequest>) {
+    async fn run(
+        mut self,
+        mut requests: Streaming<DiscoveryRequest>,
+        credential: StreamCredential,
+    ) {
         let first = match requests.message().await {
             Ok(Some(first)) => first,
             _ => return,
         };
         let store = self.views.store().clone();
-        let peer = match stream::identify(&store, first.node.as_ref()) {
+        let peer = match stream::identify(&store, first.node.as_ref(), &credential) {
             Ok(peer) => peer,
             Err(status) => {
                 tracing::warn!(error = %status.message(), "refused an ADS stream");

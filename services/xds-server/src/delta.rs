@@ -25,7 +25,9 @@ use tonic::Streaming;
 
 use crate::outbox::Outbox;
 use crate::status::Reporter;
-use crate::stream::{self, ByType, Connected, PUSH_ORDER, Peer, Protocol, Verdict};
+use crate::stream::{
+    self, ByType, Connected, PUSH_ORDER, Peer, Protocol, StreamCredential, Verdict,
+};
 use crate::views::{View, ViewKey, Views};
 use crate::wire;
 
@@ -41,6 +43,7 @@ pub(crate) async fn serve(
     views: Arc<Views>,
     reporter: Reporter,
     requests: Streaming<DeltaDiscoveryRequest>,
+    credential: StreamCredential,
     tx: Outbox,
 ) {
     let session = Session {
@@ -50,7 +53,7 @@ pub(crate) async fn serve(
         types: ByType::default(),
         nonce: 0,
     };
-    session.run(requests).await;
+    session.run(requests, credential).await;
 }
 
 #[derive(Default)]
@@ -100,13 +103,17 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self, mut requests: Streaming<DeltaDiscoveryRequest>) {
+    async fn run(
+        mut self,
+        mut requests: Streaming<DeltaDiscoveryRequest>,
+        credential: StreamCredential,
+    ) {
         let first = match requests.message().await {
             Ok(Some(first)) => first,
             _ => return,
         };
         let store = self.views.store().clone();
-        let peer = match stream::identify(&store, first.node.as_ref()) {
+        let peer = match stream::identify(&store, first.node.as_ref(), &credential) {
             Ok(peer) => peer,
             Err(status) => {
                 tracing::warn!(error = %status.message(), "refused a delta ADS stream");

@@ -81,7 +81,8 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
     readiness.set(true);
 
     let reporter = status::Reporter::spawn(state_client, shutdown.clone());
-    let ads = service::AdsService::new(store, reporter);
+    let tokens = flowplane_runtime::credential::DataplaneTokens::new(&config.service_token);
+    let ads = service::AdsService::new(store, reporter, tokens);
     tracing::info!(addr = %config.xds_addr, "xds-server serving ADS (state of the world and delta)");
     per_core::serve(ads, config.xds_addr, config.ads_threads, shutdown.clone()).await?;
     readiness.set(false);

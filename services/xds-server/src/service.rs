@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+use flowplane_runtime::credential::DataplaneTokens;
 use futures::Stream;
 use tonic::body::Body;
 use tonic::codegen::Body as HttpBody;
@@ -24,6 +25,7 @@ use crate::codec::AdsCodec;
 use crate::outbox::{Outbox, drive};
 use crate::snapshot::Store;
 use crate::status::Reporter;
+use crate::stream::StreamCredential;
 use crate::views::Views;
 use crate::wire::Encoded;
 
@@ -37,13 +39,16 @@ const DELTA_PATH: &str =
 pub struct AdsService {
     views: Arc<Views>,
     reporter: Reporter,
+    /// Check the dataplane token each stream presents.
+    tokens: DataplaneTokens,
 }
 
 impl AdsService {
-    pub fn new(store: Arc<Store>, reporter: Reporter) -> Self {
+    pub fn new(store: Arc<Store>, reporter: Reporter, tokens: DataplaneTokens) -> Self {
         Self {
             views: Arc::new(Views::new(store)),
             reporter,
+            tokens,
         }
     }
 }
@@ -104,9 +109,14 @@ impl Service<Request<Streaming<DiscoveryRequest>>> for Sotw {
     }
 
     fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
-        let AdsService { views, reporter } = self.0.clone();
+        let AdsService {
+            views,
+            reporter,
+            tokens,
+        } = self.0.clone();
+        let credential = StreamCredential::from_metadata(request.metadata(), tokens);
         ready(Ok(open(|tx| {
-            crate::ads::serve(views, reporter, request.into_inner(), tx)
+            crate::ads::serve(views, reporter, request.into_inner(), credential, tx)
         })))
     }
 }
@@ -123,9 +133,14 @@ impl Service<Request<Streaming<DeltaDiscoveryRequest>>> for Delta {
     }
 
     fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
-        let AdsService { views, reporter } = self.0.clone();
+        let AdsService {
+            views,
+            reporter,
+            tokens,
+        } = self.0.clone();
+        let credential = StreamCredential::from_metadata(request.metadata(), tokens);
         ready(Ok(open(|tx| {
-            crate::delta::serve(views, reporter, request.into_inner(), tx)
+            crate::delta::serve(views, reporter, request.into_inner(), credential, tx)
         })))
     }
 }

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::value::Kind;
 use flowplane_proto::state::v1::ReportStatusRequest;
-use flowplane_xds::bootstrap::{NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
+use flowplane_runtime::credential::DataplaneTokens;
+use flowplane_xds::bootstrap::{DATAPLANE_TOKEN_HEADER, NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
 use flowplane_xds::resource::{
     CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
 };
@@ -54,9 +55,32 @@ pub struct Peer {
     pub dataplane: Dataplane,
 }
 
-/// Identifies the node from the metadata its Flowplane bootstrap carries, and checks that the
-/// dataplane exists in that team.
-pub fn identify(store: &Store, node: Option<&Node>) -> Result<Peer, Status> {
+/// The dataplane token a stream presented (gRPC metadata [`DATAPLANE_TOKEN_HEADER`]), and the
+/// keys that check it.
+pub struct StreamCredential {
+    pub presented: Option<String>,
+    pub tokens: DataplaneTokens,
+}
+
+impl StreamCredential {
+    /// Reads the token from a stream's request metadata.
+    pub fn from_metadata(metadata: &tonic::metadata::MetadataMap, tokens: DataplaneTokens) -> Self {
+        let presented = metadata
+            .get(DATAPLANE_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Self { presented, tokens }
+    }
+}
+
+/// Identifies the node: the team and dataplane its Flowplane bootstrap's metadata names, which
+/// must exist, proven by the dataplane's token on the stream. A node that names a dataplane
+/// without its token learns nothing, not even whether the dataplane exists.
+pub fn identify(
+    store: &Store,
+    node: Option<&Node>,
+    credential: &StreamCredential,
+) -> Result<Peer, Status> {
     let node =
         node.ok_or_else(|| Status::invalid_argument("the first request must carry a node"))?;
     let field = |key: &str| {
@@ -76,9 +100,19 @@ pub fn identify(store: &Store, node: Option<&Node>) -> Result<Peer, Status> {
     let dataplane_id = field(NODE_DATAPLANE_ID_KEY).ok_or_else(|| {
         Status::permission_denied(format!("node metadata lacks {NODE_DATAPLANE_ID_KEY}"))
     })?;
-    let dataplane = store
-        .dataplane(&team, &dataplane_id)
-        .ok_or_else(|| Status::permission_denied("unknown dataplane for this team"))?;
+    let refused = || {
+        Status::unauthenticated(format!(
+            "unknown dataplane, or a missing or wrong {DATAPLANE_TOKEN_HEADER}; use the bootstrap from the envoy-config endpoint"
+        ))
+    };
+    let dataplane = store.dataplane(&team, &dataplane_id).ok_or_else(refused)?;
+    let proven = credential
+        .presented
+        .as_deref()
+        .is_some_and(|token| credential.tokens.verify(&team, &dataplane.id, token));
+    if !proven {
+        return Err(refused());
+    }
     Ok(Peer {
         node_id: node.id.clone(),
         team,

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +78,7 @@ async fn harness() -> Harness {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let service = AdsService::new(store.clone(), reporter);
+    let service = AdsService::new(store.clone(), reporter, support::tokens());
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
@@ -116,6 +118,17 @@ struct Stream {
 
 impl Stream {
     async fn open(h: &mut Harness, node: Node, type_url: &str, version: &str) -> Self {
+        let token = support::token_for(&h.store, &node);
+        Self::open_with_token(h, node, type_url, version, &token).await
+    }
+
+    async fn open_with_token(
+        h: &mut Harness,
+        node: Node,
+        type_url: &str,
+        version: &str,
+        token: &str,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(16);
         let first = DiscoveryRequest {
             node: Some(node),
@@ -126,7 +139,7 @@ impl Stream {
         tx.send(first).await.unwrap_or_else(|e| panic!("{e}"));
         let rx = h
             .client
-            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .stream_aggregated_resources(support::with_token(ReceiverStream::new(rx), token))
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .into_inner();
@@ -325,10 +338,40 @@ async fn a_reconnect_with_the_current_version_gets_no_push_and_strangers_are_ref
     .await;
     let refused = tokio::time::timeout(Duration::from_secs(3), stranger.rx.message()).await;
     match refused {
-        Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::PermissionDenied),
+        Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated),
         other => panic!(
-            "expected PermissionDenied, got {:?}",
+            "expected Unauthenticated, got {:?}",
             other.map(|r| r.map(|m| m.is_some()))
         ),
     }
+}
+
+#[tokio::test]
+async fn a_stream_must_carry_its_own_dataplanes_token() {
+    let mut h = harness().await;
+    let edge_of_b = support::token_for(&h.store, &node("team-b", "edge"));
+    let other_secret =
+        flowplane_runtime::credential::DataplaneTokens::new("another-secret-0123456")
+            .issue("team-a", "id-edge");
+    for (label, token) in [
+        ("no token", String::new()),
+        ("another dataplane's token", edge_of_b),
+        ("a token under another secret", other_secret),
+    ] {
+        let mut stream =
+            Stream::open_with_token(&mut h, node("team-a", "edge"), CLUSTER_TYPE, "", &token).await;
+        match tokio::time::timeout(Duration::from_secs(3), stream.rx.message()).await {
+            Ok(Err(status)) => {
+                assert_eq!(status.code(), tonic::Code::Unauthenticated, "{label}");
+                assert!(!status.message().contains("fpdp_"), "{label}: {status:?}");
+            }
+            other => panic!(
+                "{label}: expected Unauthenticated, got {:?}",
+                other.map(|r| r.map(|m| m.is_some()))
+            ),
+        }
+    }
+    // The same node with its own token is served.
+    let mut served = Stream::open(&mut h, node("team-a", "edge"), CLUSTER_TYPE, "").await;
+    assert_eq!(served.next().await.type_url, CLUSTER_TYPE);
 }

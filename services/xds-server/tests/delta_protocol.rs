@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,7 +114,7 @@ async fn harness() -> Harness {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let service = AdsService::new(store.clone(), reporter);
+    let service = AdsService::new(store.clone(), reporter, support::tokens());
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
@@ -200,6 +202,7 @@ fn strings(names: &[&str]) -> Vec<String> {
 impl Stream {
     /// Opens a stream whose first request is `first` (the node is added).
     async fn open(h: &mut Harness, node: Node, first: DeltaDiscoveryRequest) -> Self {
+        let token = support::token_for(&h.store, &node);
         let (tx, rx) = mpsc::channel(16);
         let first = DeltaDiscoveryRequest {
             node: Some(node),
@@ -208,7 +211,7 @@ impl Stream {
         tx.send(first).await.unwrap_or_else(|e| panic!("{e}"));
         let rx = h
             .client
-            .delta_aggregated_resources(ReceiverStream::new(rx))
+            .delta_aggregated_resources(support::with_token(ReceiverStream::new(rx), &token))
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .into_inner();
@@ -538,9 +541,9 @@ async fn an_unknown_dataplane_is_refused() {
         let mut stranger = Stream::open(&mut h, node, subscribe(CLUSTER_TYPE, &[])).await;
         let refused = tokio::time::timeout(Duration::from_secs(3), stranger.rx.message()).await;
         match refused {
-            Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::PermissionDenied),
+            Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated),
             other => panic!(
-                "expected PermissionDenied, got {:?}",
+                "expected Unauthenticated, got {:?}",
                 other.map(|r| r.map(|m| m.is_some()))
             ),
         }

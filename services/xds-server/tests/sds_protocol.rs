@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +70,7 @@ async fn client(store: Arc<Store>) -> AggregatedDiscoveryServiceClient<tonic::tr
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(AdsService::new(store, reporter))
+            .add_service(AdsService::new(store, reporter, support::tokens()))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
@@ -144,7 +146,10 @@ async fn sotw_serves_a_named_secret_to_its_team_only_and_pushes_rotations() {
         .await
         .unwrap();
         let mut rx = client
-            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .stream_aggregated_resources(support::with_token(
+                ReceiverStream::new(rx),
+                &support::token_for(&store, &node(team)),
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -177,7 +182,8 @@ async fn sotw_serves_a_named_secret_to_its_team_only_and_pushes_rotations() {
 
 #[tokio::test]
 async fn sotw_without_names_serves_no_secret() {
-    let mut client = client(store()).await;
+    let store = store();
+    let mut client = client(store.clone()).await;
     let (tx, rx) = mpsc::channel(4);
     tx.send(DiscoveryRequest {
         node: Some(node("team-a")),
@@ -187,7 +193,10 @@ async fn sotw_without_names_serves_no_secret() {
     .await
     .unwrap();
     let mut rx = client
-        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .stream_aggregated_resources(support::with_token(
+            ReceiverStream::new(rx),
+            &support::token_for(&store, &node("team-a")),
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -223,7 +232,10 @@ async fn delta_serves_a_named_secret_to_its_team_only_and_pushes_rotations() {
         .await
         .unwrap();
         let mut rx = client
-            .delta_aggregated_resources(ReceiverStream::new(rx))
+            .delta_aggregated_resources(support::with_token(
+                ReceiverStream::new(rx),
+                &support::token_for(&store, &node(team)),
+            ))
             .await
             .unwrap()
             .into_inner();

@@ -11,6 +11,9 @@ pub const NODE_TEAM_KEY: &str = "flowplane.team";
 pub const NODE_DATAPLANE_KEY: &str = "flowplane.dataplane";
 pub const NODE_DATAPLANE_ID_KEY: &str = "flowplane.dataplane_id";
 
+/// The gRPC metadata that carries a dataplane's token on its xDS streams.
+pub const DATAPLANE_TOKEN_HEADER: &str = "x-flowplane-dataplane-token";
+
 /// The static cluster through which Envoy reaches the xDS server.
 const XDS_CLUSTER: &str = "flowplane_xds";
 /// The static cluster through which Envoy reaches the ratelimit service (global rate limits).
@@ -21,6 +24,8 @@ pub struct BootstrapParams<'a> {
     pub team: &'a str,
     pub dataplane_name: &'a str,
     pub dataplane_id: &'a str,
+    /// The dataplane's credential on its xDS streams (`DataplaneTokens`).
+    pub dataplane_token: &'a str,
     pub xds_host: &'a str,
     pub xds_port: u16,
     pub ratelimit_host: &'a str,
@@ -28,12 +33,12 @@ pub struct BootstrapParams<'a> {
     pub admin_port: u16,
 }
 
-/// A complete Envoy bootstrap. Node metadata only helps the xDS server pick a snapshot; it is
-/// not proof of identity (that comes from mTLS where enabled).
+/// A complete Envoy bootstrap. Node metadata only says which dataplane the Envoy claims to be;
+/// the token its xDS streams carry is what proves it.
 pub fn bootstrap(params: &BootstrapParams) -> Value {
     json!({
         "node": node(params),
-        "dynamic_resources": dynamic_resources(),
+        "dynamic_resources": dynamic_resources(params.dataplane_token),
         "static_resources": { "clusters": [
             grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port),
             grpc_cluster(RATELIMIT_CLUSTER, params.ratelimit_host, params.ratelimit_port),
@@ -42,6 +47,16 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
             "address": socket_address("127.0.0.1", params.admin_port),
         },
     })
+}
+
+/// The dataplane token a bootstrap from [`bootstrap`] carries (what a client that speaks ADS
+/// the way Envoy does must present).
+pub fn dataplane_token(bootstrap: &Value) -> Option<&str> {
+    bootstrap["dynamic_resources"]["ads_config"]["grpc_services"][0]["initial_metadata"]
+        .as_array()?
+        .iter()
+        .find(|entry| entry["key"] == DATAPLANE_TOKEN_HEADER)?["value"]
+        .as_str()
 }
 
 fn node(params: &BootstrapParams) -> Value {
@@ -57,14 +72,18 @@ fn node(params: &BootstrapParams) -> Value {
 }
 
 /// Clusters and listeners come over one ADS stream, so Envoy can apply them in the order the
-/// server sends them (clusters before the listeners that use them).
-fn dynamic_resources() -> Value {
+/// server sends them (clusters before the listeners that use them). Every stream carries the
+/// dataplane's token as gRPC metadata.
+fn dynamic_resources(token: &str) -> Value {
     let over_ads = json!({ "ads": {}, "resource_api_version": "V3" });
     json!({
         "ads_config": {
             "api_type": "GRPC",
             "transport_api_version": "V3",
-            "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
+            "grpc_services": [{
+                "envoy_grpc": { "cluster_name": XDS_CLUSTER },
+                "initial_metadata": [{ "key": DATAPLANE_TOKEN_HEADER, "value": token }],
+            }],
         },
         "cds_config": over_ads,
         "lds_config": over_ads,
@@ -114,6 +133,7 @@ mod tests {
             team: "payments",
             dataplane_name: "edge-1",
             dataplane_id: "2f1c0d9e-5a8b-4c3d-9e7f-1a2b3c4d5e6f",
+            dataplane_token: "fpdp_token",
             xds_host,
             xds_port: 18000,
             ratelimit_host: "10.0.0.9",
@@ -146,9 +166,15 @@ mod tests {
             json!({
                 "api_type": "GRPC",
                 "transport_api_version": "V3",
-                "grpc_services": [{ "envoy_grpc": { "cluster_name": "flowplane_xds" } }],
+                "grpc_services": [{
+                    "envoy_grpc": { "cluster_name": "flowplane_xds" },
+                    "initial_metadata": [
+                        { "key": "x-flowplane-dataplane-token", "value": "fpdp_token" }
+                    ],
+                }],
             })
         );
+        assert_eq!(dataplane_token(&b), Some("fpdp_token"));
         let over_ads = json!({ "ads": {}, "resource_api_version": "V3" });
         assert_eq!(dynamic["cds_config"], over_ads);
         assert_eq!(dynamic["lds_config"], over_ads);

@@ -95,6 +95,7 @@ fn envoy_accepts_the_dataplane_bootstrap() {
             team: "payments",
             dataplane_name: "edge-1",
             dataplane_id: "2f1c0d9e-5a8b-4c3d-9e7f-1a2b3c4d5e6f",
+            dataplane_token: "fpdp_0123456789abcdef",
             xds_host,
             xds_port: 18000,
             ratelimit_host: "10.0.0.6",

@@ -76,7 +76,10 @@ async fn first_cds(port: u16, world: &World) -> anyhow::Result<(usize, usize)> {
     })
     .await?;
     let mut responses = client
-        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .stream_aggregated_resources(crate::setup::with_dataplane_token(
+            world,
+            ReceiverStream::new(rx),
+        )?)
         .await?
         .into_inner();
     let response = tokio::time::timeout(Duration::from_secs(120), responses.message())

@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+use flowplane_xds::bootstrap::DATAPLANE_TOKEN_HEADER;
 use h2::client::SendRequest;
 use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -74,13 +75,14 @@ impl Connection {
         })
     }
 
-    /// Opens one ADS stream that subscribes (wildcard) to `type_url` as `node`, ACKs every
-    /// response, and reports each one's version and arrival time to `received` until that
-    /// channel closes or the server ends the stream.
+    /// Opens one ADS stream that subscribes (wildcard) to `type_url` as `node` (proven by
+    /// `token`), ACKs every response, and reports each one's version and arrival time to
+    /// `received` until that channel closes or the server ends the stream.
     pub async fn simulate_envoy(
         self,
         protocol: Protocol,
         node: Node,
+        token: String,
         type_url: &str,
         received: mpsc::UnboundedSender<Received>,
     ) -> anyhow::Result<()> {
@@ -93,6 +95,7 @@ impl Connection {
             .uri(format!("http://{}{path}", self.authority))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
+            .header(DATAPLANE_TOKEN_HEADER, token.as_str())
             .body(())?;
         let mut send = self.send.ready().await?;
         let (response, mut requests) = send.send_request(request, false)?;

@@ -87,7 +87,10 @@ async fn subscribe(
     })
     .await?;
     let mut responses = client
-        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .delta_aggregated_resources(crate::setup::with_dataplane_token(
+            world,
+            ReceiverStream::new(rx),
+        )?)
         .await?
         .into_inner();
     let (mut bytes, mut received) = (0, Vec::new());

@@ -11,6 +11,8 @@ pub struct World {
     /// The secret `api` authenticates with.
     pub token: String,
     pub dataplane_id: String,
+    /// The dataplane's token for its xDS streams, from its bootstrap.
+    pub dataplane_token: String,
 }
 
 impl World {
@@ -59,10 +61,22 @@ impl World {
                 201,
             )
             .await?;
+        let bootstrap = api
+            .expect(
+                Method::GET,
+                &format!("/api/v1/teams/{TEAM}/dataplanes/edge/envoy-config?format=json"),
+                None,
+                200,
+            )
+            .await?;
+        let dataplane_token = flowplane_xds::bootstrap::dataplane_token(&bootstrap)
+            .ok_or_else(|| anyhow::anyhow!("the bootstrap carries no dataplane token"))?
+            .to_string();
         Ok(Self {
             api,
             token,
             dataplane_id: dataplane["id"].as_str().unwrap_or_default().to_string(),
+            dataplane_token,
         })
     }
 }
@@ -79,4 +93,14 @@ pub fn changed_cluster(name: &str, change: usize) -> Value {
     let mut body = cluster(name, 1000);
     body["connectTimeoutSeconds"] = json!(10 + change % 290);
     body
+}
+
+/// `stream` as an ADS request carrying the dataplane's token, as Envoy sends it.
+pub fn with_dataplane_token<T>(world: &World, stream: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(stream);
+    request.metadata_mut().insert(
+        flowplane_xds::bootstrap::DATAPLANE_TOKEN_HEADER,
+        world.dataplane_token.parse()?,
+    );
+    Ok(request)
 }

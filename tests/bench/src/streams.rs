@@ -65,16 +65,20 @@ pub async fn run(
             .map(|i| node(i, &world.dataplane_id))
             .collect();
         let (address, tx) = (address.clone(), tx.clone());
+        let token = world.dataplane_token.clone();
         threads.for_connection(n).spawn(async move {
             let connection = match Connection::open(&address).await {
                 Ok(connection) => connection,
                 Err(e) => return eprintln!("could not connect: {e}"),
             };
             for node in nodes {
-                let envoy =
-                    connection
-                        .clone()
-                        .simulate_envoy(protocol, node, CLUSTER_TYPE, tx.clone());
+                let envoy = connection.clone().simulate_envoy(
+                    protocol,
+                    node,
+                    token.clone(),
+                    CLUSTER_TYPE,
+                    tx.clone(),
+                );
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     // Streams end with the benchmark; only an earlier end is news.

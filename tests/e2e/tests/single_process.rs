@@ -72,8 +72,11 @@ async fn flowplane_up_runs_everything_in_one_process() {
         .await?;
         let log = std::fs::read_to_string(&log_path)?;
         anyhow::ensure!(log.contains("in-process bus"), "the log must say the in-process bus is used");
-        anyhow::ensure!(log.contains("generated a development secrets key"), "the log must say a development secrets key was made");
+        anyhow::ensure!(log.contains("FLOWPLANE_SECRETS_KEY is unset; generated a development value"), "the log must say a development secrets key was made");
         anyhow::ensure!(dir.join("flowplane/secrets.key").is_file(), "the development key is kept");
+        // Kept too, so Envoy bootstraps (their dataplane tokens) survive a restart.
+        anyhow::ensure!(log.contains("FLOWPLANE_SERVICE_TOKEN is unset; generated a development value"), "the log must say a development service token was made");
+        anyhow::ensure!(dir.join("flowplane/service.token").is_file(), "the development service token is kept");
         anyhow::ensure!(log.contains(&format!("127.0.0.1:{api}")), "the log must say where the API listens");
         anyhow::ensure!(log.contains("global rate limits are counted in this process only"), "without Redis the ratelimit service counts in-process, and says so");
         let ratelimit_ready = reqwest::get(format!("http://127.0.0.1:{ratelimit_http}/readyz")).await?;

@@ -1,6 +1,7 @@
 //! A dataplane's Envoy bootstrap: what `envoy -c envoy.yaml` needs to connect to the xds-server
-//! scoped to its team and dataplane. The dataplane is read through config first, so only a
-//! caller who may see it gets its bootstrap.
+//! scoped to its team and dataplane, with the dataplane's token for its xDS streams. The
+//! dataplane is read through config first, so only a caller who may see it gets its bootstrap
+//! (and so its token).
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -59,10 +60,12 @@ pub(crate) fn render(
     format: Option<&str>,
 ) -> Result<Response, Problem> {
     let format = Format::parse(format)?;
+    let token = state.envoy.tokens.issue(&dataplane.team, &dataplane.id);
     let config = bootstrap(&BootstrapParams {
         team: &dataplane.team,
         dataplane_name: &dataplane.name,
         dataplane_id: &dataplane.id,
+        dataplane_token: &token,
         xds_host: &state.envoy.xds_host,
         xds_port: state.envoy.xds_port,
         ratelimit_host: &state.envoy.ratelimit_host,
