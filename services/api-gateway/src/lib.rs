@@ -18,6 +18,7 @@
 //! - `routes`: the handlers, one module per area
 //! - `route_table`: one table driving both the router and the OpenAPI paths
 //! - `openapi`, `swagger`: the OpenAPI 3.1 document and the embedded Swagger UI
+//! - `ui`: the web UI (the repository's `ui/` files, embedded)
 //! - `http_metrics`: per-route request metrics
 
 mod auth;
@@ -38,6 +39,7 @@ mod route_table;
 mod routes;
 mod state;
 mod swagger;
+mod ui;
 
 #[cfg(test)]
 mod fake_config;

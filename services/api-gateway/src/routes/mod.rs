@@ -62,7 +62,8 @@ pub fn table(state: &AppState, document: Document) -> RouteTable {
     let table = resources::routes(table);
     let table = health::routes(table, state.readiness.clone());
     let table = openapi::routes(table, document);
-    crate::swagger::routes(table)
+    let table = crate::swagger::routes(table);
+    crate::ui::routes(table)
 }
 
 /// proto3 strings are never absent; on the wire an empty optional value is `null`.
