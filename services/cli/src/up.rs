@@ -35,7 +35,8 @@ pub async fn run() -> anyhow::Result<()> {
     xds.service_token.clone_from(&service_token);
     let mut api = ApiGatewayConfig::from_env()?;
     api.service_token = service_token;
-    let ratelimit = RateLimitConfig::from_env()?;
+    let mut ratelimit = RateLimitConfig::from_env()?;
+    ratelimit.service_token.clone_from(&api.service_token);
     let bus = choose_bus(&config.nats_url, &config.nats_prefix).await;
 
     tracing::info!("Flowplane is starting");

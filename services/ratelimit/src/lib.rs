@@ -9,6 +9,11 @@
 //! It holds no configuration: each descriptor carries its limit, as translated from the
 //! listener's `globalRateLimit` filter, so it always applies exactly what the asking Envoy
 //! accepted, and scales out as a stateless deployment.
+//!
+//! Only dataplanes may ask, and only about their own team: every call carries the dataplane's
+//! token and id (set by the bootstrap's `flowplane_ratelimit` cluster), and the token must be
+//! that dataplane's in the team the request names as its domain. A stranger that reaches the
+//! port can neither spend a team's limits nor read its counts.
 
 pub mod counters;
 pub mod decide;
@@ -22,8 +27,10 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use flowplane_runtime::credential::DataplaneTokens;
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
+use flowplane_xds::bootstrap::{DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER};
 use tonic::{Request, Response, Status};
 
 use counters::Counters;
@@ -68,18 +75,59 @@ impl RateLimiter {
     }
 }
 
+/// The gRPC face: checks who is asking, then lets the limiter decide.
+pub struct RateLimitApi {
+    limiter: RateLimiter,
+    tokens: DataplaneTokens,
+}
+
+impl RateLimitApi {
+    pub fn new(limiter: RateLimiter, tokens: DataplaneTokens) -> Self {
+        Self { limiter, tokens }
+    }
+
+    /// Whether the call comes from a dataplane of the team its request is about.
+    fn authenticate(&self, request: &Request<RateLimitRequest>) -> Result<(), Status> {
+        let header = |name: &str| {
+            request
+                .metadata()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        let (token, dataplane) = (header(DATAPLANE_TOKEN_HEADER), header(DATAPLANE_ID_HEADER));
+        let team = &request.get_ref().domain;
+        if token.is_empty() || !self.tokens.verify(team, dataplane, token) {
+            metrics::counter!("ratelimit_refused_total").increment(1);
+            return Err(Status::unauthenticated(format!(
+                "missing or wrong {DATAPLANE_TOKEN_HEADER} for this domain; use the bootstrap from the envoy-config endpoint"
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[tonic::async_trait]
-impl RateLimitService for RateLimiter {
+impl RateLimitService for RateLimitApi {
     async fn should_rate_limit(
         &self,
         request: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
-        self.decide(request.get_ref()).await.map(Response::new)
+        self.authenticate(&request)?;
+        self.limiter
+            .decide(request.get_ref())
+            .await
+            .map(Response::new)
     }
 }
 
 /// Serves Envoy's Rate Limit Service until `shutdown`.
 pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    if config.service_token.len() < 16 {
+        anyhow::bail!(
+            "FLOWPLANE_SERVICE_TOKEN must be set (at least 16 characters): it keys the dataplane tokens Envoys present"
+        );
+    }
     let counters = match &config.redis_url {
         Some(url) => Counters::redis(url)?,
         None => {
@@ -99,7 +147,10 @@ pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<
     let limiter = RateLimiter::new(counters, &config.redis_prefix);
     readiness.set(true);
     tonic::transport::Server::builder()
-        .add_service(RateLimitServiceServer::new(limiter))
+        .add_service(RateLimitServiceServer::new(RateLimitApi::new(
+            limiter,
+            DataplaneTokens::new(&config.service_token),
+        )))
         .serve_with_shutdown(config.grpc_addr, shutdown.clone().wait())
         .await?;
     readiness.set(false);

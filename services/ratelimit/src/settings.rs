@@ -15,6 +15,9 @@ pub struct RateLimitConfig {
     pub redis_url: Option<String>,
     /// `FLOWPLANE_REDIS_PREFIX`: key prefix, so deployments can share a Redis.
     pub redis_prefix: String,
+    /// `FLOWPLANE_SERVICE_TOKEN`: keys the dataplane tokens Envoys present (see
+    /// `DataplaneTokens`).
+    pub service_token: String,
 }
 
 pub const DEFAULT_GRPC_PORT: u16 = 18081;
@@ -32,6 +35,8 @@ impl RateLimitConfig {
             )?,
             redis_url: env::optional("FLOWPLANE_REDIS_URL"),
             redis_prefix: env::string("FLOWPLANE_REDIS_PREFIX", "flowplane"),
+            // Checked when the service starts, so `flowplane up` can supply one of its own.
+            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
         })
     }
 }
@@ -44,6 +49,7 @@ impl std::fmt::Debug for RateLimitConfig {
             .field("http_addr", &self.http_addr)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("redis_prefix", &self.redis_prefix)
+            .field("service_token", &"<redacted>")
             .finish()
     }
 }

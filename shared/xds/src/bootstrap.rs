@@ -11,8 +11,12 @@ pub const NODE_TEAM_KEY: &str = "flowplane.team";
 pub const NODE_DATAPLANE_KEY: &str = "flowplane.dataplane";
 pub const NODE_DATAPLANE_ID_KEY: &str = "flowplane.dataplane_id";
 
-/// The gRPC metadata that carries a dataplane's token on its xDS streams.
+/// The gRPC metadata that carries a dataplane's token on its xDS streams and its calls to the
+/// ratelimit service.
 pub const DATAPLANE_TOKEN_HEADER: &str = "x-flowplane-dataplane-token";
+/// The gRPC metadata that names the dataplane on its calls to the ratelimit service (whose
+/// requests carry the team, as their domain, but not the dataplane).
+pub const DATAPLANE_ID_HEADER: &str = "x-flowplane-dataplane-id";
 
 /// The static cluster through which Envoy reaches the xDS server.
 const XDS_CLUSTER: &str = "flowplane_xds";
@@ -40,8 +44,11 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
         "node": node(params),
         "dynamic_resources": dynamic_resources(params.dataplane_token),
         "static_resources": { "clusters": [
-            grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port),
-            grpc_cluster(RATELIMIT_CLUSTER, params.ratelimit_host, params.ratelimit_port),
+            grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port, &[]),
+            grpc_cluster(RATELIMIT_CLUSTER, params.ratelimit_host, params.ratelimit_port, &[
+                (DATAPLANE_TOKEN_HEADER, params.dataplane_token),
+                (DATAPLANE_ID_HEADER, params.dataplane_id),
+            ]),
         ] },
         "admin": {
             "address": socket_address("127.0.0.1", params.admin_port),
@@ -92,17 +99,24 @@ fn dynamic_resources(token: &str) -> Value {
 
 /// gRPC needs HTTP/2 to the server. A host name resolves with V4_PREFERRED: `localhost` or a
 /// dual-stack name would otherwise pick IPv6 first, which a server bound to 0.0.0.0 refuses.
-fn grpc_cluster(name: &str, host: &str, port: u16) -> Value {
+/// `headers` go on every request to the cluster (upstream filters): the ratelimit service's
+/// calls are made by filters in listeners that several dataplanes share, so the dataplane's
+/// credential cannot travel in the filter's own configuration.
+fn grpc_cluster(name: &str, host: &str, port: u16, headers: &[(&str, &str)]) -> Value {
     let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let mut protocol_options = json!({
+        "@type": format!("type.googleapis.com/{HTTP_PROTOCOL_OPTIONS_KEY}"),
+        "explicit_http_config": { "http2_protocol_options": {} },
+    });
+    if !headers.is_empty() {
+        protocol_options["http_filters"] = upstream_headers(headers);
+    }
     let mut cluster = json!({
         "name": name,
         "type": if is_ip { "STATIC" } else { "STRICT_DNS" },
         "connect_timeout": "1s",
         "typed_extension_protocol_options": {
-            HTTP_PROTOCOL_OPTIONS_KEY: {
-                "@type": format!("type.googleapis.com/{HTTP_PROTOCOL_OPTIONS_KEY}"),
-                "explicit_http_config": { "http2_protocol_options": {} },
-            },
+            HTTP_PROTOCOL_OPTIONS_KEY: protocol_options,
         },
         "load_assignment": {
             "cluster_name": name,
@@ -117,6 +131,34 @@ fn grpc_cluster(name: &str, host: &str, port: u16) -> Value {
         cluster["dns_lookup_family"] = json!("V4_PREFERRED");
     }
     cluster
+}
+
+/// An upstream filter chain that sets `headers` on every request, then encodes it.
+fn upstream_headers(headers: &[(&str, &str)]) -> Value {
+    let mutations: Vec<Value> = headers
+        .iter()
+        .map(|(key, value)| {
+            json!({ "append": {
+                "header": { "key": key, "value": value },
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            } })
+        })
+        .collect();
+    json!([
+        {
+            "name": "envoy.filters.http.header_mutation",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                "mutations": { "request_mutations": mutations },
+            },
+        },
+        {
+            "name": "envoy.filters.http.upstream_codec",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec",
+            },
+        },
+    ])
 }
 
 fn socket_address(address: &str, port: u16) -> Value {
@@ -178,6 +220,45 @@ mod tests {
         let over_ads = json!({ "ads": {}, "resource_api_version": "V3" });
         assert_eq!(dynamic["cds_config"], over_ads);
         assert_eq!(dynamic["lds_config"], over_ads);
+    }
+
+    #[test]
+    fn calls_to_the_ratelimit_service_carry_the_dataplanes_credential() {
+        let b = bootstrap(&params("xds.flowplane.internal"));
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        let xds_options = &clusters[0]["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        assert!(
+            xds_options.get("http_filters").is_none(),
+            "xDS uses initial metadata"
+        );
+        let ratelimit = &clusters[1];
+        assert_eq!(ratelimit["name"], RATELIMIT_CLUSTER);
+        let filters = &ratelimit["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            ["http_filters"];
+        assert_eq!(filters[1]["name"], "envoy.filters.http.upstream_codec");
+        let set: Vec<(String, String)> =
+            filters[0]["typed_config"]["mutations"]["request_mutations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    let header = &m["append"]["header"];
+                    (
+                        header["key"].as_str().unwrap().to_string(),
+                        header["value"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+        assert_eq!(
+            set,
+            [
+                (DATAPLANE_TOKEN_HEADER.to_string(), "fpdp_token".to_string()),
+                (
+                    DATAPLANE_ID_HEADER.to_string(),
+                    "2f1c0d9e-5a8b-4c3d-9e7f-1a2b3c4d5e6f".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]
