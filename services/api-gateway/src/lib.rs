@@ -19,6 +19,7 @@
 //! - `route_table`: one table driving both the router and the OpenAPI paths
 //! - `openapi`, `swagger`: the OpenAPI 3.1 document and the embedded Swagger UI
 //! - `ui`: the web UI (the repository's `ui/` files, embedded)
+//! - `static_files`: how both serve and document their embedded files
 //! - `http_metrics`: per-route request metrics
 
 mod auth;
@@ -38,6 +39,7 @@ mod resource_json;
 mod route_table;
 mod routes;
 mod state;
+mod static_files;
 mod swagger;
 mod ui;
 

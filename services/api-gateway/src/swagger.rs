@@ -2,16 +2,14 @@
 //! `assets/swagger-ui/README.md`) embedded in the binary: the build machine and many deployment
 //! targets have no internet access, and the UI must work offline.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use utoipa::PartialSchema;
-use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
-use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::{ContentBuilder, HttpMethod, Required};
+use axum::http::header;
+use axum::response::{Redirect, Response};
+use utoipa::openapi::HttpMethod;
 
 use crate::extract::PathParams;
 use crate::problem::Problem;
 use crate::route_table::RouteTable;
+use crate::static_files;
 
 const BUNDLE_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
 const CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
@@ -43,61 +41,27 @@ const INDEX_HTML: &str = r##"<!doctype html>
 pub const INDEX_PATH: &str = "/swagger-ui/";
 
 pub fn routes(table: RouteTable) -> RouteTable {
-    let page = |operation_id: &str, summary: &str, status: &str, description: &str| {
-        OperationBuilder::new()
-            .tag("operations")
-            .operation_id(Some(operation_id))
-            .summary(Some(summary))
-            .response(
-                status,
-                ResponseBuilder::new().description(description).build(),
-            )
-    };
-    let index = page(
+    let index = static_files::page(
         "getSwaggerUi",
         "Swagger UI for this API",
         "200",
         "The UI's page",
-    )
-    .build();
-    let redirect = page(
+    );
+    let redirect = static_files::page(
         "redirectSwaggerUi",
         "Redirects to `/swagger-ui/`",
         "308",
         "To the UI",
-    )
-    .build();
-    let asset = page("getSwaggerUiAsset", "A file of the UI", "200", "The file")
-        .parameter(
-            ParameterBuilder::new()
-                .name("file")
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .schema(Some(String::schema()))
-                .description(Some(
-                    "`swagger-ui-bundle.js`, `swagger-ui.css` or `LICENSE`",
-                )),
-        )
-        .response("404", crate::openapi::problem_response("No such file"))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("The file")
-                .content("text/javascript", ContentBuilder::new().build())
-                .content("text/css", ContentBuilder::new().build())
-                .content("text/plain", ContentBuilder::new().build())
-                .build(),
-        )
-        .build();
+    );
+    let asset = static_files::asset(
+        "getSwaggerUiAsset",
+        "A file of the UI",
+        "`swagger-ui-bundle.js`, `swagger-ui.css` or `LICENSE`",
+        &["text/javascript", "text/css", "text/plain"],
+    );
     table
         .operation(HttpMethod::Get, INDEX_PATH, index, Vec::new(), || async {
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                )],
-                INDEX_HTML,
-            )
+            static_files::response("text/html; charset=utf-8", INDEX_HTML.as_bytes(), &[])
         })
         .operation(
             HttpMethod::Get,
@@ -122,17 +86,10 @@ async fn serve_asset(PathParams(file): PathParams<String>) -> Result<Response, P
         "LICENSE" => ("text/plain; charset=utf-8", LICENSE.as_bytes()),
         _ => return Err(Problem::not_found(format!("no such file: {file}"))),
     };
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            // Versioned with the binary; a day keeps reloads cheap without pinning stale UIs.
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=86400"),
-            ),
-        ],
+    // Versioned with the binary; a day keeps reloads cheap without pinning stale UIs.
+    Ok(static_files::response(
+        content_type,
         body,
-    )
-        .into_response())
+        &[(header::CACHE_CONTROL, "public, max-age=86400")],
+    ))
 }

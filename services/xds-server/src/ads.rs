@@ -20,7 +20,7 @@ use tonic::Streaming;
 use crate::outbox::Outbox;
 use crate::status::Reporter;
 use crate::stream::{
-    self, ByType, Connected, PUSH_ORDER, Peer, Protocol, StreamCredential, Verdict,
+    self, ByType, Connected, PUSH_ORDER, Peer, Protocol, StreamContext, StreamCredential, Verdict,
 };
 use crate::views::{View, ViewKey, Views};
 use crate::wire::{self, Encoded};
@@ -28,12 +28,15 @@ use flowplane_xds::resource::{CLUSTER_TYPE, ENDPOINT_TYPE};
 
 /// Serves one SotW stream until either side ends it; responses go to `tx`.
 pub(crate) async fn serve(
-    views: Arc<Views>,
-    reporter: Reporter,
+    context: StreamContext,
     requests: Streaming<DiscoveryRequest>,
-    credential: StreamCredential,
     tx: Outbox,
 ) {
+    let StreamContext {
+        views,
+        reporter,
+        credential,
+    } = context;
     let session = Session {
         views,
         reporter,

@@ -26,7 +26,7 @@ use tonic::Streaming;
 use crate::outbox::Outbox;
 use crate::status::Reporter;
 use crate::stream::{
-    self, ByType, Connected, PUSH_ORDER, Peer, Protocol, StreamCredential, Verdict,
+    self, ByType, Connected, PUSH_ORDER, Peer, Protocol, StreamContext, StreamCredential, Verdict,
 };
 use crate::views::{View, ViewKey, Views};
 use crate::wire;
@@ -40,12 +40,15 @@ const MAX_IN_FLIGHT: usize = 64;
 
 /// Serves one delta stream until either side ends it; responses go to `tx`.
 pub(crate) async fn serve(
-    views: Arc<Views>,
-    reporter: Reporter,
+    context: StreamContext,
     requests: Streaming<DeltaDiscoveryRequest>,
-    credential: StreamCredential,
     tx: Outbox,
 ) {
+    let StreamContext {
+        views,
+        reporter,
+        credential,
+    } = context;
     let session = Session {
         views,
         reporter,

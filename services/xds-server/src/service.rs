@@ -25,7 +25,7 @@ use crate::codec::AdsCodec;
 use crate::outbox::{Outbox, drive};
 use crate::snapshot::Store;
 use crate::status::Reporter;
-use crate::stream::StreamCredential;
+use crate::stream::{StreamContext, StreamCredential};
 use crate::views::Views;
 use crate::wire::Encoded;
 
@@ -49,6 +49,15 @@ impl AdsService {
             views: Arc::new(Views::new(store)),
             reporter,
             tokens,
+        }
+    }
+
+    /// What a new stream's protocol machine starts with, given its request metadata.
+    fn context(&self, metadata: &tonic::metadata::MetadataMap) -> StreamContext {
+        StreamContext {
+            views: self.views.clone(),
+            reporter: self.reporter.clone(),
+            credential: StreamCredential::from_metadata(metadata, self.tokens.clone()),
         }
     }
 }
@@ -109,14 +118,9 @@ impl Service<Request<Streaming<DiscoveryRequest>>> for Sotw {
     }
 
     fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
-        let AdsService {
-            views,
-            reporter,
-            tokens,
-        } = self.0.clone();
-        let credential = StreamCredential::from_metadata(request.metadata(), tokens);
+        let context = self.0.context(request.metadata());
         ready(Ok(open(|tx| {
-            crate::ads::serve(views, reporter, request.into_inner(), credential, tx)
+            crate::ads::serve(context, request.into_inner(), tx)
         })))
     }
 }
@@ -133,14 +137,9 @@ impl Service<Request<Streaming<DeltaDiscoveryRequest>>> for Delta {
     }
 
     fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
-        let AdsService {
-            views,
-            reporter,
-            tokens,
-        } = self.0.clone();
-        let credential = StreamCredential::from_metadata(request.metadata(), tokens);
+        let context = self.0.context(request.metadata());
         ready(Ok(open(|tx| {
-            crate::delta::serve(views, reporter, request.into_inner(), credential, tx)
+            crate::delta::serve(context, request.into_inner(), tx)
         })))
     }
 }

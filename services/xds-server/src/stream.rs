@@ -4,7 +4,7 @@
 //! protocol state on top of this.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::value::Kind;
@@ -19,6 +19,7 @@ use tonic::Status;
 
 use crate::snapshot::{Dataplane, Store};
 use crate::status::{News, Reporter};
+use crate::views::Views;
 
 /// Types pushed on a change, in make-before-break order: a listener or route may only arrive
 /// once the clusters it uses (and their endpoints) are there, and a rotated secret reaches the
@@ -55,6 +56,14 @@ pub struct Peer {
     pub dataplane: Dataplane,
 }
 
+/// What a stream's protocol machine starts with: the shared views, where Envoy's answers go,
+/// and what the stream presented to prove its dataplane.
+pub struct StreamContext {
+    pub views: Arc<Views>,
+    pub reporter: Reporter,
+    pub credential: StreamCredential,
+}
+
 /// The dataplane token a stream presented (gRPC metadata [`DATAPLANE_TOKEN_HEADER`]), and the
 /// keys that check it.
 pub struct StreamCredential {
@@ -73,6 +82,17 @@ impl StreamCredential {
     }
 }
 
+/// A string from the node's metadata (as the Flowplane bootstrap writes it).
+pub fn node_metadata(node: &Node, key: &str) -> Option<String> {
+    node.metadata
+        .as_ref()
+        .and_then(|m| m.fields.get(key))
+        .and_then(|v| match &v.kind {
+            Some(Kind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+}
+
 /// Identifies the node: the team and dataplane its Flowplane bootstrap's metadata names, which
 /// must exist, proven by the dataplane's token on the stream. A node that names a dataplane
 /// without its token learns nothing, not even whether the dataplane exists.
@@ -83,15 +103,7 @@ pub fn identify(
 ) -> Result<Peer, Status> {
     let node =
         node.ok_or_else(|| Status::invalid_argument("the first request must carry a node"))?;
-    let field = |key: &str| {
-        node.metadata
-            .as_ref()
-            .and_then(|m| m.fields.get(key))
-            .and_then(|v| match &v.kind {
-                Some(Kind::StringValue(s)) => Some(s.clone()),
-                _ => None,
-            })
-    };
+    let field = |key: &str| node_metadata(node, key);
     let team = field(NODE_TEAM_KEY).ok_or_else(|| {
         Status::permission_denied(format!(
             "node metadata lacks {NODE_TEAM_KEY}; use the bootstrap from the envoy-config endpoint"

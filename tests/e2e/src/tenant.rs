@@ -80,6 +80,32 @@ impl Tenant {
         Ok((id, bootstrap.body))
     }
 
+    /// Everything on a new listener of `dataplane` goes to the local `upstream_port`: cluster
+    /// `name`, route config `<name>-routes` and listener `<name>-listener` on a free port,
+    /// which it returns.
+    pub async fn route_all(
+        &self,
+        name: &str,
+        upstream_port: u16,
+        dataplane: &str,
+    ) -> anyhow::Result<u16> {
+        let routes = format!("{name}-routes");
+        let port = crate::free_port();
+        for (path, body) in [
+            ("/api/v1/clusters", self.cluster(name, upstream_port)),
+            ("/api/v1/route-configs", self.route_config(&routes, name)),
+            (
+                "/api/v1/listeners",
+                self.listener(&format!("{name}-listener"), port, dataplane, &routes),
+            ),
+        ] {
+            self.api
+                .expect(Method::POST, path, Some(&body), 201)
+                .await?;
+        }
+        Ok(port)
+    }
+
     /// A cluster with one local endpoint.
     pub fn cluster(&self, name: &str, port: u16) -> Value {
         json!({"team": self.team, "name": name, "connectTimeoutSeconds": 2,

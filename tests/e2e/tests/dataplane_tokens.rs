@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually, free_port, run_scenario};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +17,6 @@ async fn only_an_envoy_with_its_dataplanes_token_gets_configuration() {
 
 async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     let tenant = Tenant::create(stack, "tokens").await?;
-    let api = &tenant.api;
     let (dataplane, bootstrap) = tenant.dataplane("edge").await?;
     let (_, other_bootstrap) = tenant.dataplane("other").await?;
     let token = flowplane_xds::bootstrap::dataplane_token(&bootstrap)
@@ -31,28 +29,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     anyhow::ensure!(other_token != token, "two dataplanes share a token");
 
     let upstream = Upstream::start("app").await?;
-    api.expect(
-        Method::POST,
-        "/api/v1/clusters",
-        Some(&tenant.cluster("app", upstream.port)),
-        201,
-    )
-    .await?;
-    api.expect(
-        Method::POST,
-        "/api/v1/route-configs",
-        Some(&tenant.route_config("routes", "app")),
-        201,
-    )
-    .await?;
-    let port = free_port();
-    api.expect(
-        Method::POST,
-        "/api/v1/listeners",
-        Some(&tenant.listener("edge", port, &dataplane, "routes")),
-        201,
-    )
-    .await?;
+    let port = tenant.route_all("app", upstream.port, &dataplane).await?;
 
     let good = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
     let url = format!("http://127.0.0.1:{port}/");

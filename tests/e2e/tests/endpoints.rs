@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually, free_port};
+use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -42,28 +42,7 @@ async fn scenario(stack: &Stack, delta: bool) -> anyhow::Result<()> {
     let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
     let blue = Upstream::start("blue").await?;
     let green = Upstream::start("green").await?;
-    api.expect(
-        Method::POST,
-        "/api/v1/clusters",
-        Some(&tenant.cluster("app", blue.port)),
-        201,
-    )
-    .await?;
-    api.expect(
-        Method::POST,
-        "/api/v1/route-configs",
-        Some(&tenant.route_config("routes", "app")),
-        201,
-    )
-    .await?;
-    let port = free_port();
-    api.expect(
-        Method::POST,
-        "/api/v1/listeners",
-        Some(&tenant.listener("edge", port, &dataplane, "routes")),
-        201,
-    )
-    .await?;
+    let port = tenant.route_all("app", blue.port, &dataplane).await?;
     let url = format!("http://127.0.0.1:{port}/");
     let client = reqwest::Client::new();
     let served_by = |expected: &'static str| {

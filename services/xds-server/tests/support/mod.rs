@@ -1,10 +1,10 @@
 //! What the protocol tests share: the dataplane tokens their streams present.
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::google::protobuf::value::Kind;
 use flowplane_runtime::credential::DataplaneTokens;
 use flowplane_xds::bootstrap::{DATAPLANE_TOKEN_HEADER, NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
 use flowplane_xds_server::snapshot::Store;
+use flowplane_xds_server::stream::node_metadata;
 
 /// The service secret the test servers key dataplane tokens with.
 const SERVICE_SECRET: &str = "test-service-secret-0123456789";
@@ -15,16 +15,7 @@ pub fn tokens() -> DataplaneTokens {
 
 /// The token of the dataplane `node` names (by id or name) in `store`, as its bootstrap has.
 pub fn token_for(store: &Store, node: &Node) -> String {
-    let field = |key: &str| {
-        node.metadata
-            .as_ref()
-            .and_then(|m| m.fields.get(key))
-            .and_then(|v| match &v.kind {
-                Some(Kind::StringValue(s)) => Some(s.clone()),
-                _ => None,
-            })
-            .unwrap_or_default()
-    };
+    let field = |key: &str| node_metadata(node, key).unwrap_or_default();
     let (team, dataplane) = (field(NODE_TEAM_KEY), field(NODE_DATAPLANE_ID_KEY));
     let id = store
         .dataplane(&team, &dataplane)
