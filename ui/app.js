@@ -110,6 +110,7 @@ function layout(active, content) {
   } } }, "Sign out");
   const nav = el("nav", {},
     KINDS.map((k) => el("a", { href: `#/${k.path}`, class: active === k.path ? "active" : "" }, k.label)),
+    el("a", { href: "#/tokens", class: active === "tokens" ? "active" : "" }, "Tokens"),
     el("a", { href: "#/audit", class: active === "audit" ? "active" : "" }, "Audit log"));
   app.replaceChildren(
     el("header", {}, el("span", { class: "brand" }, "Flowplane"), el("span", { class: "muted" }, "team"), teamPicker,
@@ -191,6 +192,43 @@ async function editView(kind, name) {
     feedback, editor]);
 }
 
+/// Personal access tokens for the CLI, scripts and agents: list, create (the secret is shown
+/// once), revoke.
+async function tokensView(created) {
+  const reply = await api("GET", "/api/v1/tokens?limit=500");
+  const feedback = el("div");
+  const name = el("input", { "aria-label": "Token name", placeholder: "ci-deploy", required: "" });
+  const scopes = el("textarea", { "aria-label": "Token scopes", class: "short", spellcheck: "false" },
+    state.team ? `team:${state.team}:clusters:read` : "");
+  const create = el("button", { class: "primary", on: { click: async () => {
+    const wanted = scopes.value.split(/\s+/).filter(Boolean);
+    const answer = await api("POST", "/api/v1/tokens", { name: name.value.trim(), scopes: wanted });
+    if (!answer.ok) { feedback.replaceChildren(problemBox(answer)); return; }
+    tokensView(answer.json);
+  } } }, "Create token");
+  const revoke = (token) => el("button", { class: "danger", on: { click: async () => {
+    if (!confirm(`Revoke ${token.name}?`)) return;
+    const answer = await api("DELETE", `/api/v1/tokens/${encodeURIComponent(token.id)}`);
+    if (!answer.ok) { feedback.replaceChildren(problemBox(answer)); return; }
+    tokensView();
+  } } }, "Revoke");
+  layout("tokens", [
+    el("h1", {}, "Tokens"),
+    created ? el("div", { class: "notice", "data-testid": "new-token" },
+      el("div", {}, `Token ${created.name} created. Copy it now: it is not shown again.`),
+      el("code", { "data-testid": "secret" }, created.token)) : null,
+    el("div", { class: "toolbar" }, name, create),
+    el("label", { class: "muted" }, "Scopes, one per line", scopes),
+    feedback,
+    reply.ok
+      ? el("table", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Scopes"), el("th", {}, "Status"),
+            el("th", {}, "Expires"), el("th", {})),
+          reply.json.items.map((t) => el("tr", {}, el("td", {}, t.name), el("td", {}, el("code", {}, t.scopes.join(" "))),
+            el("td", {}, t.status), el("td", { class: "muted" }, t.expiresAt || "never"),
+            el("td", {}, t.status === "active" ? revoke(t) : null))))
+      : problemBox(reply)]);
+}
+
 async function auditView() {
   const reply = await api("GET", "/api/v1/audit-logs?limit=100");
   const rows = reply.ok ? reply.json.items : [];
@@ -210,6 +248,7 @@ async function route() {
   if (!state.session) return;
   const [, first, second] = (location.hash || "#/clusters").slice(1).split("/");
   if (first === "audit") return auditView();
+  if (first === "tokens") return tokensView();
   const kind = KINDS.find((k) => k.path === first) || KINDS[0];
   if (second === "new") return editView(kind, undefined);
   if (second) return editView(kind, decodeURIComponent(second));

@@ -29,7 +29,8 @@ async function step(name, body) {
     console.log(`ok - ${name}`);
   } catch (e) {
     console.error(`not ok - ${name}: ${e.message}`);
-    console.error(`page text: ${(await page.textContent("body").catch(() => "")) || ""}`);
+    console.error(`page text: ${(await page.innerText("body").catch((e) => String(e))) || ""}`);
+    await snapshot("failure").catch(() => {});
     await browser.close();
     process.exit(1);
   }
@@ -128,6 +129,23 @@ await step("the audit log shows the UI's changes", async () => {
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.getByRole("heading", { name: "Audit log" }).waitFor();
   await page.getByText(`${team} / clusters / ui-kept`).first().waitFor();
+});
+
+await step("a token made on the Tokens page is shown once, then listed without its secret", async () => {
+  await page.getByRole("link", { name: "Tokens" }).click();
+  await page.getByLabel("Token name").fill("ui-reader");
+  await page.getByLabel("Token scopes").fill(`team:${team}:clusters:read`);
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = (await page.getByTestId("secret").textContent()).trim();
+  expect(secret.startsWith("fp_pat_"), `secret ${secret}`);
+  // For the calling test, which uses it against the REST API.
+  console.log(`token: ${secret}`);
+  await page.getByRole("cell", { name: "ui-reader" }).waitFor();
+  await page.getByRole("link", { name: "Clusters" }).click();
+  await page.getByRole("link", { name: "Tokens" }).click();
+  await page.getByRole("cell", { name: "ui-reader" }).waitFor();
+  const text = await page.textContent("body");
+  expect(!text.includes(secret), "the secret is shown again");
 });
 
 await step("signing out ends the session", async () => {

@@ -26,7 +26,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
             Method::POST,
             "/api/v1/orgs/webui/invitations",
             Some(&json!({"email": email, "role": "member", "teams": [team],
-                "scopes": ["clusters:write", "dataplanes:read"]})),
+                "scopes": ["clusters:write", "dataplanes:read", "tokens:write"]})),
             201,
         )
         .await?;
@@ -81,6 +81,28 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         .get(&format!("/api/v1/teams/{team}/clusters/ui-made"))
         .await?;
     anyhow::ensure!(gone.status == 404, "ui-made should be deleted: {gone:?}");
+
+    // The token made on the Tokens page reads the team's clusters and can do nothing more.
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .ok_or_else(|| anyhow::anyhow!("the browser run printed no token"))?;
+    let reader = flowplane_e2e::Api::new(&stack.api_url).with_token(token);
+    reader
+        .expect(
+            Method::GET,
+            &format!("/api/v1/teams/{team}/clusters"),
+            None,
+            200,
+        )
+        .await?;
+    let write = reader
+        .post(
+            "/api/v1/clusters",
+            &json!({"team": team, "name": "by-reader", "endpoints": [{"host": "127.0.0.1", "port": 9}]}),
+        )
+        .await?;
+    anyhow::ensure!(write.status == 403, "a read token wrote: {write:?}");
     Ok(())
 }
 
