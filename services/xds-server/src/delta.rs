@@ -147,6 +147,11 @@ impl Session {
                     if changed.is_err() {
                         break;
                     }
+                    if let Err(status) = stream::still_registered(&store, &peer) {
+                        tracing::info!(node = %peer.node_id, error = %status.message(), "ending the stream");
+                        self.tx.send(Err(status)).await;
+                        break;
+                    }
                     self.push_changes(&peer, &connected).await;
                 }
             }

@@ -132,6 +132,18 @@ pub fn identify(
     })
 }
 
+/// Whether the stream's dataplane still exists: a deleted dataplane's open streams end at the
+/// next change of its team, so it stops receiving anything (rotated secrets included).
+pub fn still_registered(store: &Store, peer: &Peer) -> Result<(), Status> {
+    match store.dataplane(&peer.team, &peer.dataplane.id) {
+        Some(_) => Ok(()),
+        None => Err(Status::unauthenticated(format!(
+            "dataplane {} of team {} was deleted",
+            peer.dataplane.name, peer.team
+        ))),
+    }
+}
+
 /// Counts a stream in `xds_connected_streams` for as long as it lives, however it ends, and
 /// holds the stream's metric handles: each is looked up by name and labels once, on its
 /// first use, not on every push.

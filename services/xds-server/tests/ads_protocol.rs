@@ -375,3 +375,29 @@ async fn a_stream_must_carry_its_own_dataplanes_token() {
     let mut served = Stream::open(&mut h, node("team-a", "edge"), CLUSTER_TYPE, "").await;
     assert_eq!(served.next().await.type_url, CLUSTER_TYPE);
 }
+
+#[tokio::test]
+async fn deleting_the_dataplane_ends_its_open_streams() {
+    let mut h = harness().await;
+    let mut s = Stream::open(&mut h, node("team-a", "edge"), CLUSTER_TYPE, "").await;
+    let cds = s.next().await;
+    s.ack(&cds, &[]).await;
+
+    let deleted = ChangeEvent {
+        revision: h.store.revision() + 1,
+        op: ChangeOp::Delete as i32,
+        kind: ResourceKind::Dataplane as i32,
+        team: "team-a".into(),
+        name: "edge".into(),
+        resource: None,
+        changes: Vec::new(),
+    };
+    assert_eq!(h.store.apply(&deleted).ok(), Some(true));
+    match tokio::time::timeout(Duration::from_secs(3), s.rx.message()).await {
+        Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::Unauthenticated),
+        other => panic!(
+            "expected the stream to end, got {:?}",
+            other.map(|r| r.map(|m| m.map(|m| m.type_url)))
+        ),
+    }
+}
