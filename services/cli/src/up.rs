@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use flowplane_api_gateway::ApiGatewayConfig;
 use flowplane_config::ConfigServiceConfig;
+use flowplane_mcp::McpConfig;
 use flowplane_ratelimit::RateLimitConfig;
 use flowplane_runtime::bus::Bus;
 use flowplane_runtime::{env, shutdown, telemetry};
@@ -37,6 +38,11 @@ pub async fn run() -> anyhow::Result<()> {
     api.service_token = service_token;
     let mut ratelimit = RateLimitConfig::from_env()?;
     ratelimit.service_token.clone_from(&api.service_token);
+    let mut mcp = McpConfig::from_env()?;
+    if std::env::var_os("FLOWPLANE_API_URL").is_none() {
+        // The gateway of this process, reached on loopback whatever address it binds.
+        mcp.api_url = format!("http://127.0.0.1:{}", api.api_addr.port());
+    }
     let bus = choose_bus(&config.nats_url, &config.nats_prefix).await;
 
     tracing::info!("Flowplane is starting");
@@ -49,6 +55,11 @@ pub async fn run() -> anyhow::Result<()> {
     tracing::info!(
         "  ratelimit     {}  (Envoy's Rate Limit Service)",
         ratelimit.grpc_addr
+    );
+    tracing::info!(
+        "  MCP (agents)  http://{}{}",
+        mcp.addr,
+        flowplane_mcp::MCP_PATH
     );
     tracing::info!(
         "  health        http://{}/healthz (config), http://{}/healthz (xds)",
@@ -76,13 +87,15 @@ pub async fn run() -> anyhow::Result<()> {
         stop.clone(),
     ));
     let ratelimit_task = tokio::spawn(flowplane_ratelimit::run(ratelimit, stop.clone()));
-    let (config_result, xds_result, api_result, ratelimit_result) =
-        tokio::join!(config_task, xds_task, api_task, ratelimit_task);
+    let mcp_task = tokio::spawn(flowplane_mcp::run(mcp, stop.clone()));
+    let (config_result, xds_result, api_result, ratelimit_result, mcp_result) =
+        tokio::join!(config_task, xds_task, api_task, ratelimit_task, mcp_task);
     for (name, result) in [
         ("config", config_result),
         ("xds-server", xds_result),
         ("api-gateway", api_result),
         ("ratelimit", ratelimit_result),
+        ("mcp", mcp_result),
     ] {
         match result {
             Ok(Ok(())) => {}

@@ -263,6 +263,27 @@ impl Stack {
             .await
     }
 
+    /// Starts the mcp service against this stack's api-gateway; returns its base URL (MCP is
+    /// at `/api/v1/mcp/cp` under it). Its log is `flowplane-mcp.log`.
+    pub async fn add_mcp(&mut self) -> anyhow::Result<String> {
+        let port = free_port();
+        let common = self.common.clone();
+        let api_url = self.api_url.clone();
+        self.spawn_named(
+            "flowplane-mcp",
+            "flowplane-mcp",
+            &common,
+            &[
+                ("FLOWPLANE_MCP_ADDR", format!("127.0.0.1:{port}")),
+                ("FLOWPLANE_API_URL", api_url),
+            ],
+        )?;
+        let url = format!("http://127.0.0.1:{port}");
+        self.wait_ready("flowplane-mcp", &format!("{url}/readyz"))
+            .await?;
+        Ok(url)
+    }
+
     /// Kills one service process at once (no graceful shutdown), as a crash would.
     pub async fn kill(&mut self, service: &str) -> anyhow::Result<()> {
         let (_, child) = self

@@ -24,7 +24,7 @@ async fn flowplane_up_runs_everything_in_one_process() {
         free_port(),
         free_port(),
     );
-    let (ratelimit, ratelimit_http) = (free_port(), free_port());
+    let (ratelimit, ratelimit_http, mcp) = (free_port(), free_port(), free_port());
     let log_path = dir.join("up.log");
     let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("{e}"));
     let mut child = Command::new(binary("flowplane").unwrap_or_else(|e| panic!("{e:#}")))
@@ -52,6 +52,8 @@ async fn flowplane_up_runs_everything_in_one_process() {
             "FLOWPLANE_RATELIMIT_HTTP_ADDR",
             format!("127.0.0.1:{ratelimit_http}"),
         )
+        .env("FLOWPLANE_MCP_ADDR", format!("127.0.0.1:{mcp}"))
+        .env_remove("FLOWPLANE_API_URL")
         .env_remove("FLOWPLANE_REDIS_URL")
         .env_remove("FLOWPLANE_SERVICE_TOKEN")
         .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))
@@ -81,6 +83,9 @@ async fn flowplane_up_runs_everything_in_one_process() {
         anyhow::ensure!(log.contains("global rate limits are counted in this process only"), "without Redis the ratelimit service counts in-process, and says so");
         let ratelimit_ready = reqwest::get(format!("http://127.0.0.1:{ratelimit_http}/readyz")).await?;
         anyhow::ensure!(ratelimit_ready.status().is_success(), "the in-process ratelimit service is ready");
+        // The in-process mcp service answers agents (and wants their token).
+        let mcp_answer = reqwest::Client::new().post(format!("http://127.0.0.1:{mcp}/api/v1/mcp/cp")).body("{}").send().await?;
+        anyhow::ensure!(mcp_answer.status() == 401, "the in-process mcp service refuses a call without a token: {}", mcp_answer.status());
         let start = log.find("fp_setup_").ok_or_else(|| anyhow::anyhow!("no setup token in the log"))?;
         let setup: String = log[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
 

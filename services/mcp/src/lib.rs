@@ -1,0 +1,113 @@
+//! The mcp service: Flowplane's control plane as tools for AI agents, over MCP's Streamable
+//! HTTP transport at `/api/v1/mcp/cp`.
+//!
+//! - [`settings`]: its `FLOWPLANE_*` settings
+//! - [`tools`]: the tools, each one REST call made with the agent's own token
+//!
+//! It holds nothing of its own: every tool acts through the api-gateway with the bearer token
+//! the agent presented, so an agent can do exactly what its token's scopes allow. Requests
+//! without a valid token are refused before any MCP handling (`401`).
+
+pub mod settings;
+pub mod tools;
+
+pub use settings::McpConfig;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use flowplane_runtime::health::{self, Readiness};
+use flowplane_runtime::shutdown::Shutdown;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+/// Where agents connect.
+pub const MCP_PATH: &str = "/api/v1/mcp/cp";
+
+/// Serves MCP (and the health endpoints) until `shutdown`.
+pub async fn run(config: McpConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let api = tools::Api::new(&config.api_url);
+    let mcp = StreamableHttpService::new(
+        {
+            let api = api.clone();
+            move || Ok(tools::ControlPlane::new(api.clone()))
+        },
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(config.allowed_hosts.clone())
+            .with_json_response(true)
+            .with_cancellation_token(cancel.child_token()),
+    );
+    let readiness = Readiness::new();
+    let app = Router::new()
+        .nest_service(MCP_PATH, mcp)
+        .layer(axum::middleware::from_fn_with_state(
+            Authenticator {
+                client: reqwest::Client::new(),
+                session_url: format!(
+                    "{}/api/v1/auth/session",
+                    config.api_url.trim_end_matches('/')
+                ),
+            },
+            authenticate,
+        ))
+        .merge(health::router(readiness.clone()));
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    tracing::info!(addr = %config.addr, path = MCP_PATH, api = %config.api_url, "mcp serving agents");
+    readiness.set(true);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.wait().await;
+            cancel.cancel();
+        })
+        .await?;
+    Ok(())
+}
+
+/// Checks the agent's bearer token with the gateway before any MCP handling.
+#[derive(Clone)]
+struct Authenticator {
+    client: reqwest::Client,
+    session_url: String,
+}
+
+async fn authenticate(State(auth): State<Authenticator>, request: Request, next: Next) -> Response {
+    let Some(authorization) = request.headers().get(header::AUTHORIZATION).cloned() else {
+        return unauthorized("a bearer token (personal access token) is required");
+    };
+    // The gateway caches verified credentials, so this costs no password hashing per call.
+    let answer = auth
+        .client
+        .get(&auth.session_url)
+        .header(reqwest::header::AUTHORIZATION, authorization.as_bytes())
+        .send()
+        .await;
+    match answer {
+        Ok(r) if r.status().is_success() => next.run(request).await,
+        Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
+            unauthorized("the token is not valid")
+        }
+        Ok(r) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the API answered {}", r.status()),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the API is unreachable: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+fn unauthorized(message: &'static str) -> Response {
+    let mut response = (StatusCode::UNAUTHORIZED, message).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}

@@ -1,0 +1,309 @@
+//! The control-plane tools an agent calls. Each is one REST call to the api-gateway made with
+//! the agent's own bearer token, so the agent can do exactly what its token allows and the
+//! authorization decision stays in one place (config). API refusals come back as tool errors
+//! carrying the problem document (status, field paths), which an agent can act on.
+
+use axum::http::request::Parts;
+use reqwest::Method;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The resource kinds the tools reach, as they appear in REST paths.
+pub const KINDS: [&str; 6] = [
+    "clusters",
+    "route-configs",
+    "listeners",
+    "secrets",
+    "dataplanes",
+    "api-definitions",
+];
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Kind {
+    /// The owning team, e.g. `my-org-default`.
+    pub team: String,
+    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions.
+    pub kind: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Named {
+    /// The owning team.
+    pub team: String,
+    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions.
+    pub kind: String,
+    /// The resource's name.
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Create {
+    /// The owning team.
+    pub team: String,
+    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions.
+    pub kind: String,
+    /// The resource as the REST API takes it (JSON object with at least `name`), e.g. a
+    /// cluster `{"name": "web", "endpoints": [{"host": "10.0.0.5", "port": 8080}]}`.
+    pub resource: Value,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Update {
+    /// The owning team.
+    pub team: String,
+    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions.
+    pub kind: String,
+    /// The resource's name.
+    pub name: String,
+    /// The whole new resource (replaces the current one).
+    pub resource: Value,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Dataplane {
+    /// The owning team.
+    pub team: String,
+    /// The dataplane's name.
+    pub dataplane: String,
+}
+
+/// The tools, bound to the gateway they act through.
+#[derive(Clone)]
+pub struct ControlPlane {
+    api: Api,
+    tool_router: ToolRouter<Self>,
+}
+
+impl ControlPlane {
+    pub fn new(api: Api) -> Self {
+        Self {
+            api,
+            tool_router: Self::tool_router(),
+        }
+    }
+}
+
+#[tool_router]
+impl ControlPlane {
+    #[tool(
+        description = "List a team's resources of one kind, with each dataplane's Envoy status (programmed or rejected with Envoy's error)."
+    )]
+    async fn list_resources(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Kind { team, kind }): Parameters<Kind>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = collection(&team, &kind)?;
+        self.api.call(&parts, Method::GET, &path, None).await
+    }
+
+    #[tool(description = "Read one resource: its spec, revision and Envoy status.")]
+    async fn get_resource(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Named { team, kind, name }): Parameters<Named>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = item(&team, &kind, &name)?;
+        self.api.call(&parts, Method::GET, &path, None).await
+    }
+
+    #[tool(
+        description = "Create a resource. Invalid input is refused with the field paths that are wrong; nothing is written then."
+    )]
+    async fn create_resource(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Create {
+            team,
+            kind,
+            resource,
+        }): Parameters<Create>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = collection(&team, &kind)?;
+        self.api
+            .call(
+                &parts,
+                Method::POST,
+                &path,
+                Some(with_team(resource, &team)),
+            )
+            .await
+    }
+
+    #[tool(description = "Replace a resource with a new version of it.")]
+    async fn update_resource(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Update {
+            team,
+            kind,
+            name,
+            resource,
+        }): Parameters<Update>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = item(&team, &kind, &name)?;
+        self.api
+            .call(&parts, Method::PUT, &path, Some(with_team(resource, &team)))
+            .await
+    }
+
+    #[tool(
+        description = "Delete a resource. A resource others still reference is refused (409) with the referrers."
+    )]
+    async fn delete_resource(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Named { team, kind, name }): Parameters<Named>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = item(&team, &kind, &name)?;
+        self.api.call(&parts, Method::DELETE, &path, None).await
+    }
+
+    #[tool(
+        description = "The Envoy bootstrap (JSON) of a dataplane: start Envoy with it to receive the team's configuration. It carries the dataplane's token; treat it as a credential."
+    )]
+    async fn get_envoy_bootstrap(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Dataplane { team, dataplane }): Parameters<Dataplane>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = format!(
+            "{}/envoy-config?format=json",
+            item(&team, "dataplanes", &dataplane)?
+        );
+        self.api.call(&parts, Method::GET, &path, None).await
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ControlPlane {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "Flowplane's control plane: list, read, create, update and delete a team's Envoy \
+             resources (clusters, route-configs, listeners, secrets, dataplanes, \
+             api-definitions) and fetch a dataplane's Envoy bootstrap. Everything acts with \
+             the caller's own token and scopes.",
+        )
+    }
+}
+
+/// The gateway the tools call.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// One REST call with the agent's `Authorization`; the answer becomes the tool's result.
+    async fn call(
+        &self,
+        parts: &Parts,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization.as_bytes());
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("the API is unreachable: {e}"), None))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| {
+            ErrorData::internal_error(format!("the API's answer broke off: {e}"), None)
+        })?;
+        let text = if text.is_empty() {
+            format!("{status}")
+        } else {
+            text
+        };
+        Ok(if status.is_success() {
+            CallToolResult::success(vec![ContentBlock::text(text)])
+        } else {
+            CallToolResult::error(vec![ContentBlock::text(text)])
+        })
+    }
+}
+
+fn collection(team: &str, kind: &str) -> Result<String, ErrorData> {
+    if !KINDS.contains(&kind) {
+        return Err(ErrorData::invalid_params(
+            format!("kind must be one of {}", KINDS.join(", ")),
+            None,
+        ));
+    }
+    Ok(format!("/api/v1/teams/{}/{kind}", segment(team)?))
+}
+
+fn item(team: &str, kind: &str, name: &str) -> Result<String, ErrorData> {
+    Ok(format!("{}/{}", collection(team, kind)?, segment(name)?))
+}
+
+/// A path segment as given: names are plain (letters, digits, `-`, `_`, `.`), so anything
+/// that would change the path is refused rather than escaped.
+fn segment(value: &str) -> Result<&str, ErrorData> {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && value != "."
+        && value != "..";
+    if plain {
+        Ok(value)
+    } else {
+        Err(ErrorData::invalid_params(
+            format!("{value:?} is not a valid team or resource name"),
+            None,
+        ))
+    }
+}
+
+/// The REST API wants the team in the body too; the tool's `team` argument is the one used.
+fn with_team(mut resource: Value, team: &str) -> Value {
+    if let Some(object) = resource.as_object_mut() {
+        object.insert("team".into(), Value::from(team));
+    }
+    resource
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_take_known_kinds_and_plain_names_only() {
+        assert_eq!(
+            item("acme-default", "clusters", "web").unwrap(),
+            "/api/v1/teams/acme-default/clusters/web"
+        );
+        assert!(collection("acme-default", "users").is_err());
+        assert!(item("acme-default", "clusters", "../tokens").is_err());
+        assert!(item("acme/x", "clusters", "web").is_err());
+        assert!(item("acme", "clusters", "").is_err());
+    }
+
+    #[test]
+    fn the_tools_team_goes_into_the_body() {
+        let body = with_team(serde_json::json!({"name": "web", "team": "other"}), "mine");
+        assert_eq!(body["team"], "mine");
+    }
+}

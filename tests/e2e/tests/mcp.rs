@@ -1,0 +1,247 @@
+//! The mcp service as an agent sees it, over MCP's Streamable HTTP transport (JSON-RPC): a
+//! token is required, the tools are listed, a cluster made by a tool is there through the REST
+//! API, a bad one comes back as a tool error with its field path, and another team's
+//! resources stay out of reach (the agent's token decides, as on the REST API).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use flowplane_e2e::{Stack, Tenant};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_manages_its_teams_clusters_through_mcp_tools() {
+    let mut stack = Stack::start("mcp")
+        .await
+        .unwrap_or_else(|e| panic!("stack: {e:#}"));
+    let result = scenario(&mut stack).await;
+    if let Err(e) = &result {
+        eprintln!("{}", stack.logs());
+        stack.stop().await;
+        panic!("{e:#}");
+    }
+    stack.stop().await;
+}
+
+/// An MCP client session: the token, and the session id the server gave at `initialize`.
+struct Agent {
+    http: reqwest::Client,
+    endpoint: String,
+    token: String,
+    session: Option<String>,
+    next_id: u64,
+}
+
+impl Agent {
+    /// Sends one JSON-RPC message; returns the HTTP status and the JSON-RPC answer, if any.
+    async fn send(
+        &mut self,
+        method: &str,
+        params: Value,
+        notify: bool,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut message = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        if !notify {
+            self.next_id += 1;
+            message["id"] = json!(self.next_id);
+        }
+        let mut request = self
+            .http
+            .post(&self.endpoint)
+            .bearer_auth(&self.token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&message);
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        if let Some(session) = response.headers().get("mcp-session-id") {
+            self.session = Some(session.to_str()?.to_string());
+        }
+        let sse = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let text = response.text().await?;
+        // The server may answer with JSON or with an event stream carrying the JSON.
+        let body = if sse {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .find(|v| v.get("id").is_some())
+                .unwrap_or(Value::Null)
+        } else if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, body))
+    }
+
+    /// Calls a tool; returns whether it reported an error, and its text.
+    async fn call(&mut self, tool: &str, arguments: Value) -> anyhow::Result<(bool, String)> {
+        let (status, answer) = self
+            .send(
+                "tools/call",
+                json!({"name": tool, "arguments": arguments}),
+                false,
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "tools/call {tool}: HTTP {status} {answer}");
+        let result = &answer["result"];
+        anyhow::ensure!(result.is_object(), "tools/call {tool}: {answer}");
+        let text = result["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok((result["isError"] == json!(true), text))
+    }
+}
+
+async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
+    let tenant = Tenant::create(stack, "agents").await?;
+    let team = tenant.team.clone();
+    tenant
+        .admin
+        .expect(
+            Method::POST,
+            "/api/v1/admin/organizations",
+            Some(&json!({"name": "others"})),
+            201,
+        )
+        .await?;
+    let token = tenant
+        .admin
+        .expect(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "agent", "scopes": [format!("team:{team}:clusters:write")]})),
+            201,
+        )
+        .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let base = stack.add_mcp().await?;
+    let endpoint = format!("{base}/api/v1/mcp/cp");
+    let http = reqwest::Client::new();
+
+    // No token, or a wrong one: refused before any MCP handling.
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "e2e", "version": "1"}}});
+    for bearer in [None, Some("fp_pat_nope.nope")] {
+        let mut request = http
+            .post(&endpoint)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let status = request.send().await?.status();
+        anyhow::ensure!(status == 401, "token {bearer:?}: HTTP {status}");
+    }
+
+    let mut agent = Agent {
+        http,
+        endpoint,
+        token,
+        session: None,
+        next_id: 0,
+    };
+    let (status, answer) = agent
+        .send("initialize", initialize["params"].clone(), false)
+        .await?;
+    anyhow::ensure!(status == 200, "initialize: HTTP {status} {answer}");
+    anyhow::ensure!(
+        answer["result"]["capabilities"]["tools"].is_object(),
+        "initialize: {answer}"
+    );
+    let (status, _) = agent
+        .send("notifications/initialized", json!({}), true)
+        .await?;
+    anyhow::ensure!(status == 202, "initialized: HTTP {status}");
+
+    let (_, listed) = agent.send("tools/list", json!({}), false).await?;
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .map(|tools| tools.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    for tool in [
+        "list_resources",
+        "get_resource",
+        "create_resource",
+        "update_resource",
+        "delete_resource",
+        "get_envoy_bootstrap",
+    ] {
+        anyhow::ensure!(names.contains(&tool), "{tool} missing from {names:?}");
+    }
+
+    // A tool's cluster is there through the REST API.
+    let (failed, text) = agent
+        .call("create_resource", json!({"team": team, "kind": "clusters",
+            "resource": {"name": "from-agent", "endpoints": [{"host": "127.0.0.1", "port": 8080}]}}))
+        .await?;
+    anyhow::ensure!(!failed, "create: {text}");
+    let stored = tenant
+        .api
+        .expect(
+            Method::GET,
+            &format!("/api/v1/teams/{team}/clusters/from-agent"),
+            None,
+            200,
+        )
+        .await?;
+    anyhow::ensure!(stored["endpoints"][0]["port"] == 8080, "stored: {stored}");
+    let (failed, text) = agent
+        .call("list_resources", json!({"team": team, "kind": "clusters"}))
+        .await?;
+    anyhow::ensure!(!failed && text.contains("from-agent"), "list: {text}");
+
+    // A bad port: a tool error carrying the field path, and nothing written.
+    let (failed, text) = agent
+        .call(
+            "create_resource",
+            json!({"team": team, "kind": "clusters",
+            "resource": {"name": "bad", "endpoints": [{"host": "127.0.0.1", "port": 70000}]}}),
+        )
+        .await?;
+    anyhow::ensure!(
+        failed && text.contains("/endpoints/0/port"),
+        "bad port: {text}"
+    );
+    let absent = tenant
+        .api
+        .get(&format!("/api/v1/teams/{team}/clusters/bad"))
+        .await?;
+    anyhow::ensure!(absent.status == 404, "bad cluster written: {absent:?}");
+
+    // Another team's resources: out of reach, as on the REST API (404, no existence oracle).
+    let (failed, text) = agent
+        .call(
+            "list_resources",
+            json!({"team": "others-default", "kind": "clusters"}),
+        )
+        .await?;
+    anyhow::ensure!(failed && text.contains("404"), "other team: {text}");
+
+    // And the agent's delete removes it.
+    let (failed, text) = agent
+        .call(
+            "delete_resource",
+            json!({"team": team, "kind": "clusters", "name": "from-agent"}),
+        )
+        .await?;
+    anyhow::ensure!(!failed, "delete: {text}");
+    let gone = tenant
+        .api
+        .get(&format!("/api/v1/teams/{team}/clusters/from-agent"))
+        .await?;
+    anyhow::ensure!(gone.status == 404, "still there: {gone:?}");
+    Ok(())
+}
