@@ -8,7 +8,7 @@ use reqwest::Method;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::Value;
@@ -183,12 +183,14 @@ impl ControlPlane {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for ControlPlane {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
-            "Flowplane's control plane: list, read, create, update and delete a team's Envoy \
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("flowplane", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Flowplane's control plane: list, read, create, update and delete a team's Envoy \
              resources (clusters, route-configs, listeners, secrets, dataplanes, \
              api-definitions) and fetch a dataplane's Envoy bootstrap. Everything acts with \
              the caller's own token and scopes.",
-        )
+            )
     }
 }
 

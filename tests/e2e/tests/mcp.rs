@@ -161,6 +161,10 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         answer["result"]["capabilities"]["tools"].is_object(),
         "initialize: {answer}"
     );
+    anyhow::ensure!(
+        answer["result"]["serverInfo"]["name"] == "flowplane",
+        "initialize: {answer}"
+    );
     let (status, _) = agent
         .send("notifications/initialized", json!({}), true)
         .await?;
