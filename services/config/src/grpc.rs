@@ -92,9 +92,12 @@ impl resources_srv::ResourceService for ResourceApi {
         let r = request.into_inner();
         let caller = Caller::from_context(r.context)?;
         let kind = kind_from_proto(r.kind)?;
-        Ok(Response::new(
-            resources::get(&self.0, &caller, kind, &r.team, &r.name).await?,
-        ))
+        let read = if r.for_deployment {
+            resources::get_for_deployment(&self.0, &caller, kind, &r.team, &r.name).await?
+        } else {
+            resources::get(&self.0, &caller, kind, &r.team, &r.name).await?
+        };
+        Ok(Response::new(read))
     }
 
     async fn list(

@@ -207,13 +207,37 @@ pub async fn get(
     team: &str,
     name: &str,
 ) -> Result<pb::Resource, ServiceError> {
+    read(ctx, caller, kind, team, name, Action::Read).await
+}
+
+/// Reads a resource its caller is about to deploy: a dataplane's bootstrap carries the
+/// dataplane's credential, with which an Envoy receives everything the team serves (secret
+/// material included), so handing it out takes write access to dataplanes, not read.
+pub async fn get_for_deployment(
+    ctx: &Context,
+    caller: &Caller,
+    kind: ResourceKind,
+    team: &str,
+    name: &str,
+) -> Result<pb::Resource, ServiceError> {
+    read(ctx, caller, kind, team, name, Action::Write).await
+}
+
+async fn read(
+    ctx: &Context,
+    caller: &Caller,
+    kind: ResourceKind,
+    team: &str,
+    name: &str,
+    action: Action,
+) -> Result<pb::Resource, ServiceError> {
     let team = resolve_team(ctx, caller, kind, team, name).await?;
     let access = authorize_team(
         &ctx.pool,
         caller,
         &team,
         kind.scope_resource(),
-        Action::Read,
+        action,
         || not_found(kind, name),
     )
     .await?;

@@ -337,3 +337,43 @@ async fn admin_all_reaching_tenant_resources_is_audited_as_break_glass() {
     );
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn handing_out_a_dataplane_to_deploy_takes_write_access() {
+    let db = TestDb::new().await;
+    let (team, org_id) = org(&db, "deployers").await;
+    let body = serde_json::json!({"team": team, "name": "edge"}).to_string();
+    resources::create(&db.ctx, &admin(), ResourceKind::Dataplane, &team, &body)
+        .await
+        .unwrap();
+    let reader = caller(
+        &[&format!("team:{team}:dataplanes:read")],
+        Some(org_id.clone()),
+    );
+    let writer = caller(
+        &[&format!("team:{team}:dataplanes:write")],
+        Some(org_id.clone()),
+    );
+    let outsider = caller(&["team:elsewhere:dataplanes:write"], Some(org_id));
+
+    // A reader sees the dataplane but may not take its credential.
+    resources::get(&db.ctx, &reader, ResourceKind::Dataplane, &team, "edge")
+        .await
+        .unwrap();
+    let refused =
+        resources::get_for_deployment(&db.ctx, &reader, ResourceKind::Dataplane, &team, "edge")
+            .await
+            .unwrap_err();
+    assert!(matches!(refused, ServiceError::Forbidden(_)), "{refused:?}");
+    let hidden =
+        resources::get_for_deployment(&db.ctx, &outsider, ResourceKind::Dataplane, &team, "edge")
+            .await
+            .unwrap_err();
+    assert!(matches!(hidden, ServiceError::NotFound(_)), "{hidden:?}");
+    let deployed =
+        resources::get_for_deployment(&db.ctx, &writer, ResourceKind::Dataplane, &team, "edge")
+            .await
+            .unwrap();
+    assert_eq!(deployed.name, "edge");
+    db.drop_db().await;
+}

@@ -2,7 +2,8 @@
 //! the dataplane's token on its xDS streams. A real Envoy with that bootstrap is configured and
 //! serves traffic; the same bootstrap with the token removed, or with another dataplane's
 //! token, gets nothing from the xds-server (no listener, no cluster), though its node metadata
-//! names the dataplane exactly as the good one does.
+//! names the dataplane exactly as the good one does. Handing out a bootstrap takes write
+//! access to dataplanes: a reader gets 403.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -27,6 +28,34 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no token in the other bootstrap"))?
         .to_string();
     anyhow::ensure!(other_token != token, "two dataplanes share a token");
+
+    // The bootstrap is a credential: reading dataplanes is not enough to be handed one.
+    let reader = tenant
+        .admin
+        .expect(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "dp-reader",
+                "scopes": [format!("team:{}:dataplanes:read", tenant.team)]})),
+            201,
+        )
+        .await?;
+    let reader = flowplane_e2e::Api::new(&stack.api_url)
+        .with_token(reader["token"].as_str().unwrap_or_default());
+    let seen = reader
+        .get(&format!("/api/v1/teams/{}/dataplanes/edge", tenant.team))
+        .await?;
+    anyhow::ensure!(seen.status == 200, "a reader reads the dataplane: {seen:?}");
+    let refused = reader
+        .get(&format!(
+            "/api/v1/teams/{}/dataplanes/edge/envoy-config",
+            tenant.team
+        ))
+        .await?;
+    anyhow::ensure!(
+        refused.status == 403,
+        "a reader got a bootstrap: {refused:?}"
+    );
 
     let upstream = Upstream::start("app").await?;
     let port = tenant.route_all("app", upstream.port, &dataplane).await?;

@@ -568,14 +568,8 @@ pub async fn bootstrap(
             }
         }
     };
-    let dataplane = super::resources::fetch(
-        &state,
-        &caller,
-        flowplane_domain::ResourceKind::Dataplane,
-        team,
-        dataplane_name,
-    )
-    .await?;
+    let dataplane =
+        super::resources::fetch_dataplane_to_deploy(&state, &caller, team, dataplane_name).await?;
     super::envoy_config::render(&state, &dataplane, query.format.as_deref())
 }
 

@@ -1,12 +1,12 @@
 //! A dataplane's Envoy bootstrap: what `envoy -c envoy.yaml` needs to connect to the xds-server
 //! scoped to its team and dataplane, with the dataplane's token for its xDS streams. The
-//! dataplane is read through config first, so only a caller who may see it gets its bootstrap
-//! (and so its token).
+//! dataplane is read through config first, for deployment: the bootstrap carries the
+//! dataplane's token, so it takes write access to dataplanes (a reader gets 403).
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flowplane_domain::{ErrorCode, ResourceKind};
+use flowplane_domain::ErrorCode;
 use flowplane_xds::bootstrap::{BootstrapParams, bootstrap};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -49,7 +49,7 @@ pub async fn envoy_config(
     QueryParams(query): QueryParams<EnvoyConfigQuery>,
 ) -> Result<Response, Problem> {
     let dataplane =
-        super::resources::fetch(&state, &caller, ResourceKind::Dataplane, team, name).await?;
+        super::resources::fetch_dataplane_to_deploy(&state, &caller, team, name).await?;
     render(&state, &dataplane, query.format.as_deref())
 }
 

@@ -299,6 +299,28 @@ pub(crate) async fn fetch(
     team: String,
     name: String,
 ) -> Result<pb::Resource, Problem> {
+    read(state, caller, kind, team, name, false).await
+}
+
+/// Reads a dataplane to hand out its bootstrap, which carries its credential: config asks
+/// for write access to dataplanes (a reader gets 403, an outsider 404).
+pub(crate) async fn fetch_dataplane_to_deploy(
+    state: &AppState,
+    caller: &Caller,
+    team: String,
+    name: String,
+) -> Result<pb::Resource, Problem> {
+    read(state, caller, ResourceKind::Dataplane, team, name, true).await
+}
+
+async fn read(
+    state: &AppState,
+    caller: &Caller,
+    kind: ResourceKind,
+    team: String,
+    name: String,
+    for_deployment: bool,
+) -> Result<pb::Resource, Problem> {
     Ok(state
         .config
         .resources
@@ -308,6 +330,7 @@ pub(crate) async fn fetch(
             kind: proto_kind(kind),
             team,
             name,
+            for_deployment,
         })
         .await
         .map_err(refused)?
