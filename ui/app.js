@@ -152,6 +152,12 @@ async function editView(kind, name) {
   const base = `/api/v1/teams/${encodeURIComponent(state.team)}/${kind.path}`;
   let etag = null;
   let document = { team: state.team, ...kind.template };
+  if (creating && kind.path === "listeners") {
+    // A listener is bound to a dataplane by id: start from the team's first one.
+    const dataplanes = await api("GET", `/api/v1/teams/${encodeURIComponent(state.team)}/dataplanes?limit=1`);
+    const first = dataplanes.ok && dataplanes.json.items[0];
+    if (first) document.dataplaneId = first.id;
+  }
   let current = null;
   if (!creating) {
     const reply = await api("GET", `${base}/${encodeURIComponent(name)}`);

@@ -2,14 +2,14 @@
 // password first), create a cluster with a bad port and read the field error, fix it, edit it,
 // delete it, and create one more that the calling test then checks through the REST API.
 //
-// Usage: node drive.mjs <base-url> <email> <password> <team>
+// Usage: node drive.mjs <base-url> <email> <password> <team> <dataplane-id>
 // Exits non-zero, with the step and what the page showed, on the first thing that is wrong.
 
 import { chromium } from "playwright-core";
 
-const [base, email, password, team] = process.argv.slice(2);
-if (!team) {
-  console.error("usage: node drive.mjs <base-url> <email> <password> <team>");
+const [base, email, password, team, dataplaneId] = process.argv.slice(2);
+if (!dataplaneId) {
+  console.error("usage: node drive.mjs <base-url> <email> <password> <team> <dataplane-id>");
   process.exit(2);
 }
 
@@ -123,6 +123,13 @@ await step("one more cluster is left for the REST API to find", async () => {
   await page.getByRole("link", { name: "Back" }).click();
   await page.getByRole("link", { name: "ui-kept" }).waitFor();
   await snapshot("clusters");
+});
+
+await step("a new listener starts bound to the team's dataplane", async () => {
+  await page.getByRole("link", { name: "Listeners" }).click();
+  await page.getByRole("link", { name: "New listener" }).click();
+  const draft = JSON.parse(await editor().inputValue());
+  expect(draft.dataplaneId === dataplaneId, `dataplaneId ${draft.dataplaneId}, expected ${dataplaneId}`);
 });
 
 await step("the audit log shows the UI's changes", async () => {

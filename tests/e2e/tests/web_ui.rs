@@ -42,6 +42,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         )
         .await?;
 
+    let (dataplane_id, _) = tenant.dataplane("edge").await?;
     let dir = ui_tests_dir();
     anyhow::ensure!(
         dir.join("node_modules/playwright-core").is_dir(),
@@ -50,7 +51,13 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     );
     let output = tokio::process::Command::new("node")
         .arg(dir.join("drive.mjs"))
-        .args([stack.api_url.as_str(), email, password, team.as_str()])
+        .args([
+            stack.api_url.as_str(),
+            email,
+            password,
+            team.as_str(),
+            dataplane_id.as_str(),
+        ])
         .current_dir(&dir)
         .output()
         .await?;
