@@ -76,26 +76,49 @@ pub(crate) async fn material_changed(
     Ok(stored != plaintext)
 }
 
+/// One stored secret's sealed material and what identifies it (its associated data).
+struct Sealed {
+    id: Uuid,
+    team_id: Uuid,
+    name: String,
+    sealed: Vec<u8>,
+}
+
+/// Every secret that holds sealed material.
+async fn sealed_secrets(db: impl sqlx::PgExecutor<'_>) -> Result<Vec<Sealed>, ServiceError> {
+    let rows = sqlx::query(
+        "SELECT id, team_id, name, sealed FROM resources WHERE kind = $1 AND sealed IS NOT NULL",
+    )
+    .bind(ResourceKind::Secret.collection())
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Sealed {
+                id: row.try_get("id")?,
+                team_id: row.try_get("team_id")?,
+                name: row.try_get("name")?,
+                sealed: row.try_get("sealed")?,
+            })
+        })
+        .collect()
+}
+
 /// The full spec JSON of every secret, by row id, read in the caller's (snapshot) transaction
 /// so it matches the rows it completes.
 pub(crate) async fn open_all(
     conn: &mut PgConnection,
     key: &SecretsKey,
 ) -> Result<HashMap<Uuid, String>, ServiceError> {
-    let rows = sqlx::query(
-        "SELECT id, team_id, name, sealed FROM resources WHERE kind = $1 AND sealed IS NOT NULL",
-    )
-    .bind(ResourceKind::Secret.collection())
-    .fetch_all(conn)
-    .await?;
+    let rows = sealed_secrets(conn).await?;
     let mut opened = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let (id, team_id, name, sealed): (Uuid, Uuid, String, Vec<u8>) = (
-            row.try_get("id")?,
-            row.try_get("team_id")?,
-            row.try_get("name")?,
-            row.try_get("sealed")?,
-        );
+    for Sealed {
+        id,
+        team_id,
+        name,
+        sealed,
+    } in rows
+    {
         let plaintext = key.open(&aad(team_id, &name), &sealed).map_err(internal)?;
         opened.insert(id, String::from_utf8(plaintext).map_err(internal)?);
     }
@@ -109,20 +132,14 @@ pub async fn reseal_with_current_key(
     pool: &sqlx::PgPool,
     key: &SecretsKey,
 ) -> Result<usize, ServiceError> {
-    let rows = sqlx::query(
-        "SELECT id, team_id, name, sealed FROM resources WHERE kind = $1 AND sealed IS NOT NULL",
-    )
-    .bind(ResourceKind::Secret.collection())
-    .fetch_all(pool)
-    .await?;
     let mut resealed = 0;
-    for row in rows {
-        let (id, team_id, name, sealed): (Uuid, Uuid, String, Vec<u8>) = (
-            row.try_get("id")?,
-            row.try_get("team_id")?,
-            row.try_get("name")?,
-            row.try_get("sealed")?,
-        );
+    for Sealed {
+        id,
+        team_id,
+        name,
+        sealed,
+    } in sealed_secrets(pool).await?
+    {
         let aad = aad(team_id, &name);
         let (plaintext, opened_with) = key.open_telling(&aad, &sealed).map_err(internal)?;
         if opened_with == OpenedWith::Current {
