@@ -6,6 +6,7 @@ pub mod api;
 pub mod envoy;
 pub mod jwt;
 pub mod outage;
+pub mod ports;
 pub mod stack;
 pub mod tenant;
 pub mod upstream;
@@ -13,20 +14,13 @@ pub mod upstream;
 pub use api::Api;
 pub use envoy::Envoy;
 pub use outage::Outage;
+pub use ports::free_port;
 pub use stack::{Dependencies, Stack};
 pub use tenant::Tenant;
 pub use upstream::Upstream;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// A port the OS considers free right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| unreachable!("cannot bind an ephemeral port: {e}"))
-}
 
 /// The workspace root (two levels above this crate). Cargo sets `CARGO_MANIFEST_DIR` when it
 /// runs a test, and that is preferred over the compile-time value: a build shared by several

@@ -328,6 +328,8 @@ impl Stack {
         command
             .envs(common.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(own.iter().map(|(k, v)| (*k, v.as_str())))
+            // A service's fatal error is one readable line in its log, not a backtrace.
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
@@ -336,22 +338,38 @@ impl Stack {
         Ok(())
     }
 
-    async fn wait_ready(&self, service: &str, url: &str) -> anyhow::Result<()> {
-        let result = eventually(
-            &format!("{service} to be ready"),
-            Duration::from_secs(30),
-            || async {
-                match reqwest::get(url).await {
-                    Ok(r) if r.status().is_success() => Ok(()),
-                    Ok(r) => Err(format!("status {}", r.status())),
-                    Err(e) => Err(e.to_string()),
-                }
-            },
+    /// Waits until `service` answers `url` with success. A service that exits first fails at
+    /// once (a port taken, a bad setting), with the end of its log.
+    async fn wait_ready(&mut self, service: &str, url: &str) -> anyhow::Result<()> {
+        let timeout = Duration::from_secs(30);
+        let start = std::time::Instant::now();
+        let mut last = String::from("never checked");
+        while start.elapsed() < timeout {
+            match reqwest::get(url).await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => last = format!("status {}", r.status()),
+                Err(e) => last = e.to_string(),
+            }
+            if let Some(status) = self.exit_status(service) {
+                anyhow::bail!(
+                    "{service} exited ({status}) before it was ready\n--- {service} log ---\n{}",
+                    self.log_tail(service)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::bail!(
+            "timed out after {timeout:?} waiting for {service} to be ready; last observation: {last}\n--- {service} log ---\n{}",
+            self.log_tail(service)
         )
-        .await;
-        result
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("{e}\n--- {service} log ---\n{}", self.log_tail(service)))
+    }
+
+    /// How `service` ended, if its process has.
+    fn exit_status(&mut self, service: &str) -> Option<std::process::ExitStatus> {
+        self.children
+            .iter_mut()
+            .find(|(name, _)| name == service)
+            .and_then(|(_, child)| child.try_wait().ok().flatten())
     }
 
     /// The name of this stack's PostgreSQL database (for loading data in bulk).
