@@ -22,6 +22,11 @@ pub struct ApiGatewayConfig {
     pub ratelimit_public_host: String,
     /// `FLOWPLANE_RATELIMIT_PUBLIC_PORT`
     pub ratelimit_public_port: u16,
+    /// `FLOWPLANE_LEARNING_PUBLIC_HOST`: the learning service address Envoy bootstraps point
+    /// at (learning sessions copy traffic there).
+    pub learning_public_host: String,
+    /// `FLOWPLANE_LEARNING_PUBLIC_PORT`
+    pub learning_public_port: u16,
     /// `FLOWPLANE_ENVOY_ADMIN_PORT`: the loopback admin port written into Envoy bootstraps.
     pub envoy_admin_port: u16,
     /// `FLOWPLANE_NATS_URL`: where to hear token-invalidated notices from config, so a token
@@ -92,6 +97,8 @@ pub const DEFAULT_XDS_PUBLIC_HOST: &str = "127.0.0.1";
 pub const DEFAULT_XDS_PUBLIC_PORT: u16 = 18000;
 pub const DEFAULT_RATELIMIT_PUBLIC_HOST: &str = "127.0.0.1";
 pub const DEFAULT_RATELIMIT_PUBLIC_PORT: u16 = 18081;
+pub const DEFAULT_LEARNING_PUBLIC_HOST: &str = "127.0.0.1";
+pub const DEFAULT_LEARNING_PUBLIC_PORT: u16 = 18083;
 pub const DEFAULT_ENVOY_ADMIN_PORT: u16 = 9901;
 
 impl ApiGatewayConfig {
@@ -109,6 +116,14 @@ impl ApiGatewayConfig {
             ratelimit_public_port: env::parsed(
                 "FLOWPLANE_RATELIMIT_PUBLIC_PORT",
                 DEFAULT_RATELIMIT_PUBLIC_PORT,
+            )?,
+            learning_public_host: env::string(
+                "FLOWPLANE_LEARNING_PUBLIC_HOST",
+                DEFAULT_LEARNING_PUBLIC_HOST,
+            ),
+            learning_public_port: env::parsed(
+                "FLOWPLANE_LEARNING_PUBLIC_PORT",
+                DEFAULT_LEARNING_PUBLIC_PORT,
             )?,
             envoy_admin_port: env::parsed("FLOWPLANE_ENVOY_ADMIN_PORT", DEFAULT_ENVOY_ADMIN_PORT)?,
             nats_url: env::optional("FLOWPLANE_NATS_URL"),
@@ -139,6 +154,8 @@ impl std::fmt::Debug for ApiGatewayConfig {
             .field("xds_public_port", &self.xds_public_port)
             .field("ratelimit_public_host", &self.ratelimit_public_host)
             .field("ratelimit_public_port", &self.ratelimit_public_port)
+            .field("learning_public_host", &self.learning_public_host)
+            .field("learning_public_port", &self.learning_public_port)
             .field("envoy_admin_port", &self.envoy_admin_port)
             .field("nats_url", &self.nats_url)
             .field("nats_prefix", &self.nats_prefix)
@@ -166,6 +183,8 @@ mod tests {
             xds_public_port: DEFAULT_XDS_PUBLIC_PORT,
             ratelimit_public_host: DEFAULT_RATELIMIT_PUBLIC_HOST.into(),
             ratelimit_public_port: DEFAULT_RATELIMIT_PUBLIC_PORT,
+            learning_public_host: DEFAULT_LEARNING_PUBLIC_HOST.into(),
+            learning_public_port: DEFAULT_LEARNING_PUBLIC_PORT,
             envoy_admin_port: DEFAULT_ENVOY_ADMIN_PORT,
             nats_url: None,
             nats_prefix: "flowplane".into(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use flowplane_proto::identity::v1::BootstrapStatusRequest;
 use flowplane_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use flowplane_proto::learning::v1::learning_results_service_client::LearningResultsServiceClient;
 use flowplane_proto::resources::v1::api_definition_service_client::ApiDefinitionServiceClient;
 use flowplane_proto::resources::v1::resource_service_client::ResourceServiceClient;
 use flowplane_runtime::credential::{ClientCredential, ServiceCredential};
@@ -16,6 +17,7 @@ pub type ConfigChannel = InterceptedService<Channel, ClientCredential>;
 pub type ResourceClient = ResourceServiceClient<ConfigChannel>;
 pub type ApiDefinitionClient = ApiDefinitionServiceClient<ConfigChannel>;
 pub type IdentityClient = IdentityServiceClient<ConfigChannel>;
+pub type LearningClient = LearningResultsServiceClient<ConfigChannel>;
 
 /// Connecting must fail fast (config down → 503 now), while a slow but alive config gets the
 /// same patience a caller would give an HTTP request.
@@ -27,6 +29,7 @@ pub struct ConfigService {
     pub resources: ResourceClient,
     pub api_definitions: ApiDefinitionClient,
     pub identity: IdentityClient,
+    pub learning: LearningClient,
 }
 
 impl ConfigService {
@@ -44,7 +47,8 @@ impl ConfigService {
             api_definitions: ApiDefinitionServiceClient::new(channel.clone())
                 .max_encoding_message_size(64 * 1024 * 1024)
                 .max_decoding_message_size(64 * 1024 * 1024),
-            identity: IdentityServiceClient::new(channel),
+            identity: IdentityServiceClient::new(channel.clone()),
+            learning: LearningResultsServiceClient::new(channel),
         })
     }
 

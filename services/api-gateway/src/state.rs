@@ -32,6 +32,8 @@ pub(crate) struct EnvoyBootstrapSettings {
     pub xds_port: u16,
     pub ratelimit_host: String,
     pub ratelimit_port: u16,
+    pub learning_host: String,
+    pub learning_port: u16,
     pub admin_port: u16,
     /// Each bootstrap carries its dataplane's token for the xDS streams.
     pub tokens: DataplaneTokens,
@@ -67,6 +69,8 @@ impl AppState {
                 xds_port: config.xds_public_port,
                 ratelimit_host: config.ratelimit_public_host.clone(),
                 ratelimit_port: config.ratelimit_public_port,
+                learning_host: config.learning_public_host.clone(),
+                learning_port: config.learning_public_port,
                 admin_port: config.envoy_admin_port,
                 tokens: DataplaneTokens::new(&config.service_token),
             },

@@ -29,6 +29,8 @@ fn gateway_config(config_url: String) -> ApiGatewayConfig {
         xds_public_port: 18000,
         ratelimit_public_host: "ratelimit.example.internal".into(),
         ratelimit_public_port: 18081,
+        learning_public_host: "learning.example.internal".into(),
+        learning_public_port: 18083,
         envoy_admin_port: 9901,
         nats_url: None,
         nats_prefix: "flowplane".into(),
@@ -900,6 +902,8 @@ async fn envoy_config_renders_the_dataplane_bootstrap() {
             xds_port: 18000,
             ratelimit_host: "ratelimit.example.internal",
             ratelimit_port: 18081,
+            learning_host: "learning.example.internal",
+            learning_port: 18083,
             admin_port: 9901,
         });
     assert_eq!(from_yaml, expected);

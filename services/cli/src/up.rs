@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use flowplane_api_gateway::ApiGatewayConfig;
 use flowplane_config::ConfigServiceConfig;
+use flowplane_learning::LearningConfig;
 use flowplane_mcp::McpConfig;
 use flowplane_ratelimit::RateLimitConfig;
 use flowplane_runtime::bus::Bus;
@@ -38,6 +39,9 @@ pub async fn run() -> anyhow::Result<()> {
     api.service_token = service_token;
     let mut ratelimit = RateLimitConfig::from_env()?;
     ratelimit.service_token.clone_from(&api.service_token);
+    let mut learning = LearningConfig::from_env()?;
+    learning.service_token.clone_from(&api.service_token);
+    learning.config_url.clone_from(&api.config_url);
     let mut mcp = McpConfig::from_env()?;
     if std::env::var_os("FLOWPLANE_API_URL").is_none() {
         // The gateway of this process, reached on loopback whatever address it binds.
@@ -55,6 +59,10 @@ pub async fn run() -> anyhow::Result<()> {
     tracing::info!(
         "  ratelimit     {}  (Envoy's Rate Limit Service)",
         ratelimit.grpc_addr
+    );
+    tracing::info!(
+        "  learning      {}  (Envoy's External Processor, for learning sessions)",
+        learning.grpc_addr
     );
     tracing::info!(
         "  MCP (agents)  http://{}{}",
@@ -87,14 +95,22 @@ pub async fn run() -> anyhow::Result<()> {
         stop.clone(),
     ));
     let ratelimit_task = tokio::spawn(flowplane_ratelimit::run(ratelimit, stop.clone()));
+    let learning_task = tokio::spawn(flowplane_learning::run(learning, stop.clone()));
     let mcp_task = tokio::spawn(flowplane_mcp::run(mcp, stop.clone()));
-    let (config_result, xds_result, api_result, ratelimit_result, mcp_result) =
-        tokio::join!(config_task, xds_task, api_task, ratelimit_task, mcp_task);
+    let (config_result, xds_result, api_result, ratelimit_result, learning_result, mcp_result) = tokio::join!(
+        config_task,
+        xds_task,
+        api_task,
+        ratelimit_task,
+        learning_task,
+        mcp_task
+    );
     for (name, result) in [
         ("config", config_result),
         ("xds-server", xds_result),
         ("api-gateway", api_result),
         ("ratelimit", ratelimit_result),
+        ("learning", learning_result),
         ("mcp", mcp_result),
     ] {
         match result {

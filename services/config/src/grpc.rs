@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 
 use flowplane_proto::identity::v1::{self as identity_pb, identity_service_server as identity_srv};
+use flowplane_proto::learning::v1::{
+    self as learning_pb, learning_results_service_server as learning_srv,
+};
 use flowplane_proto::resources::v1::{
     self as resources_pb, api_definition_service_server as api_definitions_srv,
     resource_service_server as resources_srv,
@@ -18,7 +21,8 @@ use tonic::{Request, Response, Status};
 use crate::authz::Caller;
 use crate::resources::kind_from_proto;
 use crate::{
-    Context, api_definitions, audit_log, identity, membership, resources, sessions, state, teams,
+    Context, api_definitions, audit_log, identity, learning, membership, resources, sessions,
+    state, teams,
 };
 
 /// Serves every internal API on `addr`, each behind the service credential.
@@ -48,10 +52,13 @@ pub async fn serve(
         .add_service(tonic::service::interceptor::InterceptedService::new(
             // The state streams in parts of a few MB, but one resource (a route config
             // generated from a large API) can be large on its own.
-            state_srv::StateServiceServer::new(StateApi(ctx))
+            state_srv::StateServiceServer::new(StateApi(ctx.clone()))
                 .max_encoding_message_size(STATE_PART_LIMIT),
-            check,
+            check.clone(),
         ))
+        .add_service(
+            learning_srv::LearningResultsServiceServer::with_interceptor(LearningApi(ctx), check),
+        )
         .serve_with_shutdown(addr, shutdown.wait())
         .await?;
     Ok(())
@@ -68,6 +75,7 @@ pub struct ResourceApi(Context);
 pub struct ApiDefinitionApi(Context);
 pub struct IdentityApi(Context);
 pub struct StateApi(Context);
+pub struct LearningApi(Context);
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -412,6 +420,33 @@ impl state_srv::StateService for StateApi {
     ) -> Reply<state_pb::ReportStatusResponse> {
         state::report_status(&self.0, request.into_inner()).await?;
         Ok(Response::new(state_pb::ReportStatusResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl learning_srv::LearningResultsService for LearningApi {
+    async fn record(
+        &self,
+        request: Request<learning_pb::RecordRequest>,
+    ) -> Reply<learning_pb::RecordResponse> {
+        let recorded = learning::record(&self.0, request.into_inner()).await?;
+        Ok(Response::new(learning_pb::RecordResponse { recorded }))
+    }
+
+    async fn list_learned(
+        &self,
+        request: Request<learning_pb::ListLearnedRequest>,
+    ) -> Reply<learning_pb::ListLearnedResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let endpoints = learning::list_learned(&self.0, &caller, &r.team, &r.session).await?;
+        let endpoints_json = endpoints
+            .iter()
+            .map(|e| serde_json::to_string(e).map_err(|e| Status::internal(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(learning_pb::ListLearnedResponse {
+            endpoints_json,
+        }))
     }
 }
 

@@ -24,6 +24,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod learning;
 pub mod membership;
 pub mod relay;
 pub mod resources;

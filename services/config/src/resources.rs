@@ -12,8 +12,8 @@ use sqlx::PgConnection;
 use crate::Context;
 use crate::authz::{Caller, TeamAccess, authorize_team};
 use crate::error::{ServiceError, violated_constraint};
-use crate::secret_material;
 use crate::store::{self, AuditEntry, StoredResource};
+use crate::{learning, secret_material};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
@@ -55,6 +55,7 @@ pub async fn create(
     let mut tx = ctx.pool.begin().await?;
     let revision = store::next_revision(&mut tx).await?;
     check_references(&mut tx, &access, &parsed.spec).await?;
+    learning::check_slot_free(&mut tx, &access, &name, &parsed.spec).await?;
     let stored =
         match store::insert_resource(&mut tx, &access, kind, &name, &spec_json, revision).await {
             Err(e) if violated_constraint(&e) == Some("resources_team_kind_name_key") => {
@@ -130,6 +131,7 @@ pub async fn update(
         return Ok(to_proto(&current, Vec::new()));
     }
     check_references(&mut tx, &access, &parsed.spec).await?;
+    learning::check_slot_free(&mut tx, &access, name, &parsed.spec).await?;
     let stored = store::update_resource(&mut tx, &current, &spec_json, revision).await?;
     secret_material::seal_into(&mut tx, &ctx.secrets_key, &access, &stored, &parsed.spec).await?;
     record_change(
@@ -440,6 +442,7 @@ pub(crate) async fn find_referrers(
         ResourceKind::Cluster,
         ResourceKind::RouteConfig,
         ResourceKind::Listener,
+        ResourceKind::LearningSession,
     ] {
         for candidate in store::resources_of_kind(conn, team, kind).await? {
             let Ok(spec) = AnySpec::from_stored(kind, &candidate.spec.to_string()) else {
@@ -581,6 +584,7 @@ pub fn kind_to_proto(kind: ResourceKind) -> pb::ResourceKind {
         ResourceKind::Listener => pb::ResourceKind::Listener,
         ResourceKind::Dataplane => pb::ResourceKind::Dataplane,
         ResourceKind::Secret => pb::ResourceKind::Secret,
+        ResourceKind::LearningSession => pb::ResourceKind::LearningSession,
     }
 }
 
@@ -591,6 +595,7 @@ pub fn kind_from_proto(kind: i32) -> Result<ResourceKind, ServiceError> {
         Ok(pb::ResourceKind::Listener) => Ok(ResourceKind::Listener),
         Ok(pb::ResourceKind::Dataplane) => Ok(ResourceKind::Dataplane),
         Ok(pb::ResourceKind::Secret) => Ok(ResourceKind::Secret),
+        Ok(pb::ResourceKind::LearningSession) => Ok(ResourceKind::LearningSession),
         _ => Err(ServiceError::validation("/kind", "unknown resource kind")),
     }
 }

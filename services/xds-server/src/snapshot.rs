@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use flowplane_domain::{AnySpec, ResourceKind};
 use flowplane_proto::resources::v1 as resources_pb;
 use flowplane_proto::state::v1::{self as state_pb, ChangeOp};
+use flowplane_xds::learning::slot_listener;
 use flowplane_xds::resource::{
-    CLUSTER_TYPE, ENDPOINT_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
-    version_of,
+    CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE,
+    SECRET_TYPE, always_named, version_of,
 };
 use tokio::sync::watch;
 
@@ -99,6 +100,11 @@ struct Team {
     listeners: BTreeMap<String, Listener>,
     /// name → id
     dataplanes: BTreeMap<String, String>,
+    /// Each listener's learning slot, idle (ECDS), by listener name.
+    idle_slots: BTreeMap<String, Arc<EncodedResource>>,
+    /// Active learning sessions by session name: each fills its listener's slot, in place of
+    /// the idle configuration. Few per team, so found by scanning.
+    learning: BTreeMap<String, Arc<EncodedResource>>,
 }
 
 struct Listener {
@@ -252,11 +258,10 @@ impl Store {
         type_url: &str,
         names: &[String],
     ) -> ResourceSet {
-        let interest = match (type_url, names.is_empty()) {
-            // Envoy names the secrets and endpoints it needs, as it names route configs.
-            (ROUTE_TYPE | SECRET_TYPE | ENDPOINT_TYPE, true) => Interest::Named(names),
-            (_, true) => Interest::All,
-            (_, false) => Interest::Named(names),
+        let interest = if names.is_empty() && !always_named(type_url) {
+            Interest::All
+        } else {
+            Interest::Named(names)
         };
         let resources = self.select(team, dataplane, type_url, interest);
         let refs: Vec<&EncodedResource> = resources.iter().map(|r| r.as_ref()).collect();
@@ -302,6 +307,7 @@ impl Store {
             ROUTE_TYPE => pick(&team.routes, interest, |_| true, Arc::clone),
             SECRET_TYPE => pick(&team.secrets, interest, |_| true, Arc::clone),
             ENDPOINT_TYPE => pick(&team.endpoints, interest, |_| true, Arc::clone),
+            EXTENSION_CONFIG_TYPE => learning_slots(team, interest),
             _ => Vec::new(),
         };
         (generation, resources)
@@ -348,6 +354,30 @@ fn pick<T>(
     }
 }
 
+/// The learning slots `interest` covers, in slot name order: an active session's capturing
+/// configuration where there is one, else the listener's idle one.
+fn learning_slots(team: &Team, interest: Interest<'_>) -> Vec<Arc<EncodedResource>> {
+    let active: BTreeMap<&str, &Arc<EncodedResource>> = team
+        .learning
+        .values()
+        .map(|slot| (slot.name.as_str(), slot))
+        .collect();
+    let current = |idle: &Arc<EncodedResource>| {
+        Arc::clone(active.get(idle.name.as_str()).copied().unwrap_or(idle))
+    };
+    match interest {
+        Interest::All => team.idle_slots.values().map(current).collect(),
+        Interest::Named(names) => names
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|name| team.idle_slots.get(slot_listener(name)?))
+            .map(current)
+            .collect(),
+    }
+}
+
 fn serves(listener: &Listener, dataplane: &Dataplane) -> bool {
     match &listener.dataplane {
         None => true,
@@ -362,6 +392,7 @@ fn kind_of(kind: i32) -> Option<ResourceKind> {
         resources_pb::ResourceKind::Listener => Some(ResourceKind::Listener),
         resources_pb::ResourceKind::Dataplane => Some(ResourceKind::Dataplane),
         resources_pb::ResourceKind::Secret => Some(ResourceKind::Secret),
+        resources_pb::ResourceKind::LearningSession => Some(ResourceKind::LearningSession),
         resources_pb::ResourceKind::Unspecified => None,
     }
 }
@@ -387,6 +418,11 @@ enum Translated {
         name: String,
         id: String,
     },
+    /// A learning session: its slot's configuration while active, nothing otherwise.
+    LearningSession {
+        name: String,
+        slot: Option<EncodedResource>,
+    },
     Envoy {
         name: String,
         /// A listener's dataplane binding.
@@ -407,6 +443,13 @@ fn translate(team_name: &str, resource: &resources_pb::Resource) -> Result<Trans
             return Ok(Translated::Dataplane {
                 name,
                 id: resource.id.clone(),
+            });
+        }
+        AnySpec::LearningSession(session) => {
+            let slot = flowplane_xds::translate_learning_session(team_name, &name, session);
+            return Ok(Translated::LearningSession {
+                name,
+                slot: slot.into_iter().next(),
             });
         }
         AnySpec::Listener(l) => l.dataplane_id.clone(),
@@ -432,6 +475,18 @@ fn place(team: &mut Team, translated: Translated) -> Result<(), String> {
             team.dataplanes.insert(name, id);
             return Ok(());
         }
+        Translated::LearningSession { name, slot } => {
+            match slot {
+                Some(slot) => {
+                    metrics::counter!("xds_encodes_total").increment(1);
+                    team.learning.insert(name, Arc::new(slot));
+                }
+                None => {
+                    team.learning.remove(&name);
+                }
+            }
+            return Ok(());
+        }
         Translated::Envoy {
             name,
             listener_dataplane,
@@ -452,6 +507,7 @@ fn place(team: &mut Team, translated: Translated) -> Result<(), String> {
             ENDPOINT_TYPE => team.endpoints.insert(name.clone(), resource),
             ROUTE_TYPE => team.routes.insert(name.clone(), resource),
             SECRET_TYPE => team.secrets.insert(name.clone(), resource),
+            EXTENSION_CONFIG_TYPE => team.idle_slots.insert(name.clone(), resource),
             LISTENER_TYPE => {
                 let listener = Listener {
                     dataplane: listener_dataplane.clone(),
@@ -517,12 +573,16 @@ fn remove(team: &mut Team, kind: i32, name: &str) {
         }
         Some(ResourceKind::Listener) => {
             team.listeners.remove(name);
+            team.idle_slots.remove(name);
         }
         Some(ResourceKind::Secret) => {
             team.secrets.remove(name);
         }
         Some(ResourceKind::Dataplane) => {
             team.dataplanes.remove(name);
+        }
+        Some(ResourceKind::LearningSession) => {
+            team.learning.remove(name);
         }
         None => {}
     }

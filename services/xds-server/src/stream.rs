@@ -12,7 +12,7 @@ use flowplane_proto::state::v1::ReportStatusRequest;
 use flowplane_runtime::credential::DataplaneTokens;
 use flowplane_xds::bootstrap::{DATAPLANE_TOKEN_HEADER, NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
 use flowplane_xds::resource::{
-    CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+    CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
 };
 use metrics::Counter;
 use tonic::Status;
@@ -24,12 +24,13 @@ use crate::views::Views;
 /// Types pushed on a change, in make-before-break order: a listener or route may only arrive
 /// once the clusters it uses (and their endpoints) are there, and a rotated secret reaches the
 /// contexts that already name it before anything else changes.
-pub const PUSH_ORDER: [&str; 5] = [
+pub const PUSH_ORDER: [&str; 6] = [
     SECRET_TYPE,
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
     LISTENER_TYPE,
     ROUTE_TYPE,
+    EXTENSION_CONFIG_TYPE,
 ];
 
 /// The protocol variant of a stream, as it appears in metric labels.
@@ -156,12 +157,13 @@ pub struct Connected {
 }
 
 /// The types whose metric handles a stream keeps; any other is looked up on each use.
-const TYPES: [&str; 5] = [
+const TYPES: [&str; 6] = [
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
     LISTENER_TYPE,
     ROUTE_TYPE,
     SECRET_TYPE,
+    EXTENSION_CONFIG_TYPE,
 ];
 
 impl Connected {
@@ -260,6 +262,7 @@ pub fn short_type(type_url: &str) -> &'static str {
         ROUTE_TYPE => "rds",
         SECRET_TYPE => "sds",
         ENDPOINT_TYPE => "eds",
+        EXTENSION_CONFIG_TYPE => "ecds",
         _ => "other",
     }
 }
@@ -273,12 +276,13 @@ pub struct ByType<T> {
 }
 
 /// The type URLs stored without an allocation of their own.
-const KNOWN_TYPES: [&str; 5] = [
+const KNOWN_TYPES: [&str; 6] = [
     CLUSTER_TYPE,
     LISTENER_TYPE,
     ROUTE_TYPE,
     SECRET_TYPE,
     ENDPOINT_TYPE,
+    EXTENSION_CONFIG_TYPE,
 ];
 
 impl<T> Default for ByType<T> {

@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
-use flowplane_xds::resource::{
-    ENDPOINT_TYPE, EncodedResource, ROUTE_TYPE, SECRET_TYPE, version_of,
-};
+use flowplane_xds::resource::{EncodedResource, always_named, version_of};
 use prost::Message;
 use prost::bytes::Bytes;
 
@@ -34,11 +32,10 @@ impl ViewKey {
     /// A state-of-the-world request: RDS always names what it wants, CDS and LDS are
     /// wildcard when they name nothing.
     pub fn sotw(team: &str, dataplane: &Dataplane, type_url: &str, names: &[String]) -> Self {
-        let names = match (type_url, names.is_empty()) {
-            // SDS, like RDS, is never a wildcard: Envoy names the secrets it needs.
-            (ROUTE_TYPE | SECRET_TYPE | ENDPOINT_TYPE, true) => Some(Vec::new()),
-            (_, true) => None,
-            (_, false) => Some(names.to_vec()),
+        let names = if names.is_empty() && !always_named(type_url) {
+            None
+        } else {
+            Some(names.to_vec())
         };
         Self::new(team, dataplane, type_url, names)
     }

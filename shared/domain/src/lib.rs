@@ -7,6 +7,8 @@ pub mod dataplane;
 pub mod error;
 pub mod filters;
 pub mod header_changes;
+pub mod learning;
+pub mod learning_session;
 pub mod listener;
 pub mod membership;
 pub mod names;

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use crate::cluster::ClusterSpec;
 use crate::dataplane::DataplaneSpec;
 use crate::error::{Path, ValidationErrors};
+use crate::learning_session::LearningSessionSpec;
 use crate::listener::{ListenerSpec, NetworkFilter};
 use crate::names::check_name;
 use crate::route_config::{RouteAction, RouteConfigSpec};
@@ -21,15 +22,17 @@ pub enum ResourceKind {
     Listener,
     Dataplane,
     Secret,
+    LearningSession,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 5] = [
+    pub const ALL: [ResourceKind; 6] = [
         ResourceKind::Cluster,
         ResourceKind::RouteConfig,
         ResourceKind::Listener,
         ResourceKind::Dataplane,
         ResourceKind::Secret,
+        ResourceKind::LearningSession,
     ];
 
     /// The collection name used in URLs, audit events and storage.
@@ -40,6 +43,7 @@ impl ResourceKind {
             Self::Listener => "listeners",
             Self::Dataplane => "dataplanes",
             Self::Secret => "secrets",
+            Self::LearningSession => "learning-sessions",
         }
     }
 
@@ -51,6 +55,7 @@ impl ResourceKind {
             Self::Listener => "listener",
             Self::Dataplane => "dataplane",
             Self::Secret => "secret",
+            Self::LearningSession => "learning session",
         }
     }
 
@@ -66,6 +71,7 @@ impl ResourceKind {
             Self::Listener => ScopeResource::Listeners,
             Self::Dataplane => ScopeResource::Dataplanes,
             Self::Secret => ScopeResource::Secrets,
+            Self::LearningSession => ScopeResource::LearningSessions,
         }
     }
 }
@@ -146,6 +152,7 @@ pub enum AnySpec {
     Listener(ListenerSpec),
     Dataplane(DataplaneSpec),
     Secret(SecretSpec),
+    LearningSession(LearningSessionSpec),
 }
 
 /// What one resource points at, and where in its body it says so.
@@ -196,6 +203,7 @@ impl AnySpec {
             ResourceKind::Listener => wrap(body, AnySpec::Listener),
             ResourceKind::Dataplane => wrap(body, AnySpec::Dataplane),
             ResourceKind::Secret => wrap(body, AnySpec::Secret),
+            ResourceKind::LearningSession => wrap(body, AnySpec::LearningSession),
         }
     }
 
@@ -207,6 +215,7 @@ impl AnySpec {
             ResourceKind::Listener => AnySpec::Listener(serde_json::from_str(json)?),
             ResourceKind::Dataplane => AnySpec::Dataplane(serde_json::from_str(json)?),
             ResourceKind::Secret => AnySpec::Secret(serde_json::from_str(json)?),
+            ResourceKind::LearningSession => AnySpec::LearningSession(serde_json::from_str(json)?),
         })
     }
 
@@ -217,6 +226,7 @@ impl AnySpec {
             AnySpec::Listener(_) => ResourceKind::Listener,
             AnySpec::Dataplane(_) => ResourceKind::Dataplane,
             AnySpec::Secret(_) => ResourceKind::Secret,
+            AnySpec::LearningSession(_) => ResourceKind::LearningSession,
         }
     }
 
@@ -228,6 +238,7 @@ impl AnySpec {
             AnySpec::Listener(s) => serde_json::to_value(s),
             AnySpec::Dataplane(s) => serde_json::to_value(s),
             AnySpec::Secret(s) => serde_json::to_value(s),
+            AnySpec::LearningSession(s) => serde_json::to_value(s),
         };
         // Plain data structs with string keys always serialize.
         value.unwrap_or(serde_json::Value::Null)
@@ -331,6 +342,11 @@ impl AnySpec {
             AnySpec::Cluster(c) => {
                 secrets = c.secret_references();
             }
+            AnySpec::LearningSession(session) => push(
+                ResourceKind::Listener,
+                RefTarget::Name(session.listener.clone()),
+                Path::root().field("listener"),
+            ),
             AnySpec::Dataplane(_) | AnySpec::Secret(_) => {}
         }
         refs.extend(grpc_clusters.into_iter().map(|(name, field)| Reference {

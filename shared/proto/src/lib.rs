@@ -24,3 +24,9 @@ pub mod state {
         tonic::include_proto!("flowplane.state.v1");
     }
 }
+
+pub mod learning {
+    pub mod v1 {
+        tonic::include_proto!("flowplane.learning.v1");
+    }
+}

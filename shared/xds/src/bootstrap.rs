@@ -12,16 +12,18 @@ pub const NODE_DATAPLANE_KEY: &str = "flowplane.dataplane";
 pub const NODE_DATAPLANE_ID_KEY: &str = "flowplane.dataplane_id";
 
 /// The gRPC metadata that carries a dataplane's token on its xDS streams and its calls to the
-/// ratelimit service.
+/// ratelimit and learning services.
 pub const DATAPLANE_TOKEN_HEADER: &str = "x-flowplane-dataplane-token";
-/// The gRPC metadata that names the dataplane on its calls to the ratelimit service (whose
-/// requests carry the team, as their domain, but not the dataplane).
+/// The gRPC metadata that names the dataplane on its calls to the ratelimit and learning
+/// services (whose requests name the team, but not the dataplane).
 pub const DATAPLANE_ID_HEADER: &str = "x-flowplane-dataplane-id";
 
 /// The static cluster through which Envoy reaches the xDS server.
 const XDS_CLUSTER: &str = "flowplane_xds";
 /// The static cluster through which Envoy reaches the ratelimit service (global rate limits).
 pub const RATELIMIT_CLUSTER: &str = "flowplane_ratelimit";
+/// The static cluster through which Envoy copies traffic to the learning service.
+pub const LEARNING_CLUSTER: &str = "flowplane_learning";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootstrapParams<'a> {
@@ -34,6 +36,8 @@ pub struct BootstrapParams<'a> {
     pub xds_port: u16,
     pub ratelimit_host: &'a str,
     pub ratelimit_port: u16,
+    pub learning_host: &'a str,
+    pub learning_port: u16,
     pub admin_port: u16,
 }
 
@@ -46,6 +50,10 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
         "static_resources": { "clusters": [
             grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port, &[]),
             grpc_cluster(RATELIMIT_CLUSTER, params.ratelimit_host, params.ratelimit_port, &[
+                (DATAPLANE_TOKEN_HEADER, params.dataplane_token),
+                (DATAPLANE_ID_HEADER, params.dataplane_id),
+            ]),
+            grpc_cluster(LEARNING_CLUSTER, params.learning_host, params.learning_port, &[
                 (DATAPLANE_TOKEN_HEADER, params.dataplane_token),
                 (DATAPLANE_ID_HEADER, params.dataplane_id),
             ]),
@@ -180,6 +188,8 @@ mod tests {
             xds_port: 18000,
             ratelimit_host: "10.0.0.9",
             ratelimit_port: 18070,
+            learning_host: "10.0.0.10",
+            learning_port: 18090,
             admin_port: 9901,
         }
     }
@@ -265,7 +275,7 @@ mod tests {
     fn the_xds_cluster_speaks_http2_to_the_server() {
         let b = bootstrap(&params("xds.flowplane.internal"));
         let clusters = b["static_resources"]["clusters"].as_array().unwrap();
-        assert_eq!(clusters.len(), 2);
+        assert_eq!(clusters.len(), 3);
         let xds = &clusters[0];
         assert_eq!(xds["name"], "flowplane_xds");
         assert_eq!(xds["type"], "STRICT_DNS");

@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod cluster;
+pub mod learning;
 pub mod listener;
 pub mod resource;
 pub mod route;
@@ -17,6 +18,7 @@ mod translate;
 
 pub use cluster::{translate_cluster, translate_cluster_endpoints};
 pub use error::TranslateError;
+pub use learning::translate_learning_session;
 pub use listener::translate_listener;
 pub use route::translate_route_config;
 pub use secret::translate_secret;

@@ -13,6 +13,18 @@ pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 pub const SECRET_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+/// ECDS: HTTP filter configurations (learning sessions fill their listener's slot).
+pub const EXTENSION_CONFIG_TYPE: &str =
+    "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+
+/// Whether Envoy always names the resources of `type_url` it wants (an empty list asks for
+/// nothing), rather than subscribing to all of them when it names none (CDS and LDS).
+pub fn always_named(type_url: &str) -> bool {
+    matches!(
+        type_url,
+        ROUTE_TYPE | SECRET_TYPE | ENDPOINT_TYPE | EXTENSION_CONFIG_TYPE
+    )
+}
 
 /// Hex characters kept from a SHA-256: 64 bits, ample to tell states apart, short in logs.
 const VERSION_LEN: usize = 16;

@@ -10,7 +10,7 @@ use crate::resource::{
 
 /// The encoded Envoy resources for `spec` (owned by `team`): one for most kinds, a cluster
 /// and its endpoints (EDS) for a cluster of IP endpoints, none for kinds Envoy never sees
-/// (dataplanes).
+/// (dataplanes), none for a learning session that is not active.
 pub fn translate_any(
     team: &str,
     name: &str,
@@ -28,16 +28,21 @@ pub fn translate_any(
             ROUTE_TYPE,
             &crate::translate_route_config(name, r)?,
         )],
-        AnySpec::Listener(l) => vec![encode(
-            name,
-            LISTENER_TYPE,
-            &crate::translate_listener(team, name, l)?,
-        )],
+        // A listener serves its learning slot's idle configuration beside itself.
+        AnySpec::Listener(l) => vec![
+            encode(
+                name,
+                LISTENER_TYPE,
+                &crate::translate_listener(team, name, l)?,
+            ),
+            crate::learning::idle_slot(name),
+        ],
         AnySpec::Secret(s) => vec![encode(
             name,
             SECRET_TYPE,
             &crate::translate_secret(name, s)?,
         )],
+        AnySpec::LearningSession(s) => crate::translate_learning_session(team, name, s),
         AnySpec::Dataplane(_) => Vec::new(),
     })
 }

@@ -100,6 +100,8 @@ fn envoy_accepts_the_dataplane_bootstrap() {
             xds_port: 18000,
             ratelimit_host: "10.0.0.6",
             ratelimit_port: 18081,
+            learning_host: "10.0.0.7",
+            learning_port: 18083,
             admin_port: 9901,
         });
         let path = temp_path(&format!("bootstrap-{label}.json"));
@@ -107,7 +109,7 @@ fn envoy_accepts_the_dataplane_bootstrap() {
         validate(
             &path,
             Loaded {
-                clusters: 2,
+                clusters: 3,
                 listeners: 0,
                 secrets: 0,
             },

@@ -21,6 +21,8 @@ pub struct Stack {
     pub xds_http: String,
     /// The ratelimit service's gRPC port (what bootstraps point Envoy at).
     pub ratelimit_port: u16,
+    /// The learning service's gRPC port (what bootstraps point Envoy at).
+    pub learning_port: u16,
     /// The port of each team's shared API gateway listener (`FLOWPLANE_SHARED_GATEWAY_PORT`),
     /// free per stack so scenarios can run side by side.
     pub shared_gateway_port: u16,
@@ -89,7 +91,7 @@ impl Stack {
             free_port(),
             free_port(),
         );
-        let ratelimit = free_port();
+        let (ratelimit, learning) = (free_port(), free_port());
         let common = vec![
             (
                 "FLOWPLANE_SERVICE_TOKEN".to_string(),
@@ -124,6 +126,7 @@ impl Stack {
             config_http: format!("http://127.0.0.1:{config_http}"),
             xds_http: format!("http://127.0.0.1:{xds_http}"),
             ratelimit_port: ratelimit,
+            learning_port: learning,
             shared_gateway_port: free_port(),
             database: database.clone(),
             nats_prefix,
@@ -170,18 +173,9 @@ impl Stack {
         stack
             .spawn_ratelimit("flowplane-ratelimit", ratelimit)
             .await?;
-        stack.spawn(
-            "flowplane-api-gateway",
-            &common,
-            &[
-                ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{api}")),
-                ("FLOWPLANE_XDS_PUBLIC_HOST", "127.0.0.1".into()),
-                ("FLOWPLANE_XDS_PUBLIC_PORT", xds.to_string()),
-                ("FLOWPLANE_RATELIMIT_PUBLIC_HOST", "127.0.0.1".into()),
-                ("FLOWPLANE_RATELIMIT_PUBLIC_PORT", ratelimit.to_string()),
-                ("FLOWPLANE_ENVOY_ADMIN_PORT", envoy_admin.to_string()),
-            ],
-        )?;
+        stack.spawn_learning(learning).await?;
+        let gateway = stack.gateway_settings(api);
+        stack.spawn("flowplane-api-gateway", &common, &gateway)?;
         stack
             .wait_ready(
                 "flowplane-api-gateway",
@@ -196,25 +190,8 @@ impl Stack {
     pub async fn add_api_gateway(&mut self, name: &str) -> anyhow::Result<String> {
         let port = free_port();
         let common = self.common.clone();
-        self.spawn_named(
-            name,
-            "flowplane-api-gateway",
-            &common,
-            &[
-                ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{port}")),
-                ("FLOWPLANE_XDS_PUBLIC_HOST", "127.0.0.1".into()),
-                ("FLOWPLANE_XDS_PUBLIC_PORT", self.xds_port.to_string()),
-                ("FLOWPLANE_RATELIMIT_PUBLIC_HOST", "127.0.0.1".into()),
-                (
-                    "FLOWPLANE_RATELIMIT_PUBLIC_PORT",
-                    self.ratelimit_port.to_string(),
-                ),
-                (
-                    "FLOWPLANE_ENVOY_ADMIN_PORT",
-                    self.envoy_admin_port.to_string(),
-                ),
-            ],
-        )?;
+        let gateway = self.gateway_settings(port);
+        self.spawn_named(name, "flowplane-api-gateway", &common, &gateway)?;
         let url = format!("http://127.0.0.1:{port}");
         self.wait_ready(name, &format!("{url}/readyz")).await?;
         Ok(url)
@@ -245,6 +222,50 @@ impl Stack {
         let port = free_port();
         self.spawn_ratelimit(name, port).await?;
         Ok(port)
+    }
+
+    /// An api-gateway's own settings: its port, and where the bootstraps it hands out point.
+    fn gateway_settings(&self, port: u16) -> Vec<(&'static str, String)> {
+        vec![
+            ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{port}")),
+            ("FLOWPLANE_XDS_PUBLIC_HOST", "127.0.0.1".into()),
+            ("FLOWPLANE_XDS_PUBLIC_PORT", self.xds_port.to_string()),
+            ("FLOWPLANE_RATELIMIT_PUBLIC_HOST", "127.0.0.1".into()),
+            (
+                "FLOWPLANE_RATELIMIT_PUBLIC_PORT",
+                self.ratelimit_port.to_string(),
+            ),
+            ("FLOWPLANE_LEARNING_PUBLIC_HOST", "127.0.0.1".into()),
+            (
+                "FLOWPLANE_LEARNING_PUBLIC_PORT",
+                self.learning_port.to_string(),
+            ),
+            (
+                "FLOWPLANE_ENVOY_ADMIN_PORT",
+                self.envoy_admin_port.to_string(),
+            ),
+        ]
+    }
+
+    /// Starts the learning service on `port`, flushing to config every 200 ms so scenarios
+    /// see what was learned quickly. Its log is `flowplane-learning.log`.
+    async fn spawn_learning(&mut self, port: u16) -> anyhow::Result<()> {
+        let http = free_port();
+        let common = self.common.clone();
+        self.spawn(
+            "flowplane-learning",
+            &common,
+            &[
+                ("FLOWPLANE_LEARNING_ADDR", format!("127.0.0.1:{port}")),
+                ("FLOWPLANE_LEARNING_HTTP_ADDR", format!("127.0.0.1:{http}")),
+                ("FLOWPLANE_LEARNING_FLUSH_MS", "200".into()),
+            ],
+        )?;
+        self.wait_ready(
+            "flowplane-learning",
+            &format!("http://127.0.0.1:{http}/readyz"),
+        )
+        .await
     }
 
     async fn spawn_ratelimit(&mut self, name: &str, port: u16) -> anyhow::Result<()> {

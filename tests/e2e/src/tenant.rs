@@ -11,7 +11,7 @@ pub struct Tenant {
     /// Authenticated with the bootstrap (`admin:all`) token.
     pub admin: Api,
     /// Authenticated with a token holding `team:<team>:<resource>:write` for the usual resources
-    /// (clusters, routes, listeners, dataplanes, secrets).
+    /// (clusters, routes, listeners, dataplanes, secrets, learning sessions).
     pub api: Api,
     pub team: String,
 }
@@ -32,6 +32,16 @@ impl Tenant {
             )
             .await?;
         let admin = anonymous.with_token(init["token"].as_str().unwrap_or_default());
+        Self::in_new_organization(admin, org).await
+    }
+
+    /// Another tenant of the same Flowplane: organization `org`, created by this tenant's
+    /// administrator.
+    pub async fn another(&self, org: &str) -> anyhow::Result<Self> {
+        Self::in_new_organization(self.admin.clone(), org).await
+    }
+
+    async fn in_new_organization(admin: Api, org: &str) -> anyhow::Result<Self> {
         admin
             .expect(
                 Method::POST,
@@ -41,10 +51,17 @@ impl Tenant {
             )
             .await?;
         let team = format!("{org}-default");
-        let scopes: Vec<String> = ["clusters", "routes", "listeners", "dataplanes", "secrets"]
-            .iter()
-            .map(|r| format!("team:{team}:{r}:write"))
-            .collect();
+        let scopes: Vec<String> = [
+            "clusters",
+            "routes",
+            "listeners",
+            "dataplanes",
+            "secrets",
+            "learning-sessions",
+        ]
+        .iter()
+        .map(|r| format!("team:{team}:{r}:write"))
+        .collect();
         let token = admin
             .expect(
                 Method::POST,
@@ -53,7 +70,7 @@ impl Tenant {
                 201,
             )
             .await?;
-        let api = anonymous.with_token(token["token"].as_str().unwrap_or_default());
+        let api = admin.with_token(token["token"].as_str().unwrap_or_default());
         Ok(Self { admin, api, team })
     }
 

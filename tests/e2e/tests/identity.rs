@@ -338,8 +338,8 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     // design.
     let logs = stack.full_logs();
     anyhow::ensure!(
-        logs.len() == 5,
-        "five services: {:?}",
+        logs.len() == 6,
+        "six service processes: {:?}",
         logs.iter().map(|l| &l.0).collect::<Vec<_>>()
     );
     for (service, log) in &logs {

@@ -72,7 +72,7 @@ enum Shape {
     TeamCollection(String),
     /// `/api/v1/teams/{team}/{kind}/{name}`
     TeamItem(String),
-    /// `/api/v1/teams/{team}/{kind}/{name}/{sub}` (reads only)
+    /// `/api/v1/teams/{team}/{kind}/{name}/{sub}`: a read, or an action on the item
     TeamSub(String, String),
     /// `/api/v1/{kind}`
     Collection(String),
@@ -107,7 +107,7 @@ fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
     let allowed = match &shape {
         Shape::TeamCollection(_) | Shape::Collection(_) => ["get", "post"].as_slice(),
         Shape::TeamItem(_) | Shape::Item(_) => ["get", "put", "patch", "delete"].as_slice(),
-        Shape::TeamSub(..) => ["get"].as_slice(),
+        Shape::TeamSub(..) => ["get", "post"].as_slice(),
         Shape::CollectionAction(..) => ["post"].as_slice(),
     };
     if allowed.contains(&method) {
@@ -149,6 +149,8 @@ fn seed(kind: &str, team: &str, name: &str, dataplane_id: &str) -> Option<Value>
         "expose" => json!({"name": name, "upstream": "http://127.0.0.1:9", "path": "/exposed"}),
         "secrets" => json!({"team": team, "name": name, "type": "genericSecret",
             "secret": format!("isolation-{team}-material")}),
+        "learning-sessions" => json!({"team": team, "name": name,
+            "listener": item(team, "listeners")}),
         _ => return None,
     })
 }
@@ -167,11 +169,12 @@ fn action_body(kind: &str, action: &str) -> Option<String> {
 }
 
 /// Seeds happen in dependency order; kinds not listed here come last.
-const SEED_ORDER: [&str; 6] = [
+const SEED_ORDER: [&str; 7] = [
     "clusters",
     "route-configs",
     "dataplanes",
     "listeners",
+    "learning-sessions",
     "api-definitions",
     "expose",
 ];
@@ -485,7 +488,14 @@ fn shapes_are_classified_strictly() {
         )))
     );
     assert_eq!(classify("get", "/api/v1/tokens/{id}"), Ok(None));
-    assert!(classify("post", "/api/v1/teams/{team}/clusters/{name}/restart").is_err());
+    assert_eq!(
+        classify("post", "/api/v1/teams/{team}/learning-sessions/{name}/stop"),
+        Ok(Some(Shape::TeamSub(
+            "learning-sessions".into(),
+            "stop".into()
+        )))
+    );
+    assert!(classify("put", "/api/v1/teams/{team}/clusters/{name}/restart").is_err());
     assert!(classify("get", "/api/v1/reports/{a}/{b}").is_err());
     assert!(classify("post", "/api/v1/clusters/{name}").is_err());
 }

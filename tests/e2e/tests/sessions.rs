@@ -467,7 +467,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     }
     let audit = admin.get("/api/v1/audit-logs?limit=500").await?.text;
     let logs = stack.full_logs();
-    anyhow::ensure!(logs.len() == 5, "five services");
+    anyhow::ensure!(logs.len() == 6, "six service processes");
     for secret in &secrets {
         let part = secret.rsplit('.').next().unwrap_or(secret);
         anyhow::ensure!(!audit.contains(part), "an audit row holds a secret");

@@ -70,6 +70,8 @@ pub(crate) fn render(
         xds_port: state.envoy.xds_port,
         ratelimit_host: &state.envoy.ratelimit_host,
         ratelimit_port: state.envoy.ratelimit_port,
+        learning_host: &state.envoy.learning_host,
+        learning_port: state.envoy.learning_port,
         admin_port: state.envoy.admin_port,
     });
     let (content_type, body) = match format {

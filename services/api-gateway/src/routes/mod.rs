@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod envoy_config;
 pub mod filter_types;
 pub mod health;
+pub mod learning_sessions;
 pub mod members;
 pub mod organizations;
 pub mod resources;
@@ -58,7 +59,11 @@ pub fn table(state: &AppState, document: Document) -> RouteTable {
         ))
         .documented(routes!(api_definitions::expose))
         .documented(routes!(api_definitions::unexpose))
-        .documented(routes!(api_definitions::bootstrap));
+        .documented(routes!(api_definitions::bootstrap))
+        .documented(routes!(learning_sessions::activate))
+        .documented(routes!(learning_sessions::stop))
+        .documented(routes!(learning_sessions::endpoints))
+        .documented(routes!(learning_sessions::openapi));
     let table = resources::routes(table);
     let table = health::routes(table, state.readiness.clone());
     let table = openapi::routes(table, document);

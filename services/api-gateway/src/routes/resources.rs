@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use flowplane_domain::ResourceKind;
 use flowplane_domain::cluster::ClusterSpec;
 use flowplane_domain::dataplane::DataplaneSpec;
+use flowplane_domain::learning_session::LearningSessionSpec;
 use flowplane_domain::listener::ListenerSpec;
 use flowplane_domain::route_config::RouteConfigSpec;
 use flowplane_domain::secret::{SecretSpec, SecretSummary};
@@ -208,6 +209,7 @@ pub(crate) fn proto_kind(kind: ResourceKind) -> i32 {
         ResourceKind::Listener => pb::ResourceKind::Listener,
         ResourceKind::Dataplane => pb::ResourceKind::Dataplane,
         ResourceKind::Secret => pb::ResourceKind::Secret,
+        ResourceKind::LearningSession => pb::ResourceKind::LearningSession,
     };
     kind as i32
 }
@@ -348,17 +350,17 @@ async fn get(
     respond(StatusCode::OK, &resource)
 }
 
-async fn update(
-    state: AppState,
-    caller: Caller,
+/// Writes a new version of one resource; `if_revision` 0 is unconditional.
+pub(crate) async fn write(
+    state: &AppState,
+    caller: &Caller,
     kind: ResourceKind,
     team: String,
     name: String,
-    headers: &HeaderMap,
     body: String,
-) -> Result<Response, Problem> {
-    let if_revision = conditional::if_match(headers)?;
-    let resource = state
+    if_revision: i64,
+) -> Result<pb::Resource, Problem> {
+    Ok(state
         .config
         .resources
         .clone()
@@ -372,7 +374,20 @@ async fn update(
         })
         .await
         .map_err(refused)?
-        .into_inner();
+        .into_inner())
+}
+
+async fn update(
+    state: AppState,
+    caller: Caller,
+    kind: ResourceKind,
+    team: String,
+    name: String,
+    headers: &HeaderMap,
+    body: String,
+) -> Result<Response, Problem> {
+    let if_revision = conditional::if_match(headers)?;
+    let resource = write(&state, &caller, kind, team, name, body, if_revision).await?;
     respond(StatusCode::OK, &resource)
 }
 
@@ -402,7 +417,7 @@ async fn delete(
 }
 
 /// The rendered resource with its `ETag`.
-fn respond(status: StatusCode, resource: &pb::Resource) -> Result<Response, Problem> {
+pub(crate) fn respond(status: StatusCode, resource: &pb::Resource) -> Result<Response, Problem> {
     let body = resource_json::render(resource)?;
     let mut response = (status, Json(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(&etag(resource.revision)) {
@@ -461,6 +476,11 @@ impl KindDoc {
             ResourceKind::Listener => ("Listener", "Listeners", schemas_of::<ListenerSpec>()),
             ResourceKind::Dataplane => ("Dataplane", "Dataplanes", schemas_of::<DataplaneSpec>()),
             ResourceKind::Secret => ("Secret", "Secrets", schemas_of::<SecretSpec>()),
+            ResourceKind::LearningSession => (
+                "LearningSession",
+                "LearningSessions",
+                schemas_of::<LearningSessionSpec>(),
+            ),
         };
         // A secret is written with its material and read back as its summary only.
         let output = match kind {

@@ -73,7 +73,12 @@ pub(super) fn translate(
         normalize_path: options.normalize_path.then(|| bool_value(true)),
         merge_slashes: options.merge_slashes,
         preserve_external_request_id: options.preserve_external_request_id,
-        http_filters: http_filters::translate(&hcm.http_filters, team, &path.field("httpFilters"))?,
+        http_filters: http_filters::translate(
+            &hcm.http_filters,
+            team,
+            listener,
+            &path.field("httpFilters"),
+        )?,
         ..Default::default()
     };
     Ok(Filter {
@@ -124,7 +129,10 @@ mod tests {
             Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {}))
         );
         let names: Vec<_> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["envoy.filters.http.router"]);
+        assert_eq!(
+            names,
+            ["flowplane.learning/edge", "envoy.filters.http.router"]
+        );
     }
 
     #[test]

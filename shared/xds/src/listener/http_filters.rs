@@ -36,13 +36,15 @@ trait HttpFilterConfig {
 }
 
 /// `team` owns the listener; filters whose state is shared by the team's Envoys (the global
-/// rate limit's counters) are keyed by it.
+/// rate limit's counters) are keyed by it. Just before the router sits the listener's learning
+/// slot, so learning sees requests as they go upstream and responses as they come back.
 pub(super) fn translate(
     entries: &[HttpFilterEntry],
     team: &str,
+    listener: &str,
     path: &Path,
 ) -> Result<Vec<EnvoyHttpFilter>, TranslateError> {
-    let mut filters = Vec::with_capacity(entries.len() + 1);
+    let mut filters = Vec::with_capacity(entries.len() + 2);
     for (i, entry) in entries.iter().enumerate() {
         let at = path.index(i);
         if is_router(entry) && i + 1 != entries.len() {
@@ -57,6 +59,7 @@ pub(super) fn translate(
     if !entries.last().is_some_and(is_router) {
         filters.push(build(None, &RouterFilter::default(), path)?);
     }
+    filters.insert(filters.len() - 1, crate::learning::slot(listener));
     Ok(filters)
 }
 
@@ -117,7 +120,12 @@ mod tests {
     }
 
     fn translated(json: &str) -> Result<Vec<EnvoyHttpFilter>, TranslateError> {
-        translate(&entries(json), "team", &Path::root().field("httpFilters"))
+        translate(
+            &entries(json),
+            "team",
+            "edge",
+            &Path::root().field("httpFilters"),
+        )
     }
 
     fn names(filters: &[EnvoyHttpFilter]) -> Vec<&str> {
@@ -132,11 +140,14 @@ mod tests {
     }
 
     #[test]
-    fn a_router_is_appended_to_an_empty_list() {
+    fn a_router_is_appended_to_an_empty_list_after_the_learning_slot() {
         let filters = translated("[]").unwrap();
-        assert_eq!(names(&filters), ["envoy.filters.http.router"]);
         assert_eq!(
-            type_url(&filters[0]),
+            names(&filters),
+            ["flowplane.learning/edge", "envoy.filters.http.router"]
+        );
+        assert_eq!(
+            type_url(&filters[1]),
             "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
         );
     }
@@ -144,9 +155,12 @@ mod tests {
     #[test]
     fn a_trailing_router_is_kept_with_its_name_and_not_doubled() {
         let filters = translated(r#"[{"name":"my-router","filter":{"type":"router"}}]"#).unwrap();
-        assert_eq!(names(&filters), ["my-router"]);
+        assert_eq!(names(&filters), ["flowplane.learning/edge", "my-router"]);
         let filters = translated(r#"[{"filter":{"type":"router"}}]"#).unwrap();
-        assert_eq!(names(&filters), ["envoy.filters.http.router"]);
+        assert_eq!(
+            names(&filters),
+            ["flowplane.learning/edge", "envoy.filters.http.router"]
+        );
     }
 
     #[test]

@@ -1,0 +1,63 @@
+//! The learning service: learns the shape of a team's APIs from live traffic.
+//!
+//! - [`settings`]: its `FLOWPLANE_*` settings
+//! - [`processor`]: the External Processor Envoys copy exchanges to (gRPC), authenticated by
+//!   dataplane token
+//! - [`exchange`]: one exchange put back together from Envoy's messages
+//! - [`aggregate`]: per-session aggregates, mergeable (the shapes are
+//!   `flowplane_domain::learning`)
+//! - [`flush`]: aggregates sent to config every interval
+//!
+//! It holds nothing durable: what it learned since the last flush is all it could lose, and
+//! any number of replicas can run, since config merges their aggregates.
+
+pub mod aggregate;
+pub mod exchange;
+pub mod flush;
+pub mod processor;
+pub mod settings;
+
+pub use settings::LearningConfig;
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
+use flowplane_proto::learning::v1::learning_results_service_client::LearningResultsServiceClient;
+use flowplane_runtime::credential::{DataplaneTokens, ServiceCredential};
+use flowplane_runtime::health::{self, Readiness};
+use flowplane_runtime::shutdown::Shutdown;
+use tonic::transport::Endpoint;
+
+/// Serves the External Processor until `shutdown`, flushing to config as it goes.
+pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let credential = ServiceCredential::new(&config.service_token)?;
+    let channel = Endpoint::from_shared(config.config_url.clone())?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect_lazy();
+    let client = LearningResultsServiceClient::with_interceptor(channel, credential.client());
+    let aggregator = Arc::new(aggregate::Aggregator::default());
+    let readiness = Readiness::new();
+    let http = tokio::spawn(health::serve(
+        config.http_addr,
+        health::router(readiness.clone()),
+        shutdown.clone(),
+    ));
+    let flusher = tokio::spawn(flush::run(
+        aggregator.clone(),
+        client,
+        config.flush_interval,
+        shutdown.clone(),
+    ));
+    tracing::info!(addr = %config.grpc_addr, "learning serving Envoy's External Processor");
+    readiness.set(true);
+    let processor =
+        processor::Processor::new(DataplaneTokens::new(&config.service_token), aggregator);
+    tonic::transport::Server::builder()
+        .add_service(ExternalProcessorServer::new(processor))
+        .serve_with_shutdown(config.grpc_addr, shutdown.clone().wait())
+        .await?;
+    readiness.set(false);
+    let _ = flusher.await;
+    let _ = http.await;
+    Ok(())
+}

@@ -1,0 +1,9 @@
+use flowplane_learning::LearningConfig;
+use flowplane_runtime::{shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("learning");
+    let config = LearningConfig::from_env()?;
+    flowplane_learning::run(config, shutdown::on_signals()).await
+}

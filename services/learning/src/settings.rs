@@ -1,0 +1,57 @@
+//! The learning service's settings, from `FLOWPLANE_*` variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flowplane_runtime::env;
+
+#[derive(Clone)]
+pub struct LearningConfig {
+    /// `FLOWPLANE_LEARNING_ADDR`: where Envoys send traffic (External Processor, gRPC).
+    pub grpc_addr: SocketAddr,
+    /// `FLOWPLANE_LEARNING_HTTP_ADDR`: `/healthz`, `/readyz`, `/metrics`.
+    pub http_addr: SocketAddr,
+    /// `FLOWPLANE_CONFIG_URL`: the config service, which stores what was learned.
+    pub config_url: String,
+    /// `FLOWPLANE_SERVICE_TOKEN`: authenticates calls to config and keys the dataplane
+    /// tokens Envoys present.
+    pub service_token: String,
+    /// `FLOWPLANE_LEARNING_FLUSH_MS`: how often aggregates go to config (default 1000).
+    pub flush_interval: Duration,
+}
+
+pub const DEFAULT_GRPC_PORT: u16 = 18083;
+
+impl LearningConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            grpc_addr: env::parsed(
+                "FLOWPLANE_LEARNING_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], DEFAULT_GRPC_PORT)),
+            )?,
+            http_addr: env::parsed(
+                "FLOWPLANE_LEARNING_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 18084)),
+            )?,
+            config_url: env::string("FLOWPLANE_CONFIG_URL", "http://127.0.0.1:18090"),
+            // Checked when the service starts, so `flowplane up` can supply one of its own.
+            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            flush_interval: Duration::from_millis(env::parsed(
+                "FLOWPLANE_LEARNING_FLUSH_MS",
+                1000,
+            )?),
+        })
+    }
+}
+
+impl std::fmt::Debug for LearningConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LearningConfig")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("http_addr", &self.http_addr)
+            .field("config_url", &self.config_url)
+            .field("service_token", &"<redacted>")
+            .field("flush_interval", &self.flush_interval)
+            .finish()
+    }
+}
