@@ -19,6 +19,8 @@ const KINDS = [
   { path: "api-definitions", label: "API definitions", singular: "API definition",
     template: { name: "my-api", domain: "api.example.com", listenerIsolation: "shared", routes: [
       { name: "all", path: "/", matchType: "prefix", upstream: "http://127.0.0.1:8080" }] } },
+  { path: "learning-sessions", label: "Learning sessions", singular: "learning session",
+    template: { name: "my-session", listener: "my-listener", pathPrefix: "/", state: "active" } },
 ];
 
 /// Envelope fields the server owns: shown, never sent back.
@@ -190,12 +192,40 @@ async function editView(kind, name) {
   const bootstrap = kind.path === "dataplanes" && !creating
     ? el("a", { class: "button", href: `${base}/${encodeURIComponent(name)}/envoy-config`, download: `${name}-envoy.yaml` }, "Download Envoy bootstrap")
     : null;
+  const learned = kind.path === "learning-sessions" && !creating
+    ? await learningPanel(`${base}/${encodeURIComponent(name)}`, current, feedback)
+    : null;
   layout(kind.path, [
     el("h1", {}, creating ? `New ${kind.singular}` : name),
     current ? el("p", { class: "muted" }, `Revision ${current.revision} · updated ${current.updatedAt}`) : null,
     current ? el("table", {}, el("tr", {}, el("th", {}, "Envoy status")), el("tr", {}, statusCell(current))) : null,
     el("div", { class: "toolbar" }, save, remove, bootstrap, el("a", { href: `#/${kind.path}` }, "Back")),
-    feedback, editor]);
+    feedback, learned, editor]);
+}
+
+/// A learning session's state with its activate/stop action, what it learned so far, and the
+/// learned API as an OpenAPI download.
+async function learningPanel(path, session, feedback) {
+  const action = session.state === "active" ? "stop" : "activate";
+  const toggle = el("button", { class: "primary", on: { click: async () => {
+    const reply = await api("POST", `${path}/${action}`);
+    if (!reply.ok) { feedback.replaceChildren(problemBox(reply)); return; }
+    route();
+  } } }, action === "stop" ? "Stop learning" : "Start learning");
+  const reply = await api("GET", `${path}/endpoints`);
+  const endpoints = !reply.ok
+    ? problemBox(reply)
+    : reply.json.items.length
+      ? el("table", {}, el("tr", {}, el("th", {}, "Method"), el("th", {}, "Path"), el("th", {}, "Samples"), el("th", {}, "Statuses")),
+          reply.json.items.map((e) => el("tr", {}, el("td", {}, e.method), el("td", {}, e.path), el("td", {}, String(e.samples)),
+            el("td", {}, e.responses.map((r) => `${r.status}×${r.samples}`).join(" ")))))
+      : el("p", { class: "muted" }, "Nothing learned yet.");
+  return el("section", { "aria-label": "Learning" },
+    el("h2", {}, "Learning"),
+    el("p", {}, `State: ${session.state} · listener ${session.listener} · paths under ${session.pathPrefix}`),
+    el("div", { class: "toolbar" }, toggle,
+      el("a", { class: "button", href: `${path}/openapi`, download: "learned-openapi.json" }, "Download OpenAPI")),
+    endpoints);
 }
 
 /// Personal access tokens for the CLI, scripts and agents: list, create (the secret is shown

@@ -1,6 +1,7 @@
 // Drives Flowplane's web UI in headless Chromium as a team member would: sign in (a wrong
 // password first), create a cluster with a bad port and read the field error, fix it, edit it,
-// delete it, and create one more that the calling test then checks through the REST API.
+// delete it, and create one more that the calling test then checks through the REST API; then
+// start a learning session from its page.
 //
 // Usage: node drive.mjs <base-url> <email> <password> <team> <dataplane-id>
 // Exits non-zero, with the step and what the page showed, on the first thing that is wrong.
@@ -130,6 +131,17 @@ await step("a new listener starts bound to the team's dataplane", async () => {
   await page.getByRole("link", { name: "New listener" }).click();
   const draft = JSON.parse(await editor().inputValue());
   expect(draft.dataplaneId === dataplaneId, `dataplaneId ${draft.dataplaneId}, expected ${dataplaneId}`);
+});
+
+await step("a learning session is started from its page", async () => {
+  // The calling test created the pending session `ui-session` on one of the team's listeners.
+  await page.getByRole("link", { name: "Learning sessions" }).click();
+  await page.getByRole("link", { name: "ui-session" }).click();
+  await page.getByText(/^State: pending/).waitFor();
+  await page.getByText("Nothing learned yet.").waitFor();
+  await page.getByRole("button", { name: "Start learning" }).click();
+  await page.getByText(/^State: active/).waitFor();
+  await page.getByRole("button", { name: "Stop learning" }).waitFor();
 });
 
 await step("the audit log shows the UI's changes", async () => {

@@ -15,8 +15,11 @@ fn collection(kind: &str) -> anyhow::Result<&'static str> {
         "route-config" | "route-configs" | "routeConfig" | "routes" => "route-configs",
         "listener" | "listeners" => "listeners",
         "dataplane" | "dataplanes" => "dataplanes",
+        "secret" | "secrets" => "secrets",
+        "learning-session" | "learning-sessions" | "learningSession" => "learning-sessions",
         other => anyhow::bail!(
-            "unknown kind '{other}': use cluster, route-config, listener or dataplane"
+            "unknown kind '{other}': use cluster, route-config, listener, dataplane, secret or \
+             learning-session"
         ),
     })
 }
@@ -144,7 +147,7 @@ pub async fn apply(client: &Client, args: Apply, out: Output) -> anyhow::Result<
 
 #[derive(Args)]
 pub struct Get {
-    /// cluster, route-config, listener or dataplane.
+    /// cluster, route-config, listener, dataplane, secret or learning-session.
     kind: String,
     /// Show one resource instead of listing.
     name: Option<String>,

@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod credentials;
 mod identity_commands;
+mod learning_commands;
 mod platform;
 mod up;
 
@@ -86,6 +87,9 @@ enum Command {
     /// API definitions (the Platform API): list, get, delete.
     #[command(subcommand)]
     Api(platform::Api),
+    /// Learning sessions: learn an API from a listener's live traffic.
+    #[command(subcommand)]
+    Learn(learning_commands::Learn),
 }
 
 #[tokio::main]
@@ -115,5 +119,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Expose(args) => platform::expose(&client, args, out).await,
         Command::Unexpose(args) => platform::unexpose(&client, args).await,
         Command::Api(cmd) => platform::api(&client, cmd, out).await,
+        Command::Learn(cmd) => learning_commands::learn(&client, cmd, out).await,
     }
 }

@@ -14,20 +14,22 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The resource kinds the tools reach, as they appear in REST paths.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "clusters",
     "route-configs",
     "listeners",
     "secrets",
     "dataplanes",
     "api-definitions",
+    "learning-sessions",
 ];
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct Kind {
     /// The owning team, e.g. `my-org-default`.
     pub team: String,
-    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions.
+    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions,
+    /// learning-sessions.
     pub kind: String,
 }
 
@@ -35,7 +37,8 @@ pub struct Kind {
 pub struct Named {
     /// The owning team.
     pub team: String,
-    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions.
+    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions,
+    /// learning-sessions.
     pub kind: String,
     /// The resource's name.
     pub name: String,
@@ -45,7 +48,8 @@ pub struct Named {
 pub struct Create {
     /// The owning team.
     pub team: String,
-    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions.
+    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions,
+    /// learning-sessions.
     pub kind: String,
     /// The resource as the REST API takes it (JSON object with at least `name`), e.g. a
     /// cluster `{"name": "web", "endpoints": [{"host": "10.0.0.5", "port": 8080}]}`.
@@ -56,12 +60,31 @@ pub struct Create {
 pub struct Update {
     /// The owning team.
     pub team: String,
-    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions.
+    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions,
+    /// learning-sessions.
     pub kind: String,
     /// The resource's name.
     pub name: String,
     /// The whole new resource (replaces the current one).
     pub resource: Value,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Session {
+    /// The owning team.
+    pub team: String,
+    /// The learning session's name.
+    pub session: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SessionChange {
+    /// The owning team.
+    pub team: String,
+    /// The learning session's name.
+    pub session: String,
+    /// `activate` (start learning from the listener's traffic) or `stop`.
+    pub action: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -178,6 +201,40 @@ impl ControlPlane {
         );
         self.api.call(&parts, Method::GET, &path, None).await
     }
+
+    #[tool(
+        description = "Start or stop a learning session (create one first with create_resource, kind learning-sessions, {\"name\", \"listener\", \"pathPrefix\"}). While active, the listener's traffic teaches Flowplane the API's endpoints and JSON schemas."
+    )]
+    async fn change_learning_session(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(SessionChange {
+            team,
+            session,
+            action,
+        }): Parameters<SessionChange>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if !matches!(action.as_str(), "activate" | "stop") {
+            return Err(ErrorData::invalid_params(
+                "action must be activate or stop",
+                None,
+            ));
+        }
+        let path = format!("{}/{action}", item(&team, "learning-sessions", &session)?);
+        self.api.call(&parts, Method::POST, &path, None).await
+    }
+
+    #[tool(
+        description = "What a learning session learned from traffic, as an OpenAPI 3.1 document: endpoints (path templates), statuses, and JSON schemas of request and response bodies."
+    )]
+    async fn get_learned_api(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Session { team, session }): Parameters<Session>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = format!("{}/openapi", item(&team, "learning-sessions", &session)?);
+        self.api.call(&parts, Method::GET, &path, None).await
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -188,7 +245,8 @@ impl ServerHandler for ControlPlane {
             .with_instructions(
                 "Flowplane's control plane: list, read, create, update and delete a team's Envoy \
              resources (clusters, route-configs, listeners, secrets, dataplanes, \
-             api-definitions) and fetch a dataplane's Envoy bootstrap. Everything acts with \
+             api-definitions, learning-sessions), fetch a dataplane's Envoy bootstrap, and \
+             learn an API from live traffic (learning sessions). Everything acts with \
              the caller's own token and scopes.",
             )
     }

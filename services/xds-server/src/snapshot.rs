@@ -689,4 +689,116 @@ mod tests {
             (3, vec!["b".to_string()])
         );
     }
+
+    fn upsert(
+        revision: i64,
+        kind: resources_pb::ResourceKind,
+        name: &str,
+        spec_json: &str,
+    ) -> state_pb::ChangeEvent {
+        state_pb::ChangeEvent {
+            revision,
+            op: ChangeOp::Upsert as i32,
+            kind: kind as i32,
+            team: "t".into(),
+            name: name.into(),
+            resource: Some(resources_pb::Resource {
+                kind: kind as i32,
+                team: "t".into(),
+                name: name.into(),
+                spec_json: spec_json.into(),
+                ..Default::default()
+            }),
+            changes: Vec::new(),
+        }
+    }
+
+    /// The learning slot of listener `edge` as a node asking for it by name sees it: whether
+    /// it carries a capturing session (its metadata names the session).
+    fn slot_captures(store: &Store) -> Option<bool> {
+        let dataplane = Dataplane {
+            id: "d".into(),
+            name: "d".into(),
+        };
+        let names = ["flowplane.learning/edge".to_string()];
+        let slots = store.select(
+            "t",
+            &dataplane,
+            EXTENSION_CONFIG_TYPE,
+            Interest::Named(&names),
+        );
+        assert!(slots.len() <= 1, "one slot per listener");
+        let slot = slots.first()?;
+        assert_eq!(slot.name, "flowplane.learning/edge");
+        let bytes = &slot.any.value;
+        let session = b"x-flowplane-learning-session";
+        Some(bytes.windows(session.len()).any(|w| w == session))
+    }
+
+    #[test]
+    fn a_listeners_slot_is_idle_until_a_session_is_active_and_idle_again_after() {
+        use resources_pb::ResourceKind as Kind;
+        let listener = r#"{"port":10000,"filterChains":[{"filters":[{"type":"httpConnectionManager","routeConfigName":"r"}]}]}"#;
+        let session = |state: &str| format!(r#"{{"listener":"edge","state":"{state}"}}"#);
+        let store = Store::new();
+        assert_eq!(slot_captures(&store), None, "no listener, no slot");
+        assert_eq!(
+            store
+                .apply(&upsert(1, Kind::Listener, "edge", listener))
+                .ok(),
+            Some(true)
+        );
+        assert_eq!(
+            slot_captures(&store),
+            Some(false),
+            "the listener serves its idle slot"
+        );
+        assert_eq!(
+            store
+                .apply(&upsert(2, Kind::LearningSession, "s", &session("pending")))
+                .ok(),
+            Some(true)
+        );
+        assert_eq!(
+            slot_captures(&store),
+            Some(false),
+            "a pending session captures nothing"
+        );
+        assert_eq!(
+            store
+                .apply(&upsert(3, Kind::LearningSession, "s", &session("active")))
+                .ok(),
+            Some(true)
+        );
+        assert_eq!(
+            slot_captures(&store),
+            Some(true),
+            "the active session fills the slot"
+        );
+        assert_eq!(
+            store
+                .apply(&upsert(4, Kind::LearningSession, "s", &session("stopped")))
+                .ok(),
+            Some(true)
+        );
+        assert_eq!(
+            slot_captures(&store),
+            Some(false),
+            "stopping is an update back to idle, not a removal"
+        );
+        let delete = state_pb::ChangeEvent {
+            revision: 5,
+            op: ChangeOp::Delete as i32,
+            kind: Kind::Listener as i32,
+            team: "t".into(),
+            name: "edge".into(),
+            ..Default::default()
+        };
+        assert_eq!(store.apply(&delete).ok(), Some(true));
+        assert_eq!(
+            slot_captures(&store),
+            None,
+            "the slot goes with its listener"
+        );
+    }
 }

@@ -32,6 +32,27 @@ impl Api {
         }
     }
 
+    /// Runs the `flowplane` CLI as this caller (same API, same token); its stdout, or an
+    /// error carrying what it printed when it fails.
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut command = tokio::process::Command::new(crate::stack::binary("flowplane")?);
+        command
+            .args(args)
+            .env("FLOWPLANE_API_URL", &self.base)
+            .env_remove("FLOWPLANE_TOKEN");
+        if let Some(token) = &self.token {
+            command.env("FLOWPLANE_TOKEN", token);
+        }
+        let out = command.output().await?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(
+            out.status.success(),
+            "flowplane {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(stdout)
+    }
+
     pub fn with_token(&self, token: &str) -> Self {
         Self {
             token: Some(token.to_string()),

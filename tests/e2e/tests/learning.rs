@@ -2,7 +2,7 @@
 //! real Envoy copy its traffic to the learning service, which infers endpoints and schemas
 //! that the REST API shows and exports as OpenAPI (which imports back). Traffic never waits
 //! for learning, not even when the learning service is down; a stopped session learns no
-//! more, and another team sees nothing.
+//! more, and another team sees nothing. The CLI reads and stops sessions too.
 
 use std::time::Duration;
 
@@ -168,6 +168,15 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     anyhow::ensure!(
         !leaked.contains("ada@example.com") && !leaked.contains("secret-cookie"),
         "no value seen in traffic is stored, only shapes"
+    );
+
+    // The CLI shows the same.
+    let table = api
+        .cli(&["learn", "endpoints", "users-api", "--team", team])
+        .await?;
+    anyhow::ensure!(
+        table.contains("/api/users/{userId}") && table.contains("POST"),
+        "flowplane learn endpoints: {table}"
     );
 
     // OpenAPI 3.1 export, which Flowplane's importer takes back (checked as a dry run).

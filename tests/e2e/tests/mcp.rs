@@ -182,6 +182,8 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         "update_resource",
         "delete_resource",
         "get_envoy_bootstrap",
+        "change_learning_session",
+        "get_learned_api",
     ] {
         anyhow::ensure!(names.contains(&tool), "{tool} missing from {names:?}");
     }
@@ -233,6 +235,31 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         )
         .await?;
     anyhow::ensure!(failed && text.contains("404"), "other team: {text}");
+
+    // Learning tools go through the same REST API: a session that does not exist is a 404,
+    // and an action other than activate or stop is an invalid-params error before any call.
+    let (failed, text) = agent
+        .call(
+            "get_learned_api",
+            json!({"team": team, "session": "no-such-session"}),
+        )
+        .await?;
+    anyhow::ensure!(failed && text.contains("404"), "learned API: {text}");
+    let (_, refused) = agent
+        .send(
+            "tools/call",
+            json!({"name": "change_learning_session", "arguments":
+                {"team": team, "session": "no-such-session", "action": "pause"}}),
+            false,
+        )
+        .await?;
+    anyhow::ensure!(
+        refused["error"]["code"] == -32602
+            && refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("activate or stop")),
+        "bad action: {refused}"
+    );
 
     // And the agent's delete removes it.
     let (failed, text) = agent

@@ -1,7 +1,8 @@
 //! The web UI in a real browser: a team member invited by the organization's admin signs in at
 //! `/ui/` in headless Chromium and manages clusters there (`tests/ui/drive.mjs`, Playwright).
 //! What the UI did is then checked through the REST API: the cluster it left has the values
-//! typed into the page, and the one it deleted is gone. Needs Chromium and the Playwright
+//! typed into the page, the one it deleted is gone, and the learning session it started is
+//! active. Needs Chromium and the Playwright
 //! client installed (`.ci/run` does both); without them the test fails and says so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,7 +27,8 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
             Method::POST,
             "/api/v1/orgs/webui/invitations",
             Some(&json!({"email": email, "role": "member", "teams": [team],
-                "scopes": ["clusters:write", "dataplanes:read", "tokens:write"]})),
+                "scopes": ["clusters:write", "dataplanes:read", "tokens:write",
+                    "listeners:read", "learning-sessions:write"]})),
             201,
         )
         .await?;
@@ -43,6 +45,29 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         .await?;
 
     let (dataplane_id, _) = tenant.dataplane("edge").await?;
+    // A pending learning session for the page to start, on a listener that answers itself
+    // (no cluster: the page starts on an empty cluster list).
+    let routes = json!({"team": team, "name": "learned-routes",
+        "virtualHosts": [{"name": "all", "domains": ["*"], "routes": [
+            {"match": {"path": {"type": "prefix", "value": "/"}},
+             "action": {"type": "directResponse", "status": 200, "body": "hi"}}]}]});
+    let listener = tenant.listener(
+        "learned-listener",
+        flowplane_e2e::free_port(),
+        &dataplane_id,
+        "learned-routes",
+    );
+    let session = json!({"team": team, "name": "ui-session", "listener": "learned-listener"});
+    for (path, body) in [
+        ("/api/v1/route-configs", routes),
+        ("/api/v1/listeners", listener),
+        ("/api/v1/learning-sessions", session),
+    ] {
+        tenant
+            .api
+            .expect(Method::POST, path, Some(&body), 201)
+            .await?;
+    }
     let dir = ui_tests_dir();
     anyhow::ensure!(
         dir.join("node_modules/playwright-core").is_dir(),
@@ -88,6 +113,20 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         .get(&format!("/api/v1/teams/{team}/clusters/ui-made"))
         .await?;
     anyhow::ensure!(gone.status == 404, "ui-made should be deleted: {gone:?}");
+
+    let session = tenant
+        .api
+        .expect(
+            Method::GET,
+            &format!("/api/v1/teams/{team}/learning-sessions/ui-session"),
+            None,
+            200,
+        )
+        .await?;
+    anyhow::ensure!(
+        session["state"] == "active",
+        "the page started the session: {session}"
+    );
 
     // The token made on the Tokens page reads the team's clusters and can do nothing more.
     let token = stdout
