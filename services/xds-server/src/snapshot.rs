@@ -592,23 +592,36 @@ fn remove(team: &mut Team, kind: i32, name: &str) {
 mod tests {
     use super::*;
 
-    fn change(op: ChangeOp, name: &str, port: Option<u32>) -> state_pb::ChangeEvent {
-        let kind = resources_pb::ResourceKind::Cluster as i32;
+    /// One change of `team` "t"; an upsert without a spec is malformed on purpose.
+    fn event(
+        revision: i64,
+        op: ChangeOp,
+        kind: resources_pb::ResourceKind,
+        name: &str,
+        spec_json: Option<String>,
+    ) -> state_pb::ChangeEvent {
         state_pb::ChangeEvent {
-            revision: 1,
+            revision,
             op: op as i32,
-            kind,
+            kind: kind as i32,
             team: "t".into(),
             name: name.into(),
-            resource: port.map(|port| resources_pb::Resource {
-                kind,
+            resource: spec_json.map(|spec_json| resources_pb::Resource {
+                kind: kind as i32,
                 team: "t".into(),
                 name: name.into(),
-                spec_json: format!(r#"{{"endpoints":[{{"host":"127.0.0.1","port":{port}}}]}}"#),
+                spec_json,
                 ..Default::default()
             }),
             changes: Vec::new(),
         }
+    }
+
+    /// A cluster with one endpoint on `port`.
+    fn change(op: ChangeOp, name: &str, port: Option<u32>) -> state_pb::ChangeEvent {
+        let spec =
+            port.map(|port| format!(r#"{{"endpoints":[{{"host":"127.0.0.1","port":{port}}}]}}"#));
+        event(1, op, resources_pb::ResourceKind::Cluster, name, spec)
     }
 
     fn clusters(store: &Store) -> Vec<String> {
@@ -696,21 +709,13 @@ mod tests {
         name: &str,
         spec_json: &str,
     ) -> state_pb::ChangeEvent {
-        state_pb::ChangeEvent {
+        event(
             revision,
-            op: ChangeOp::Upsert as i32,
-            kind: kind as i32,
-            team: "t".into(),
-            name: name.into(),
-            resource: Some(resources_pb::Resource {
-                kind: kind as i32,
-                team: "t".into(),
-                name: name.into(),
-                spec_json: spec_json.into(),
-                ..Default::default()
-            }),
-            changes: Vec::new(),
-        }
+            ChangeOp::Upsert,
+            kind,
+            name,
+            Some(spec_json.into()),
+        )
     }
 
     /// The learning slot of listener `edge` as a node asking for it by name sees it: whether
@@ -786,14 +791,7 @@ mod tests {
             Some(false),
             "stopping is an update back to idle, not a removal"
         );
-        let delete = state_pb::ChangeEvent {
-            revision: 5,
-            op: ChangeOp::Delete as i32,
-            kind: Kind::Listener as i32,
-            team: "t".into(),
-            name: "edge".into(),
-            ..Default::default()
-        };
+        let delete = event(5, ChangeOp::Delete, Kind::Listener, "edge", None);
         assert_eq!(store.apply(&delete).ok(), Some(true));
         assert_eq!(
             slot_captures(&store),

@@ -98,14 +98,7 @@ fn idle_processor() -> ExternalProcessor {
     ExternalProcessor {
         grpc_service: Some(learning_service(Vec::new())),
         failure_mode_allow: true,
-        processing_mode: Some(ProcessingMode {
-            request_header_mode: HeaderSendMode::Skip as i32,
-            response_header_mode: HeaderSendMode::Skip as i32,
-            request_body_mode: BodySendMode::None as i32,
-            response_body_mode: BodySendMode::None as i32,
-            request_trailer_mode: HeaderSendMode::Skip as i32,
-            response_trailer_mode: HeaderSendMode::Skip as i32,
-        }),
+        processing_mode: Some(processing_mode(HeaderSendMode::Skip, BodySendMode::None)),
         ..Default::default()
     }
 }
@@ -135,20 +128,28 @@ fn capturing_processor(team: &str, session: &str, path_prefix: &str) -> External
         grpc_service: Some(learning_service(metadata)),
         failure_mode_allow: true,
         observability_mode: true,
-        processing_mode: Some(ProcessingMode {
-            request_header_mode: HeaderSendMode::Send as i32,
-            response_header_mode: HeaderSendMode::Send as i32,
-            request_body_mode: BodySendMode::Streamed as i32,
-            response_body_mode: BodySendMode::Streamed as i32,
-            request_trailer_mode: HeaderSendMode::Skip as i32,
-            response_trailer_mode: HeaderSendMode::Skip as i32,
-        }),
+        processing_mode: Some(processing_mode(
+            HeaderSendMode::Send,
+            BodySendMode::Streamed,
+        )),
         forward_rules: Some(HeaderForwardingRules {
             allowed_headers: Some(ListStringMatcher { patterns: allowed }),
             ..Default::default()
         }),
         message_timeout: Some(milliseconds(200)),
         ..Default::default()
+    }
+}
+
+/// The same mode both ways; trailers are never sent (nothing learned needs them).
+fn processing_mode(headers: HeaderSendMode, bodies: BodySendMode) -> ProcessingMode {
+    ProcessingMode {
+        request_header_mode: headers as i32,
+        response_header_mode: headers as i32,
+        request_body_mode: bodies as i32,
+        response_body_mode: bodies as i32,
+        request_trailer_mode: HeaderSendMode::Skip as i32,
+        response_trailer_mode: HeaderSendMode::Skip as i32,
     }
 }
 

@@ -62,12 +62,16 @@ pub type Scenario<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
 
 /// Runs `scenario` against a fresh stack named `name`, then stops the stack. A failing
-/// scenario prints the tail of every service's log before failing the test.
-pub async fn run_scenario(name: &str, scenario: impl for<'a> FnOnce(&'a Stack) -> Scenario<'a>) {
-    let stack = Stack::start(name)
+/// scenario prints the tail of every service's log before failing the test. The scenario may
+/// change the stack (add replicas, kill a service).
+pub async fn run_scenario(
+    name: &str,
+    scenario: impl for<'a> FnOnce(&'a mut Stack) -> Scenario<'a>,
+) {
+    let mut stack = Stack::start(name)
         .await
         .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&stack).await;
+    let result = scenario(&mut stack).await;
     if let Err(e) = &result {
         eprintln!("{}", stack.logs());
         stack.stop().await;

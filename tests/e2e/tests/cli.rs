@@ -33,15 +33,7 @@ async fn ok(stack: &Stack, token: Option<&str>, args: &[&str]) -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_manages_resources_end_to_end() {
-    let stack = Stack::start("cli")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("cli", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &Stack) -> anyhow::Result<()> {

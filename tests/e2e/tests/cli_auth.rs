@@ -36,15 +36,7 @@ async fn ok(stack: &Stack, config_home: &Path, args: &[&str]) -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_logs_in_invites_manages_members_and_logs_out() {
-    let stack = Stack::start("cli-auth")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("cli-auth", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &Stack) -> anyhow::Result<()> {

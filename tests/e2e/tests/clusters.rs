@@ -16,28 +16,12 @@ const TEAM: &str = "my-org-default";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_weights_health_checks_and_circuit_breakers_shape_traffic() {
-    let stack = Stack::start("clusters")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = traffic_scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("clusters", |stack| Box::pin(traffic_scenario(stack))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_cluster_bodies_are_400s_with_field_paths_and_change_nothing() {
-    let stack = Stack::start("clusters-bad")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = bad_input_scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("clusters-bad", |stack| Box::pin(bad_input_scenario(stack))).await;
 }
 
 /// The upstreams of the traffic scenario, each misbehaving in its own way.

@@ -13,15 +13,7 @@ const TEAM: &str = "my-org-default";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_xds_traffic_flows_through_envoy_and_follows_changes() {
-    let stack = Stack::start("delta-xds")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("delta-xds", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &Stack) -> anyhow::Result<()> {

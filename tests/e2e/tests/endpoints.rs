@@ -21,14 +21,7 @@ async fn endpoint_changes_travel_over_eds_delta() {
 }
 
 async fn run(name: &str, delta: bool) {
-    let stack = Stack::start(name).await.expect("stack");
-    let result = scenario(&stack, delta).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        stack.stop().await;
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario(name, move |stack| Box::pin(scenario(stack, delta))).await;
 }
 
 async fn scenario(stack: &Stack, delta: bool) -> anyhow::Result<()> {

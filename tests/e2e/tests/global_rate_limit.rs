@@ -15,14 +15,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_global_limit_holds_across_envoys_and_ratelimit_replicas() {
-    let mut stack = Stack::start("global-rate-limit").await.expect("stack");
-    let result = scenario(&mut stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        stack.stop().await;
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("global-rate-limit", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {

@@ -18,28 +18,15 @@ const AUDIENCE: &str = "orders";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_and_http_filters_shape_traffic_through_envoy() {
-    let stack = Stack::start("http-filters")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = traffic_scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("http-filters", |stack| Box::pin(traffic_scenario(stack))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_filter_and_mirror_bodies_are_400s_with_field_paths_and_create_nothing() {
-    let stack = Stack::start("http-filters-bad")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = bad_input_scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("http-filters-bad", |stack| {
+        Box::pin(bad_input_scenario(stack))
+    })
+    .await;
 }
 
 /// initialize → organization (`my-org`, team [`TEAM`]) → team-scoped token → dataplane.

@@ -11,15 +11,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_revocation_rotation_tenancy_audit_and_log_hygiene() {
-    let mut stack = Stack::start("identity")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&mut stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("identity", |stack| Box::pin(scenario(stack))).await;
 }
 
 fn text(v: &Value, field: &str) -> String {

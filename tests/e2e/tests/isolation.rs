@@ -54,15 +54,7 @@ const NOT_TENANT: [(&str, &str); 8] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_token_reaches_no_other_team_through_any_operation() {
-    let stack = Stack::start("isolation")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("isolation", |stack| Box::pin(scenario(stack))).await;
 }
 
 /// Where an operation sits, by path shape.

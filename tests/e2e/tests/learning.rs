@@ -12,16 +12,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learning_session_learns_the_api_from_traffic_through_envoy() {
-    let mut stack = Stack::start("learning")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&mut stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        stack.stop().await;
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("learning", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {

@@ -10,16 +10,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_manages_its_teams_clusters_through_mcp_tools() {
-    let mut stack = Stack::start("mcp")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&mut stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        stack.stop().await;
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("mcp", |stack| Box::pin(scenario(stack))).await;
 }
 
 /// An MCP client session: the token, and the session id the server gave at `initialize`.

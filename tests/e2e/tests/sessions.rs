@@ -17,15 +17,7 @@ const DEV_PASSWORD: &str = "dev-password-for-sessions";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_csrf_logout_throttling_and_membership() {
-    let mut stack = Stack::start("sessions")
-        .await
-        .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&mut stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    flowplane_e2e::run_scenario("sessions", |stack| Box::pin(scenario(stack))).await;
 }
 
 fn text(v: &Value, field: &str) -> String {

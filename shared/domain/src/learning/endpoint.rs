@@ -224,24 +224,7 @@ mod tests {
         .iter()
         .map(LearnedEndpoint::from_observation)
         .collect();
-        for a in &samples {
-            for b in &samples {
-                let mut ab = a.clone();
-                ab.merge(b);
-                let mut ba = b.clone();
-                ba.merge(a);
-                assert_eq!(ab, ba);
-                for c in &samples {
-                    let mut left = ab.clone();
-                    left.merge(c);
-                    let mut bc = b.clone();
-                    bc.merge(c);
-                    let mut right = a.clone();
-                    right.merge(&bc);
-                    assert_eq!(left, right);
-                }
-            }
-        }
+        crate::learning::assert_merge_laws(&samples, LearnedEndpoint::merge);
     }
 
     #[test]

@@ -21,3 +21,30 @@ pub use endpoint::{
 pub use openapi::openapi_document;
 pub use path_template::template;
 pub use shape::Shape;
+
+/// Checks that `merge` is commutative and associative on every pair and triple of `samples`:
+/// what lets replicas and the store merge aggregates in any order.
+#[cfg(test)]
+pub(crate) fn assert_merge_laws<T: Clone + PartialEq + std::fmt::Debug>(
+    samples: &[T],
+    merge: impl Fn(&mut T, &T),
+) {
+    let merged = |a: &T, b: &T| {
+        let mut out = a.clone();
+        merge(&mut out, b);
+        out
+    };
+    for a in samples {
+        for b in samples {
+            let ab = merged(a, b);
+            assert_eq!(ab, merged(b, a), "merge must be commutative");
+            for c in samples {
+                assert_eq!(
+                    merged(&ab, c),
+                    merged(a, &merged(b, c)),
+                    "merge must be associative"
+                );
+            }
+        }
+    }
+}

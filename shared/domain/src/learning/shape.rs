@@ -275,24 +275,7 @@ mod tests {
     }
 
     fn assert_merge_laws(samples: &[Shape]) {
-        for a in samples {
-            for b in samples {
-                let mut ab = a.clone();
-                ab.merge(b);
-                let mut ba = b.clone();
-                ba.merge(a);
-                assert_eq!(ab, ba, "merge must be commutative");
-                for c in samples {
-                    let mut left = ab.clone();
-                    left.merge(c);
-                    let mut bc = b.clone();
-                    bc.merge(c);
-                    let mut right = a.clone();
-                    right.merge(&bc);
-                    assert_eq!(left, right, "merge must be associative");
-                }
-            }
-        }
+        crate::learning::assert_merge_laws(samples, Shape::merge);
     }
 
     #[test]
