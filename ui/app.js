@@ -112,6 +112,7 @@ function layout(active, content) {
   } } }, "Sign out");
   const nav = el("nav", {},
     KINDS.map((k) => el("a", { href: `#/${k.path}`, class: active === k.path ? "active" : "" }, k.label)),
+    el("a", { href: "#/route-flows", class: active === "route-flows" ? "active" : "" }, "Route flows"),
     el("a", { href: "#/tokens", class: active === "tokens" ? "active" : "" }, "Tokens"),
     el("a", { href: "#/audit", class: active === "audit" ? "active" : "" }, "Audit log"));
   app.replaceChildren(
@@ -278,6 +279,26 @@ async function auditView() {
       : problemBox(reply)]);
 }
 
+/// Where each of the team's listeners sends traffic: one row per route.
+async function routeFlowsView() {
+  if (!state.team) { layout("route-flows", el("p", { class: "muted" }, "Choose a team first.")); return; }
+  const reply = await api("GET", `/api/v1/reports/route-flows?team=${encodeURIComponent(state.team)}`);
+  const destinations = (row) => row.destinations.length
+    ? row.destinations.map((d) => el("div", {}, `${d.cluster} ${d.percent}% → ${d.endpoints.join(", ") || "(no endpoints)"}`))
+    : row.action;
+  const body = !reply.ok
+    ? problemBox(reply)
+    : reply.json.items.length
+      ? el("table", {}, el("tr", {}, el("th", {}, "Listener"), el("th", {}, "Port"), el("th", {}, "Domains"),
+            el("th", {}, "Route"), el("th", {}, "Match"), el("th", {}, "Goes to")),
+          reply.json.items.map((r) => el("tr", {}, el("td", {}, r.listener), el("td", {}, String(r.port)),
+            el("td", {}, r.domains.join(", ")), el("td", {}, r.route),
+            el("td", {}, `${(r.methods || []).join(",")} ${r.path.type} ${r.path.value}`.trim()),
+            el("td", {}, destinations(r)))))
+      : el("p", { class: "muted" }, `No routes on ${state.team}'s listeners yet.`);
+  layout("route-flows", [el("h1", {}, "Route flows"), body]);
+}
+
 // --- routing ---------------------------------------------------------------------------
 
 async function route() {
@@ -285,6 +306,7 @@ async function route() {
   const [, first, second] = (location.hash || "#/clusters").slice(1).split("/");
   if (first === "audit") return auditView();
   if (first === "tokens") return tokensView();
+  if (first === "route-flows") return routeFlowsView();
   const kind = KINDS.find((k) => k.path === first) || KINDS[0];
   if (second === "new") return editView(kind, undefined);
   if (second) return editView(kind, decodeURIComponent(second));

@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "flowplane/identity/v1/identity.proto",
         "flowplane/state/v1/state.proto",
         "flowplane/learning/v1/learning.proto",
+        "flowplane/reports/v1/reports.proto",
     ];
     let paths: Vec<_> = files.iter().map(|f| root.join(f)).collect();
     tonic_prost_build::configure().compile_protos(&paths, std::slice::from_ref(&root))?;

@@ -144,6 +144,14 @@ await step("a learning session is started from its page", async () => {
   await page.getByRole("button", { name: "Stop learning" }).waitFor();
 });
 
+await step("route flows show where the learning listener's route goes", async () => {
+  // The member holds reports:read; the listener answers by itself (a direct response).
+  await page.getByRole("link", { name: "Route flows" }).click();
+  await page.getByRole("heading", { name: "Route flows" }).waitFor();
+  await page.getByRole("cell", { name: "learned-listener" }).first().waitFor();
+  await page.getByRole("cell", { name: "directResponse" }).first().waitFor();
+});
+
 await step("the audit log shows the UI's changes", async () => {
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.getByRole("heading", { name: "Audit log" }).waitFor();

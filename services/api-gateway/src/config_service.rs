@@ -7,6 +7,7 @@ use std::time::Duration;
 use flowplane_proto::identity::v1::BootstrapStatusRequest;
 use flowplane_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use flowplane_proto::learning::v1::learning_results_service_client::LearningResultsServiceClient;
+use flowplane_proto::reports::v1::report_service_client::ReportServiceClient;
 use flowplane_proto::resources::v1::api_definition_service_client::ApiDefinitionServiceClient;
 use flowplane_proto::resources::v1::resource_service_client::ResourceServiceClient;
 use flowplane_runtime::credential::{ClientCredential, ServiceCredential};
@@ -18,6 +19,7 @@ pub type ResourceClient = ResourceServiceClient<ConfigChannel>;
 pub type ApiDefinitionClient = ApiDefinitionServiceClient<ConfigChannel>;
 pub type IdentityClient = IdentityServiceClient<ConfigChannel>;
 pub type LearningClient = LearningResultsServiceClient<ConfigChannel>;
+pub type ReportClient = ReportServiceClient<ConfigChannel>;
 
 /// Connecting must fail fast (config down → 503 now), while a slow but alive config gets the
 /// same patience a caller would give an HTTP request.
@@ -30,6 +32,7 @@ pub struct ConfigService {
     pub api_definitions: ApiDefinitionClient,
     pub identity: IdentityClient,
     pub learning: LearningClient,
+    pub reports: ReportClient,
 }
 
 impl ConfigService {
@@ -48,7 +51,8 @@ impl ConfigService {
                 .max_encoding_message_size(64 * 1024 * 1024)
                 .max_decoding_message_size(64 * 1024 * 1024),
             identity: IdentityServiceClient::new(channel.clone()),
-            learning: LearningResultsServiceClient::new(channel),
+            learning: LearningResultsServiceClient::new(channel.clone()),
+            reports: ReportServiceClient::new(channel),
         })
     }
 

@@ -8,6 +8,7 @@ mod credentials;
 mod identity_commands;
 mod learning_commands;
 mod platform;
+mod report_commands;
 mod up;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -90,6 +91,9 @@ enum Command {
     /// Learning sessions: learn an API from a listener's live traffic.
     #[command(subcommand)]
     Learn(learning_commands::Learn),
+    /// Reports about a team (route flows).
+    #[command(subcommand)]
+    Report(report_commands::Report),
 }
 
 #[tokio::main]
@@ -120,5 +124,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Unexpose(args) => platform::unexpose(&client, args).await,
         Command::Api(cmd) => platform::api(&client, cmd, out).await,
         Command::Learn(cmd) => learning_commands::learn(&client, cmd, out).await,
+        Command::Report(cmd) => report_commands::report(&client, cmd, out).await,
     }
 }

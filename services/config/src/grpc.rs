@@ -7,6 +7,7 @@ use flowplane_proto::identity::v1::{self as identity_pb, identity_service_server
 use flowplane_proto::learning::v1::{
     self as learning_pb, learning_results_service_server as learning_srv,
 };
+use flowplane_proto::reports::v1::{self as reports_pb, report_service_server as reports_srv};
 use flowplane_proto::resources::v1::{
     self as resources_pb, api_definition_service_server as api_definitions_srv,
     resource_service_server as resources_srv,
@@ -21,8 +22,8 @@ use tonic::{Request, Response, Status};
 use crate::authz::Caller;
 use crate::resources::kind_from_proto;
 use crate::{
-    Context, api_definitions, audit_log, identity, learning, membership, resources, sessions,
-    state, teams,
+    Context, api_definitions, audit_log, identity, learning, membership, reports, resources,
+    sessions, state, teams,
 };
 
 /// Serves every internal API on `addr`, each behind the service credential.
@@ -57,8 +58,15 @@ pub async fn serve(
             check.clone(),
         ))
         .add_service(
-            learning_srv::LearningResultsServiceServer::with_interceptor(LearningApi(ctx), check),
+            learning_srv::LearningResultsServiceServer::with_interceptor(
+                LearningApi(ctx.clone()),
+                check.clone(),
+            ),
         )
+        .add_service(reports_srv::ReportServiceServer::with_interceptor(
+            ReportApi(ctx),
+            check,
+        ))
         .serve_with_shutdown(addr, shutdown.wait())
         .await?;
     Ok(())
@@ -76,6 +84,7 @@ pub struct ApiDefinitionApi(Context);
 pub struct IdentityApi(Context);
 pub struct StateApi(Context);
 pub struct LearningApi(Context);
+pub struct ReportApi(Context);
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -448,6 +457,29 @@ impl learning_srv::LearningResultsService for LearningApi {
             endpoints_json,
         }))
     }
+}
+
+#[tonic::async_trait]
+impl reports_srv::ReportService for ReportApi {
+    async fn route_flows(
+        &self,
+        request: Request<reports_pb::RouteFlowsRequest>,
+    ) -> Reply<reports_pb::RouteFlowsResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let flows = reports::route_flows_of(&self.0, &caller, &r.team).await?;
+        Ok(Response::new(reports_pb::RouteFlowsResponse {
+            flows_json: to_json_strings(&flows)?,
+        }))
+    }
+}
+
+/// Domain values as the JSON strings the contracts carry them in.
+fn to_json_strings<T: serde::Serialize>(values: &[T]) -> Result<Vec<String>, Status> {
+    values
+        .iter()
+        .map(|v| serde_json::to_string(v).map_err(|e| Status::internal(e.to_string())))
+        .collect()
 }
 
 #[tonic::async_trait]

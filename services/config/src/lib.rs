@@ -27,6 +27,7 @@ pub mod identity;
 pub mod learning;
 pub mod membership;
 pub mod relay;
+pub mod reports;
 pub mod resources;
 pub mod secret_material;
 pub mod secrets;

@@ -70,6 +70,12 @@ pub struct Update {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Team {
+    /// The team, e.g. `my-org-default`.
+    pub team: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct Session {
     /// The owning team.
     pub team: String,
@@ -222,6 +228,18 @@ impl ControlPlane {
         }
         let path = format!("{}/{action}", item(&team, "learning-sessions", &session)?);
         self.api.call(&parts, Method::POST, &path, None).await
+    }
+
+    #[tool(
+        description = "Where each of a team's listeners sends traffic: one row per route with its listener, port, domains, path match, action and destination clusters (share of traffic and endpoints)."
+    )]
+    async fn get_route_flows(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Team { team }): Parameters<Team>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = format!("/api/v1/reports/route-flows?team={}", segment(&team)?);
+        self.api.call(&parts, Method::GET, &path, None).await
     }
 
     #[tool(

@@ -12,6 +12,7 @@ pub mod learning_session;
 pub mod listener;
 pub mod membership;
 pub mod names;
+pub mod reports;
 pub mod resource;
 pub mod route_config;
 pub mod scopes;

@@ -30,3 +30,9 @@ pub mod learning {
         tonic::include_proto!("flowplane.learning.v1");
     }
 }
+
+pub mod reports {
+    pub mod v1 {
+        tonic::include_proto!("flowplane.reports.v1");
+    }
+}

@@ -72,6 +72,8 @@ enum Shape {
     Item(String),
     /// `/api/v1/{kind}/{action}` with the team in `?team=` (POST only)
     CollectionAction(String, String),
+    /// `/api/v1/reports/{report}` with the team in `?team=` (GET only)
+    Report(String),
 }
 
 fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
@@ -91,6 +93,7 @@ fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
         }
         [kind] if !param(kind) => Shape::Collection(kind.to_string()),
         [kind, name] if param(name) => Shape::Item(kind.to_string()),
+        ["reports", report] if !param(report) => Shape::Report(report.to_string()),
         [kind, action] if !param(kind) && !param(action) => {
             Shape::CollectionAction(kind.to_string(), action.to_string())
         }
@@ -101,6 +104,7 @@ fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
         Shape::TeamItem(_) | Shape::Item(_) => ["get", "put", "patch", "delete"].as_slice(),
         Shape::TeamSub(..) => ["get", "post"].as_slice(),
         Shape::CollectionAction(..) => ["post"].as_slice(),
+        Shape::Report(_) => ["get"].as_slice(),
     };
     if allowed.contains(&method) {
         Ok(Some(shape))
@@ -437,6 +441,20 @@ async fn check(world: &World, method: &str, path: &str, shape: &Shape) -> anyhow
                 )?;
             }
         }
+        Shape::Report(report) => {
+            let of = |team: &str| format!("{path}?team={team}");
+            expect(
+                &call(&world.writer, method, &of(B), None).await?,
+                404,
+                &format!("{report} of B"),
+            )?;
+            let own = call(&world.reader, method, &of(A), None).await?;
+            expect(&own, 200, &format!("{report} of A"))?;
+            anyhow::ensure!(
+                !own.text.contains(B),
+                "{report} of A mentions team B: {own:?}"
+            );
+        }
         Shape::CollectionAction(kind, action) => {
             let body = action_body(kind, action).ok_or_else(|| {
                 anyhow::anyhow!("{kind}/{action} has no body in isolation.rs: add one")
@@ -489,5 +507,10 @@ fn shapes_are_classified_strictly() {
     );
     assert!(classify("put", "/api/v1/teams/{team}/clusters/{name}/restart").is_err());
     assert!(classify("get", "/api/v1/reports/{a}/{b}").is_err());
+    assert_eq!(
+        classify("get", "/api/v1/reports/route-flows"),
+        Ok(Some(Shape::Report("route-flows".into())))
+    );
+    assert!(classify("post", "/api/v1/reports/route-flows").is_err());
     assert!(classify("post", "/api/v1/clusters/{name}").is_err());
 }

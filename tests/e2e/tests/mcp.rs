@@ -175,6 +175,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         "get_envoy_bootstrap",
         "change_learning_session",
         "get_learned_api",
+        "get_route_flows",
     ] {
         anyhow::ensure!(names.contains(&tool), "{tool} missing from {names:?}");
     }

@@ -28,7 +28,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
             "/api/v1/orgs/webui/invitations",
             Some(&json!({"email": email, "role": "member", "teams": [team],
                 "scopes": ["clusters:write", "dataplanes:read", "tokens:write",
-                    "listeners:read", "learning-sessions:write"]})),
+                    "listeners:read", "learning-sessions:write", "reports:read"]})),
             201,
         )
         .await?;

@@ -9,6 +9,7 @@ pub mod health;
 pub mod learning_sessions;
 pub mod members;
 pub mod organizations;
+pub mod reports;
 pub mod resources;
 pub mod sessions;
 pub mod teams;
@@ -63,7 +64,8 @@ pub fn table(state: &AppState, document: Document) -> RouteTable {
         .documented(routes!(learning_sessions::activate))
         .documented(routes!(learning_sessions::stop))
         .documented(routes!(learning_sessions::endpoints))
-        .documented(routes!(learning_sessions::openapi));
+        .documented(routes!(learning_sessions::openapi))
+        .documented(routes!(reports::route_flows));
     let table = resources::routes(table);
     let table = health::routes(table, state.readiness.clone());
     let table = openapi::routes(table, document);
