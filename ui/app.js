@@ -113,6 +113,7 @@ function layout(active, content) {
   const nav = el("nav", {},
     KINDS.map((k) => el("a", { href: `#/${k.path}`, class: active === k.path ? "active" : "" }, k.label)),
     el("a", { href: "#/route-flows", class: active === "route-flows" ? "active" : "" }, "Route flows"),
+    el("a", { href: "#/usage", class: active === "usage" ? "active" : "" }, "Usage"),
     el("a", { href: "#/tokens", class: active === "tokens" ? "active" : "" }, "Tokens"),
     el("a", { href: "#/audit", class: active === "audit" ? "active" : "" }, "Audit log"));
   app.replaceChildren(
@@ -299,6 +300,23 @@ async function routeFlowsView() {
   layout("route-flows", [el("h1", {}, "Route flows"), body]);
 }
 
+/// Requests each listener, route and cluster served in the last hour, busiest first.
+async function usageView() {
+  if (!state.team) { layout("usage", el("p", { class: "muted" }, "Choose a team first.")); return; }
+  const reply = await api("GET", `/api/v1/reports/usage?team=${encodeURIComponent(state.team)}`);
+  const body = !reply.ok
+    ? problemBox(reply)
+    : reply.json.items.length
+      ? el("table", {}, el("tr", {}, el("th", {}, "Listener"), el("th", {}, "Route"), el("th", {}, "Cluster"),
+            el("th", {}, "Requests"), el("th", {}, "Statuses"), el("th", {}, "Mean ms")),
+          reply.json.items.map((r) => el("tr", {}, el("td", {}, r.listener), el("td", {}, r.route || "(no route)"),
+            el("td", {}, r.cluster || "-"), el("td", {}, String(r.requests)),
+            el("td", {}, Object.entries(r.statuses).map(([c, n]) => `${c}×${n}`).join(" ")),
+            el("td", {}, String(r.meanDurationMs)))))
+      : el("p", { class: "muted" }, "No requests in the last hour.");
+  layout("usage", [el("h1", {}, "Usage"), body]);
+}
+
 // --- routing ---------------------------------------------------------------------------
 
 async function route() {
@@ -307,6 +325,7 @@ async function route() {
   if (first === "audit") return auditView();
   if (first === "tokens") return tokensView();
   if (first === "route-flows") return routeFlowsView();
+  if (first === "usage") return usageView();
   const kind = KINDS.find((k) => k.path === first) || KINDS[0];
   if (second === "new") return editView(kind, undefined);
   if (second) return editView(kind, decodeURIComponent(second));

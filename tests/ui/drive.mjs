@@ -152,6 +152,13 @@ await step("route flows show where the learning listener's route goes", async ()
   await page.getByRole("cell", { name: "directResponse" }).first().waitFor();
 });
 
+await step("the usage page answers for the team", async () => {
+  await page.getByRole("link", { name: "Usage" }).click();
+  await page.getByRole("heading", { name: "Usage" }).waitFor();
+  // No traffic went through the team's Envoy in this run.
+  await page.getByText("No requests in the last hour.").waitFor();
+});
+
 await step("the audit log shows the UI's changes", async () => {
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.getByRole("heading", { name: "Audit log" }).waitFor();

@@ -91,7 +91,7 @@ enum Command {
     /// Learning sessions: learn an API from a listener's live traffic.
     #[command(subcommand)]
     Learn(learning_commands::Learn),
-    /// Reports about a team (route flows).
+    /// Reports about a team (route flows, usage).
     #[command(subcommand)]
     Report(report_commands::Report),
 }

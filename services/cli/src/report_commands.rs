@@ -1,4 +1,4 @@
-//! `flowplane report`: reports about a team, as a table or JSON.
+//! `flowplane report`: reports about a team (route flows, usage), as a table or JSON.
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -12,6 +12,20 @@ use crate::commands::{print, text};
 pub enum Report {
     /// Where each listener's routes send traffic: listener, route, match, destinations.
     RouteFlows(TeamArg),
+    /// Requests per listener, route and cluster in a window (default: the last hour).
+    Usage(UsageArgs),
+}
+
+#[derive(Args)]
+pub struct UsageArgs {
+    #[arg(long)]
+    team: String,
+    /// Start of the window (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// End of the window (RFC 3339); default now.
+    #[arg(long)]
+    until: Option<String>,
 }
 
 #[derive(Args)]
@@ -33,6 +47,46 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
             print(&flows["items"], out, print_route_flows);
             Ok(())
         }
+        Report::Usage(args) => {
+            let mut path = format!("/reports/usage?team={}", args.team);
+            for (key, value) in [("since", &args.since), ("until", &args.until)] {
+                if let Some(value) = value {
+                    path.push_str(&format!("&{key}={}", value.replace('+', "%2B")));
+                }
+            }
+            let usage = client.call(Method::GET, &path, None).await?;
+            print(&usage, out, print_usage);
+            Ok(())
+        }
+    }
+}
+
+fn print_usage(usage: &Value) {
+    println!("{} to {}", text(usage, "since"), text(usage, "until"));
+    println!(
+        "{:<24} {:<24} {:<20} {:>9} {:>10}  STATUSES",
+        "LISTENER", "ROUTE", "CLUSTER", "REQUESTS", "MEAN MS"
+    );
+    for row in usage["items"].as_array().into_iter().flatten() {
+        let statuses: Vec<String> = row["statuses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(class, n)| format!("{class}×{n}"))
+            .collect();
+        let cluster = match text(row, "cluster") {
+            "" => "-",
+            name => name,
+        };
+        println!(
+            "{:<24} {:<24} {:<20} {:>9} {:>10}  {}",
+            text(row, "listener"),
+            text(row, "route"),
+            cluster,
+            row["requests"],
+            row["meanDurationMs"].as_f64().unwrap_or_default(),
+            statuses.join(" ")
+        );
     }
 }
 

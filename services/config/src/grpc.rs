@@ -472,6 +472,29 @@ impl reports_srv::ReportService for ReportApi {
             flows_json: to_json_strings(&flows)?,
         }))
     }
+
+    async fn record_usage(
+        &self,
+        request: Request<reports_pb::RecordUsageRequest>,
+    ) -> Reply<reports_pb::RecordUsageResponse> {
+        reports::record_usage(&self.0, request.into_inner()).await?;
+        Ok(Response::new(reports_pb::RecordUsageResponse {}))
+    }
+
+    async fn usage(
+        &self,
+        request: Request<reports_pb::UsageRequest>,
+    ) -> Reply<reports_pb::UsageResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(r.context)?;
+        let window = reports::Window::parse(&r.since, &r.until)?;
+        let rows = reports::usage_of(&self.0, &caller, &r.team, &window).await?;
+        Ok(Response::new(reports_pb::UsageResponse {
+            rows_json: to_json_strings(&rows)?,
+            since: window.since.to_rfc3339(),
+            until: window.until.to_rfc3339(),
+        }))
+    }
 }
 
 /// Domain values as the JSON strings the contracts carry them in.

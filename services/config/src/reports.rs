@@ -1,11 +1,15 @@
-//! Reports about a team, computed from what config stores: the rows come from the domain's
-//! pure report functions, the data from one read of the team's resources.
+//! Reports about a team: route flows computed from what config stores (the domain's pure
+//! report functions over one read of the team's resources), and usage counts the learning
+//! service records, kept per minute for [`USAGE_RETENTION`].
 
 use std::collections::BTreeMap;
 
-use flowplane_domain::reports::{RouteFlow, route_flows};
+use chrono::{DateTime, Duration, Utc};
+use flowplane_domain::reports::{RouteFlow, UsageGroup, UsageRow, route_flows, usage_rows};
 use flowplane_domain::scopes::{Action, ScopeResource};
 use flowplane_domain::{AnySpec, ResourceKind};
+use flowplane_proto::reports::v1 as pb;
+use sqlx::Row;
 
 use crate::Context;
 use crate::authz::{Caller, TeamAccess, authorize_team};
@@ -77,4 +81,137 @@ async fn specs(
             Ok((r.name, spec))
         })
         .collect()
+}
+
+/// How long per-minute usage counts are kept.
+pub const USAGE_RETENTION: Duration = Duration::days(7);
+
+/// The longest window one usage report covers.
+const MAX_USAGE_WINDOW: Duration = Duration::days(7);
+
+/// Adds counts from the learning service. Counts for a team that does not exist (any more)
+/// are dropped.
+pub async fn record_usage(
+    ctx: &Context,
+    request: pb::RecordUsageRequest,
+) -> Result<(), ServiceError> {
+    let Some(team) = store::team_by_name(&ctx.pool, &request.team).await? else {
+        return Ok(());
+    };
+    let mut tx = ctx.pool.begin().await?;
+    for count in &request.counts {
+        let Some(minute) = DateTime::<Utc>::from_timestamp(count.minute, 0) else {
+            continue;
+        };
+        sqlx::query(
+            "INSERT INTO usage_minutes \
+             (team_id, minute, listener, route, cluster, status_class, requests, duration_ms_sum) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (team_id, minute, listener, route, cluster, status_class) DO UPDATE \
+             SET requests = usage_minutes.requests + EXCLUDED.requests, \
+                 duration_ms_sum = usage_minutes.duration_ms_sum + EXCLUDED.duration_ms_sum",
+        )
+        .bind(team.id)
+        .bind(minute)
+        .bind(&count.listener)
+        .bind(&count.route)
+        .bind(&count.cluster)
+        .bind(i16::try_from(count.status_class).unwrap_or(0))
+        .bind(i64::try_from(count.requests).unwrap_or(i64::MAX))
+        .bind(i64::try_from(count.duration_ms_sum).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A usage window: `since` and `until` as given (RFC 3339), else the hour before now.
+pub struct Window {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn parse(since: &str, until: &str) -> Result<Self, ServiceError> {
+        let at = |field: &str, value: &str| {
+            DateTime::parse_from_rfc3339(value)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ServiceError::validation(field, "must be an RFC 3339 time"))
+        };
+        let until = if until.is_empty() {
+            Utc::now()
+        } else {
+            at("until", until)?
+        };
+        let since = if since.is_empty() {
+            until - Duration::hours(1)
+        } else {
+            at("since", since)?
+        };
+        if since >= until {
+            return Err(ServiceError::validation("since", "must be before until"));
+        }
+        if until - since > MAX_USAGE_WINDOW {
+            return Err(ServiceError::validation(
+                "since",
+                "the window is at most 7 days",
+            ));
+        }
+        Ok(Self { since, until })
+    }
+}
+
+/// What the team's listeners served in `window`, by listener, route and cluster.
+pub async fn usage_of(
+    ctx: &Context,
+    caller: &Caller,
+    team: &str,
+    window: &Window,
+) -> Result<Vec<UsageRow>, ServiceError> {
+    let access = authorize_team(
+        &ctx.pool,
+        caller,
+        team,
+        ScopeResource::Reports,
+        Action::Read,
+        || format!("team '{team}' not found"),
+    )
+    .await?;
+    let rows = sqlx::query(
+        "SELECT listener, route, cluster, status_class, \
+                sum(requests)::bigint AS requests, sum(duration_ms_sum)::bigint AS duration \
+         FROM usage_minutes WHERE team_id = $1 AND minute >= $2 AND minute < $3 \
+         GROUP BY listener, route, cluster, status_class \
+         ORDER BY listener, route, cluster, status_class",
+    )
+    .bind(access.id())
+    .bind(window.since)
+    .bind(window.until)
+    .fetch_all(&ctx.pool)
+    .await?;
+    let mut groups: Vec<UsageGroup> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let count = |name: &str| -> Result<u64, sqlx::Error> {
+            Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or_default())
+        };
+        groups.push((
+            row.try_get("listener")?,
+            row.try_get("route")?,
+            row.try_get("cluster")?,
+            u16::try_from(row.try_get::<i16, _>("status_class")?).unwrap_or_default(),
+            count("requests")?,
+            count("duration")?,
+        ));
+    }
+    Ok(usage_rows(groups))
+}
+
+/// Deletes usage counts older than [`USAGE_RETENTION`]; returns how many minutes went.
+pub async fn prune_usage(ctx: &Context) -> Result<u64, ServiceError> {
+    let done = sqlx::query("DELETE FROM usage_minutes WHERE minute < $1")
+        .bind(Utc::now() - USAGE_RETENTION)
+        .execute(&ctx.pool)
+        .await?;
+    Ok(done.rows_affected())
 }

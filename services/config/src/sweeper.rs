@@ -1,4 +1,5 @@
-//! Marks tokens past their expiry as `expired`, and keeps `auth_tokens_active_total` current.
+//! Marks tokens past their expiry as `expired`, and keeps `auth_tokens_active_total` current;
+//! on the same beat, prunes usage counts past their retention.
 //!
 //! Authentication already refuses a token past its expiry on its own; the sweep makes the
 //! stored status say so (lists, audit, the gauge) and tells every api-gateway to drop it.
@@ -62,6 +63,11 @@ pub async fn run(ctx: Context, interval: Duration, shutdown: Shutdown) {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "marked expired tokens"),
             Err(e) => tracing::warn!(error = %e, "token sweep failed"),
+        }
+        match crate::reports::prune_usage(&ctx).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(minutes = n, "pruned old usage counts"),
+            Err(e) => tracing::warn!(error = %e, "usage pruning failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

@@ -1,4 +1,5 @@
-//! The learning service: learns the shape of a team's APIs from live traffic.
+//! The learning service: learns the shape of a team's APIs from live traffic, and counts
+//! the requests every listener serves (usage reports).
 //!
 //! - [`settings`]: its `FLOWPLANE_*` settings
 //! - [`processor`]: the External Processor Envoys copy exchanges to (gRPC), authenticated by
@@ -6,7 +7,9 @@
 //! - [`exchange`]: one exchange put back together from Envoy's messages
 //! - [`aggregate`]: per-session aggregates, mergeable (the shapes are
 //!   `flowplane_domain::learning`)
-//! - [`flush`]: aggregates sent to config every interval
+//! - [`usage`]: the Access Log Service Envoys stream every request's log to; counts per
+//!   minute, listener, route, cluster and status class
+//! - [`flush`]: aggregates and counts sent to config every interval
 //!
 //! It holds nothing durable: what it learned since the last flush is all it could lose, and
 //! any number of replicas can run, since config merges their aggregates.
@@ -16,13 +19,16 @@ pub mod exchange;
 pub mod flush;
 pub mod processor;
 pub mod settings;
+pub mod usage;
 
 pub use settings::LearningConfig;
 
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::AccessLogServiceServer;
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
 use flowplane_proto::learning::v1::learning_results_service_client::LearningResultsServiceClient;
+use flowplane_proto::reports::v1::report_service_client::ReportServiceClient;
 use flowplane_runtime::credential::{DataplaneTokens, ServiceCredential};
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
@@ -34,8 +40,15 @@ pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<(
     let channel = Endpoint::from_shared(config.config_url.clone())?
         .connect_timeout(std::time::Duration::from_secs(3))
         .connect_lazy();
-    let client = LearningResultsServiceClient::with_interceptor(channel, credential.client());
+    let clients = flush::Clients {
+        learning: LearningResultsServiceClient::with_interceptor(
+            channel.clone(),
+            credential.client(),
+        ),
+        reports: ReportServiceClient::with_interceptor(channel, credential.client()),
+    };
     let aggregator = Arc::new(aggregate::Aggregator::default());
+    let counter = Arc::new(usage::UsageCounter::default());
     let readiness = Readiness::new();
     let http = tokio::spawn(health::serve(
         config.http_addr,
@@ -44,16 +57,19 @@ pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<(
     ));
     let flusher = tokio::spawn(flush::run(
         aggregator.clone(),
-        client,
+        counter.clone(),
+        clients,
         config.flush_interval,
         shutdown.clone(),
     ));
-    tracing::info!(addr = %config.grpc_addr, "learning serving Envoy's External Processor");
+    tracing::info!(addr = %config.grpc_addr, "learning serving Envoy's External Processor and Access Log Service");
     readiness.set(true);
-    let processor =
-        processor::Processor::new(DataplaneTokens::new(&config.service_token), aggregator);
+    let tokens = DataplaneTokens::new(&config.service_token);
+    let processor = processor::Processor::new(tokens.clone(), aggregator);
+    let access_logs = usage::AccessLogs::new(tokens, counter);
     tonic::transport::Server::builder()
         .add_service(ExternalProcessorServer::new(processor))
+        .add_service(AccessLogServiceServer::new(access_logs))
         .serve_with_shutdown(config.grpc_addr, shutdown.clone().wait())
         .await?;
     readiness.set(false);

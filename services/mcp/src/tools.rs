@@ -243,6 +243,18 @@ impl ControlPlane {
     }
 
     #[tool(
+        description = "How many requests each of a team's listeners, routes and clusters served in the last hour, by status class (2xx, 4xx, 5xx...), with the mean duration: for spotting errors and hot routes."
+    )]
+    async fn get_usage(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Team { team }): Parameters<Team>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = format!("/api/v1/reports/usage?team={}", segment(&team)?);
+        self.api.call(&parts, Method::GET, &path, None).await
+    }
+
+    #[tool(
         description = "What a learning session learned from traffic, as an OpenAPI 3.1 document: endpoints (path templates), statuses, and JSON schemas of request and response bodies."
     )]
     async fn get_learned_api(

@@ -7,10 +7,11 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::google::protobuf::value::Kind;
 use flowplane_proto::state::v1::ReportStatusRequest;
 use flowplane_runtime::credential::DataplaneTokens;
-use flowplane_xds::bootstrap::{DATAPLANE_TOKEN_HEADER, NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
+use flowplane_xds::bootstrap::{
+    DATAPLANE_TOKEN_HEADER, NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY, node_metadata,
+};
 use flowplane_xds::resource::{
     CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
 };
@@ -81,17 +82,6 @@ impl StreamCredential {
             .map(str::to_string);
         Self { presented, tokens }
     }
-}
-
-/// A string from the node's metadata (as the Flowplane bootstrap writes it).
-pub fn node_metadata(node: &Node, key: &str) -> Option<String> {
-    node.metadata
-        .as_ref()
-        .and_then(|m| m.fields.get(key))
-        .and_then(|v| match &v.kind {
-            Some(Kind::StringValue(s)) => Some(s.clone()),
-            _ => None,
-        })
 }
 
 /// Identifies the node: the team and dataplane its Flowplane bootstrap's metadata names, which

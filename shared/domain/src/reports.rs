@@ -1,11 +1,12 @@
-//! Reports computed from a team's configuration. Route flows: where a request arriving on
+//! Reports about a team. Route flows, from its configuration: where a request arriving on
 //! each listener goes — through which route config, virtual host and route, to which
 //! clusters and endpoints — one row per route, in listener order, as a person reading "what
-//! serves what" wants it.
+//! serves what" wants it. Usage, from Envoy's access logs: how many requests each listener,
+//! route and cluster served in a window, by status class, busiest first.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::cluster::ClusterSpec;
@@ -25,7 +26,7 @@ pub struct RouteFlow {
     pub route_config: String,
     pub virtual_host: String,
     pub domains: Vec<String>,
-    /// The route's name, or its position (`#0`, `#1`…) in the virtual host.
+    /// The route's name, or `<virtual host>#<index>` (as Envoy's stats and logs name it).
     pub route: String,
     pub path: PathMatch,
     /// Methods the route is limited to; empty: any.
@@ -77,7 +78,7 @@ pub fn route_flows(
                         route_config: route_config_name.clone(),
                         virtual_host: host.name.clone(),
                         domains: host.domains.clone(),
-                        route: route.name.clone().unwrap_or_else(|| format!("#{i}")),
+                        route: route.label(&host.name, i),
                         path: route.route_match.path.clone(),
                         methods: route.route_match.methods.clone(),
                         action,
@@ -131,6 +132,72 @@ fn destinations(
     }
 }
 
+/// Requests one listener, route and cluster served in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageRow {
+    pub listener: String,
+    /// Envoy's route name: the route's own, or `<virtual host>#<index>`; empty when no route
+    /// matched.
+    pub route: String,
+    /// Empty when no upstream was involved (a direct response, a redirect, no route).
+    pub cluster: String,
+    pub requests: u64,
+    /// Requests by status class: `2xx`, `4xx`…; `none` when no response was sent.
+    pub statuses: BTreeMap<String, u64>,
+    /// Mean time from the first byte received to the last byte sent.
+    pub mean_duration_ms: f64,
+}
+
+/// One group of stored counts: (listener, route, cluster, status class, requests, summed
+/// duration in ms).
+pub type UsageGroup = (String, String, String, u16, u64, u64);
+
+/// Rows from counts grouped by listener, route, cluster and status class; busiest first, then
+/// by listener, route and cluster.
+pub fn usage_rows(groups: impl IntoIterator<Item = UsageGroup>) -> Vec<UsageRow> {
+    let mut rows: BTreeMap<(String, String, String), (UsageRow, u64)> = BTreeMap::new();
+    for (listener, route, cluster, class, requests, duration_ms) in groups {
+        let key = (listener.clone(), route.clone(), cluster.clone());
+        let (row, duration) = rows.entry(key).or_insert_with(|| {
+            let row = UsageRow {
+                listener,
+                route,
+                cluster,
+                requests: 0,
+                statuses: BTreeMap::new(),
+                mean_duration_ms: 0.0,
+            };
+            (row, 0)
+        });
+        row.requests = row.requests.saturating_add(requests);
+        *duration = duration.saturating_add(duration_ms);
+        *row.statuses.entry(status_class_label(class)).or_default() += requests;
+    }
+    let mut rows: Vec<UsageRow> = rows
+        .into_values()
+        .map(|(mut row, duration)| {
+            if row.requests > 0 {
+                // Two decimals: finer than Envoy's millisecond durations are not.
+                let mean = duration as f64 / row.requests as f64;
+                row.mean_duration_ms = (mean * 100.0).round() / 100.0;
+            }
+            row
+        })
+        .collect();
+    // Stable: equal counts keep the key order they came in.
+    rows.sort_by_key(|row| std::cmp::Reverse(row.requests));
+    rows
+}
+
+/// `2xx` for 2, …; `none` for 0 (no response was sent).
+pub fn status_class_label(class: u16) -> String {
+    match class {
+        1..=5 => format!("{class}xx"),
+        _ => "none".to_string(),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -168,7 +235,7 @@ mod tests {
         assert_eq!(flows[0].methods, ["GET"]);
         assert_eq!(flows[0].action, "forward");
         assert_eq!(flows[0].destinations[0].endpoints, ["10.0.0.1:8080"]);
-        assert_eq!(flows[1].route, "#1");
+        assert_eq!(flows[1].route, "api#1");
         let shares: Vec<f64> = flows[1].destinations.iter().map(|d| d.percent).collect();
         assert_eq!(shares, [75.0, 25.0]);
         assert!(
@@ -177,5 +244,34 @@ mod tests {
         );
         assert_eq!(flows[2].action, "redirect");
         assert!(flows[2].destinations.is_empty());
+    }
+
+    #[test]
+    fn usage_groups_become_one_row_per_route_and_cluster_busiest_first() {
+        let group = |route: &str, class: u16, requests: u64, duration: u64| {
+            let cluster = if route == "health" { "" } else { "users" };
+            (
+                "edge".to_string(),
+                route.to_string(),
+                cluster.to_string(),
+                class,
+                requests,
+                duration,
+            )
+        };
+        let rows = usage_rows([
+            group("health", 2, 3, 3),
+            group("users", 2, 8, 80),
+            group("users", 5, 2, 120),
+        ]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].route, "users");
+        assert_eq!(rows[0].requests, 10);
+        assert_eq!(rows[0].statuses["2xx"], 8);
+        assert_eq!(rows[0].statuses["5xx"], 2);
+        assert_eq!(rows[0].mean_duration_ms, 20.0);
+        assert_eq!(rows[1].cluster, "");
+        assert_eq!(rows[1].mean_duration_ms, 1.0);
+        assert_eq!(status_class_label(0), "none");
     }
 }

@@ -60,6 +60,16 @@ pub struct Route {
     pub filter_overrides: FilterOverrides,
 }
 
+impl Route {
+    /// How the route is named where it cannot be pointed at by position: in Envoy (its stats
+    /// and access logs) and in reports. Its own name, else `<virtual host>#<index>`.
+    pub fn label(&self, virtual_host: &str, index: usize) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{virtual_host}#{index}"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteMatch {

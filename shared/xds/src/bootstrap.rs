@@ -64,6 +64,21 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
     })
 }
 
+/// A string from a node's metadata, as [`bootstrap`] writes it (e.g. [`NODE_TEAM_KEY`]).
+pub fn node_metadata(
+    node: &envoy_types::pb::envoy::config::core::v3::Node,
+    key: &str,
+) -> Option<String> {
+    use envoy_types::pb::google::protobuf::value::Kind;
+    node.metadata
+        .as_ref()
+        .and_then(|m| m.fields.get(key))
+        .and_then(|v| match &v.kind {
+            Some(Kind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+}
+
 /// The dataplane token a bootstrap from [`bootstrap`] carries (what a client that speaks ADS
 /// the way Envoy does must present).
 pub fn dataplane_token(bootstrap: &Value) -> Option<&str> {

@@ -1,4 +1,11 @@
-//! How learning reaches Envoy. Every HTTP connection manager carries one extension-config
+//! How traffic reaches the learning service: usage counts and learning sessions.
+//!
+//! Usage: every HTTP connection manager sends Envoy's access log of each request, in
+//! batches, over gRPC to the learning service (`envoy.access_loggers.http_grpc`, named after
+//! the listener). Envoy buffers and drops rather than wait, so a slow learning service costs
+//! requests nothing; the service counts requests per route, cluster and status.
+//!
+//! Learning sessions: every HTTP connection manager carries one extension-config
 //! (ECDS) filter slot named after its listener, just before the router. Each listener also
 //! serves its slot's idle configuration, an external processor that sends nothing; an active
 //! learning session serves the slot's capturing configuration instead, which wins while the
@@ -8,7 +15,13 @@
 //! session starts and stops without re-creating the listener or its connections, and a slow
 //! or absent learning service never delays or fails a request.
 
+use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
+use envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType as AccessLogConfig;
+use envoy_types::pb::envoy::config::core::v3::ApiVersion;
 use envoy_types::pb::envoy::config::core::v3::grpc_service::{EnvoyGrpc, TargetSpecifier};
+use envoy_types::pb::envoy::extensions::access_loggers::grpc::v3::{
+    CommonGrpcAccessLogConfig, HttpGrpcAccessLogConfig,
+};
 use envoy_types::pb::envoy::config::core::v3::{
     ExtensionConfigSource, GrpcService, HeaderValue, TypedExtensionConfig,
 };
@@ -40,6 +53,24 @@ pub const PATH_PREFIX_HEADER: &str = "x-flowplane-learning-path-prefix";
 const FORWARDED_HEADERS: [&str; 4] = [":method", ":path", ":status", "content-type"];
 
 const SLOT_PREFIX: &str = "flowplane.learning/";
+
+/// The access log that counts `listener`'s requests (its `log_name` is the listener's name).
+pub(crate) fn usage_log(listener: &str) -> AccessLog {
+    let config = HttpGrpcAccessLogConfig {
+        common_config: Some(CommonGrpcAccessLogConfig {
+            log_name: listener.to_string(),
+            grpc_service: Some(learning_service(Vec::new())),
+            transport_api_version: ApiVersion::V3 as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    AccessLog {
+        name: "envoy.access_loggers.http_grpc".into(),
+        config_type: Some(AccessLogConfig::TypedConfig(any(&config))),
+        ..Default::default()
+    }
+}
 
 /// The ECDS resource name (and filter name) of `listener`'s learning slot.
 pub fn slot_name(listener: &str) -> String {

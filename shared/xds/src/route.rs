@@ -61,7 +61,7 @@ fn virtual_host(vh: &VirtualHost, path: &Path) -> Result<EnvoyVirtualHost, Trans
         .routes
         .iter()
         .enumerate()
-        .map(|(i, r)| route(r, &routes_path.index(i)))
+        .map(|(i, r)| route(r, r.label(&vh.name, i), &routes_path.index(i)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(EnvoyVirtualHost {
         name: vh.name.clone(),
@@ -79,7 +79,7 @@ fn virtual_host(vh: &VirtualHost, path: &Path) -> Result<EnvoyVirtualHost, Trans
     })
 }
 
-fn route(route: &Route, path: &Path) -> Result<EnvoyRoute, TranslateError> {
+fn route(route: &Route, name: String, path: &Path) -> Result<EnvoyRoute, TranslateError> {
     let route_match = route_match::translate(&route.route_match, &path.field("match"))?;
     let action = action::translate(
         &route.action,
@@ -87,7 +87,7 @@ fn route(route: &Route, path: &Path) -> Result<EnvoyRoute, TranslateError> {
         &path.field("action"),
     )?;
     Ok(EnvoyRoute {
-        name: route.name.clone().unwrap_or_default(),
+        name,
         r#match: Some(route_match),
         action: Some(action),
         request_headers_to_add: header_value_options(&route.request_headers_to_add),
@@ -182,7 +182,11 @@ mod tests {
             .iter()
             .map(|r| r.name.as_str())
             .collect();
-        assert_eq!(routes, ["first", ""]);
+        assert_eq!(
+            routes,
+            ["first", "api#1"],
+            "an unnamed route is named by position"
+        );
         assert!(config.virtual_hosts[1].routes[0].r#match.is_some());
         assert!(config.virtual_hosts[1].routes[0].action.is_some());
     }

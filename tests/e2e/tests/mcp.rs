@@ -176,6 +176,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         "change_learning_session",
         "get_learned_api",
         "get_route_flows",
+        "get_usage",
     ] {
         anyhow::ensure!(names.contains(&tool), "{tool} missing from {names:?}");
     }

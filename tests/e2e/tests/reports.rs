@@ -1,28 +1,33 @@
-//! Reports through the REST API, the CLI and MCP's reach: route flows show, for each route of
-//! each listener, where its traffic goes (with the share of a weighted split and the
-//! endpoints). Reading them takes `reports:read` on the team: without it, as for another
+//! Reports through the REST API and the CLI: route flows show, for each route of each
+//! listener, where its traffic goes (with the share of a weighted split and the endpoints);
+//! usage counts what a real Envoy served, per route, cluster and status class, from its access
+//! logs. Reading them takes `reports:read` on the team: without it, as for another
 //! team, they are a 404.
 
-use flowplane_e2e::{Tenant, run_scenario};
+use std::time::Duration;
+
+use flowplane_e2e::{Envoy, Tenant, Upstream, eventually, run_scenario};
 use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn route_flows_show_where_each_listener_sends_traffic() {
+async fn reports_show_route_flows_and_the_usage_envoy_served() {
     run_scenario("reports", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &mut flowplane_e2e::Stack) -> anyhow::Result<()> {
     let tenant = Tenant::create(stack, "report").await?;
     let team = &tenant.team;
-    let (dataplane, _) = tenant.dataplane("gw").await?;
-    let port = tenant.route_all("users", 8081, &dataplane).await?;
+    let (dataplane, bootstrap) = tenant.dataplane("gw").await?;
+    let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
+    let users = Upstream::start("users").await?;
+    let port = tenant.route_all("users", users.port, &dataplane).await?;
     tenant
         .api
         .expect(
             Method::POST,
             "/api/v1/clusters",
-            Some(&tenant.cluster("users-next", 8082)),
+            Some(&tenant.cluster("users-next", users.port)),
             201,
         )
         .await?;
@@ -80,12 +85,14 @@ async fn scenario(stack: &mut flowplane_e2e::Stack) -> anyhow::Result<()> {
     anyhow::ensure!(
         split["destinations"]
             == json!([
-                {"cluster": "users", "percent": 90.0, "endpoints": ["127.0.0.1:8081"]},
-                {"cluster": "users-next", "percent": 10.0, "endpoints": ["127.0.0.1:8082"]}]),
+                {"cluster": "users", "percent": 90.0,
+                 "endpoints": [format!("127.0.0.1:{}", users.port)]},
+                {"cluster": "users-next", "percent": 10.0,
+                 "endpoints": [format!("127.0.0.1:{}", users.port)]}]),
         "the split: {split}"
     );
     anyhow::ensure!(
-        rows[1]["route"] == "#1"
+        rows[1]["route"] == "api#1"
             && rows[1]["action"] == "directResponse"
             && rows[1]["destinations"] == json!([]),
         "the direct response row: {}",
@@ -99,9 +106,108 @@ async fn scenario(stack: &mut flowplane_e2e::Stack) -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(
         table.contains("users-listener")
-            && table.contains("users 90% → 127.0.0.1:8081")
+            && table.contains(&format!("users 90% → 127.0.0.1:{}", users.port))
             && table.contains("directResponse"),
         "flowplane report route-flows: {table}"
+    );
+
+    // Usage: what Envoy served, counted from its access logs. Requests to the weighted route
+    // and to the direct response; paths no route matches are 404s with neither.
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let get = |path: &str| {
+        http.get(format!("{base}{path}"))
+            .header("host", "api.example.com")
+            .send()
+    };
+    // Waiting ends at the first answer of the direct response, which is counted too (earlier
+    // tries found no route, or no listener, and are not the direct response's).
+    eventually(
+        "Envoy to serve the routes",
+        Duration::from_secs(15),
+        || async {
+            match get("/").await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                Ok(r) => Err(format!("status {}", r.status())),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    let before = 1;
+    for i in 0..10 {
+        anyhow::ensure!(
+            get(&format!("/users/{i}")).await?.status() == 200,
+            "users {i}"
+        );
+    }
+    for _ in 0..4 {
+        anyhow::ensure!(get("/").await?.status() == 200, "direct response");
+    }
+    let (rows, _) = eventually(
+        "usage to count what Envoy served",
+        Duration::from_secs(20),
+        || async {
+            let rows = tenant
+                .admin
+                .get(&format!("/api/v1/reports/usage?team={team}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let items = rows.body["items"].as_array().cloned().unwrap_or_default();
+            let requests = |route: &str| -> u64 {
+                items
+                    .iter()
+                    .filter(|r| r["route"] == route)
+                    .filter_map(|r| r["requests"].as_u64())
+                    .sum()
+            };
+            let direct = requests("api#1");
+            if requests("canary") >= 10 && direct >= before + 4 {
+                Ok(items)
+            } else {
+                Err(format!("so far: {}", rows.text))
+            }
+        },
+    )
+    .await?;
+    let canary: Vec<_> = rows.iter().filter(|r| r["route"] == "canary").collect();
+    let counted: u64 = canary.iter().filter_map(|r| r["requests"].as_u64()).sum();
+    anyhow::ensure!(
+        counted == 10,
+        "exactly the ten requests to the canary route: {rows:?}"
+    );
+    anyhow::ensure!(
+        canary.iter().all(|r| r["listener"] == "users-listener"
+            && r["statuses"]["2xx"] == r["requests"]
+            && ["users", "users-next"].contains(&r["cluster"].as_str().unwrap_or_default())),
+        "canary rows by cluster, all 2xx: {canary:?}"
+    );
+    let direct = rows
+        .iter()
+        .find(|r| r["route"] == "api#1")
+        .cloned()
+        .unwrap_or_default();
+    anyhow::ensure!(
+        direct["cluster"] == "" && direct["requests"].as_u64() == Some(before + 4),
+        "the direct response row: {direct}"
+    );
+    let table = tenant
+        .admin
+        .cli(&["report", "usage", "--team", team])
+        .await?;
+    anyhow::ensure!(
+        table.contains("canary") && table.contains("2xx×"),
+        "flowplane report usage: {table}"
+    );
+    let bad = tenant
+        .admin
+        .get(&format!(
+            "/api/v1/reports/usage?team={team}&since=yesterday"
+        ))
+        .await?;
+    anyhow::ensure!(
+        bad.status == 400 && bad.body["errors"][0]["field"] == "since",
+        "a bad window: {bad:?}"
     );
 
     // Another organization's admin-made token for its own team sees nothing of this one.
@@ -111,5 +217,11 @@ async fn scenario(stack: &mut flowplane_e2e::Stack) -> anyhow::Result<()> {
         .get(&format!("/api/v1/reports/route-flows?team={team}"))
         .await?;
     anyhow::ensure!(foreign.status == 404, "another team's report: {foreign:?}");
+    let foreign = other
+        .api
+        .get(&format!("/api/v1/reports/usage?team={team}"))
+        .await?;
+    anyhow::ensure!(foreign.status == 404, "another team's usage: {foreign:?}");
+    envoy.stop().await;
     Ok(())
 }

@@ -1,10 +1,10 @@
-//! Reports at `/api/v1/reports/{report}?team=…`, computed by config; the rows pass through as
-//! the domain defines them.
+//! Reports at `/api/v1/reports/{report}?team=…` (route flows, usage), answered by config; the
+//! rows pass through as the domain defines them.
 
 use axum::Json;
 use axum::extract::State;
 use flowplane_domain::ErrorCode;
-use flowplane_domain::reports::RouteFlow;
+use flowplane_domain::reports::{RouteFlow, UsageRow};
 use flowplane_proto::reports::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -26,6 +26,39 @@ pub struct RouteFlowList {
     pub items: Vec<RouteFlow>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// The team reported on.
+    pub team: Option<String>,
+    /// Start of the window (RFC 3339); default: an hour before `until`.
+    pub since: Option<String>,
+    /// End of the window (RFC 3339, exclusive); default: now. At most 7 days after `since`.
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageReport {
+    /// The window reported on (RFC 3339).
+    pub since: String,
+    pub until: String,
+    /// Busiest first.
+    pub items: Vec<UsageRow>,
+}
+
+/// The team named in `?team=`, which every report needs.
+fn required_team(team: Option<String>) -> Result<String, Problem> {
+    team.filter(|t| !t.is_empty())
+        .ok_or_else(|| Problem::field(ErrorCode::ValidationFailed, "team", "is required"))
+}
+
+/// Rows as the domain serialized them.
+fn rows(json: &[String]) -> Result<Vec<serde_json::Value>, Problem> {
+    json.iter()
+        .map(|row| serde_json::from_str::<serde_json::Value>(row).map_err(Problem::internal))
+        .collect()
+}
+
 /// Where each of the team's listeners sends traffic: one row per route, with its virtual
 /// host, match, action and destination clusters (share of traffic, endpoints).
 #[utoipa::path(get, path = "/api/v1/reports/route-flows", tag = "reports",
@@ -40,10 +73,7 @@ pub async fn route_flows(
     caller: Caller,
     QueryParams(query): QueryParams<ReportQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let team = query
-        .team
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Problem::field(ErrorCode::ValidationFailed, "team", "is required"))?;
+    let team = required_team(query.team)?;
     let answer = state
         .config
         .reports
@@ -55,10 +85,42 @@ pub async fn route_flows(
         .await
         .map_err(|s| Problem::from_status(&s))?
         .into_inner();
-    let items = answer
-        .flows_json
-        .iter()
-        .map(|row| serde_json::from_str::<serde_json::Value>(row).map_err(Problem::internal))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(
+        serde_json::json!({ "items": rows(&answer.flows_json)? }),
+    ))
+}
+
+/// How many requests each listener, route and cluster served in a window, by status class,
+/// with the mean duration: counted from every Envoy's access log, per minute, kept 7 days.
+#[utoipa::path(get, path = "/api/v1/reports/usage", tag = "reports",
+    operation_id = "getUsage", params(UsageQuery),
+    responses(
+        (status = 200, description = "Requests per listener, route and cluster", body = UsageReport),
+        (status = 400, description = "`team` is missing, or the window is not valid", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such team the caller can see", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearerAuth" = [])))]
+pub async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let team = required_team(query.team)?;
+    let answer = state
+        .config
+        .reports
+        .clone()
+        .usage(pb::UsageRequest {
+            context: Some(caller.context()),
+            team,
+            since: query.since.unwrap_or_default(),
+            until: query.until.unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| Problem::from_status(&s))?
+        .into_inner();
+    Ok(Json(serde_json::json!({
+        "since": answer.since,
+        "until": answer.until,
+        "items": rows(&answer.rows_json)?,
+    })))
 }

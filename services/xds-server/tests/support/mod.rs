@@ -2,9 +2,9 @@
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use flowplane_runtime::credential::DataplaneTokens;
+use flowplane_xds::bootstrap::node_metadata;
 use flowplane_xds::bootstrap::{DATAPLANE_TOKEN_HEADER, NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY};
 use flowplane_xds_server::snapshot::Store;
-use flowplane_xds_server::stream::node_metadata;
 
 /// The service secret the test servers key dataplane tokens with.
 const SERVICE_SECRET: &str = "test-service-secret-0123456789";

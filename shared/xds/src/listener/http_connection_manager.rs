@@ -50,10 +50,12 @@ pub(super) fn translate(
             config_source: Some(ads_config_source()),
             route_config_name: hcm.route_config_name.clone(),
         })),
+        // The team's own access logs, then the one that counts usage.
         access_log: hcm
             .access_logs
             .iter()
             .map(observability::access_log)
+            .chain(std::iter::once(crate::learning::usage_log(listener)))
             .collect(),
         tracing: hcm
             .tracing

@@ -16,6 +16,7 @@ use envoy_types::pb::envoy::config::route::v3::FilterConfig;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::config::trace::v3::OpenTelemetryConfig;
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog;
+use envoy_types::pb::envoy::extensions::access_loggers::grpc::v3::HttpGrpcAccessLogConfig;
 use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
 use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::Compressor;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
@@ -239,6 +240,7 @@ fn decoders() -> BTreeMap<String, Decoder> {
         decoder::<ExternalProcessor>(),
         decoder::<OAuth2>(),
         decoder::<FileAccessLog>(),
+        decoder::<HttpGrpcAccessLogConfig>(),
         decoder::<OpenTelemetryConfig>(),
         decoder::<Wasm>(),
         decoder::<StringValue>(),
