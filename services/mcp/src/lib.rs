@@ -8,6 +8,8 @@
 //! the agent presented, so an agent can do exactly what its token's scopes allow. Requests
 //! without a valid token are refused before any MCP handling (`401`).
 
+pub mod prompts;
+pub mod resources;
 pub mod settings;
 pub mod tools;
 

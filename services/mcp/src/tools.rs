@@ -5,11 +5,19 @@
 
 use axum::http::request::Parts;
 use reqwest::Method;
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ResourceContents, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler, prompt_handler, schemars, tool, tool_handler, tool_router,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -106,6 +114,7 @@ pub struct Dataplane {
 pub struct ControlPlane {
     api: Api,
     tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
 }
 
 impl ControlPlane {
@@ -113,6 +122,7 @@ impl ControlPlane {
         Self {
             api,
             tool_router: Self::tool_router(),
+            prompt_router: Self::prompt_router(),
         }
     }
 }
@@ -268,17 +278,56 @@ impl ControlPlane {
 }
 
 #[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for ControlPlane {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("flowplane", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Flowplane's control plane: list, read, create, update and delete a team's Envoy \
              resources (clusters, route-configs, listeners, secrets, dataplanes, \
              api-definitions, learning-sessions), fetch a dataplane's Envoy bootstrap, and \
              learn an API from live traffic (learning sessions). Everything acts with \
-             the caller's own token and scopes.",
+             the caller's own token and scopes. Resources: any team resource as \
+             flowplane://teams/{team}/{kind}/{name}. Prompts: guided tasks (expose an \
+             upstream, diagnose a rejected configuration, learn an API).",
             )
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            crate::resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let path = crate::resources::rest_path(&request.uri)?;
+        let parts = context
+            .extensions
+            .get::<Parts>()
+            .ok_or_else(|| ErrorData::internal_error("no HTTP request behind this call", None))?;
+        let (status, text) = self.api.send(parts, Method::GET, &path, None).await?;
+        if !status.is_success() {
+            return Err(ErrorData::resource_not_found(
+                format!("{}: {text}", request.uri),
+                None,
+            ));
+        }
+        let contents = ResourceContents::text(text, request.uri).with_mime_type("application/json");
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 }
 
@@ -305,6 +354,23 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<CallToolResult, ErrorData> {
+        let (status, text) = self.send(parts, method, path, body).await?;
+        Ok(if status.is_success() {
+            CallToolResult::success(vec![ContentBlock::text(text)])
+        } else {
+            CallToolResult::error(vec![ContentBlock::text(text)])
+        })
+    }
+
+    /// One REST call with the agent's `Authorization`: the status and the body (the status
+    /// itself when the body is empty).
+    async fn send(
+        &self,
+        parts: &Parts,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(reqwest::StatusCode, String), ErrorData> {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) {
             request = request.header(reqwest::header::AUTHORIZATION, authorization.as_bytes());
@@ -325,11 +391,7 @@ impl Api {
         } else {
             text
         };
-        Ok(if status.is_success() {
-            CallToolResult::success(vec![ContentBlock::text(text)])
-        } else {
-            CallToolResult::error(vec![ContentBlock::text(text)])
-        })
+        Ok((status, text))
     }
 }
 
@@ -343,7 +405,7 @@ fn collection(team: &str, kind: &str) -> Result<String, ErrorData> {
     Ok(format!("/api/v1/teams/{}/{kind}", segment(team)?))
 }
 
-fn item(team: &str, kind: &str, name: &str) -> Result<String, ErrorData> {
+pub(crate) fn item(team: &str, kind: &str, name: &str) -> Result<String, ErrorData> {
     Ok(format!("{}/{}", collection(team, kind)?, segment(name)?))
 }
 

@@ -1,7 +1,8 @@
 //! The mcp service as an agent sees it, over MCP's Streamable HTTP transport (JSON-RPC): a
 //! token is required, the tools are listed, a cluster made by a tool is there through the REST
-//! API, a bad one comes back as a tool error with its field path, and another team's
-//! resources stay out of reach (the agent's token decides, as on the REST API).
+//! API, a bad one comes back as a tool error with its field path, the cluster reads back as an
+//! MCP resource, the prompts are offered, and another team's resources stay out of reach (the
+//! agent's token decides, as on the REST API).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use flowplane_e2e::{Stack, Tenant};
@@ -252,6 +253,67 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
                 .as_str()
                 .is_some_and(|m| m.contains("activate or stop")),
         "bad action: {refused}"
+    );
+
+    // Resources: the cluster by URI, through the same API (another team's is not found).
+    let (_, templates) = agent
+        .send("resources/templates/list", json!({}), false)
+        .await?;
+    anyhow::ensure!(
+        templates["result"]["resourceTemplates"][0]["uriTemplate"]
+            == "flowplane://teams/{team}/{kind}/{name}",
+        "resource templates: {templates}"
+    );
+    let uri = format!("flowplane://teams/{team}/clusters/from-agent");
+    let (_, read) = agent
+        .send("resources/read", json!({"uri": uri}), false)
+        .await?;
+    let contents = &read["result"]["contents"][0];
+    let cluster: Value =
+        serde_json::from_str(contents["text"].as_str().unwrap_or_default()).unwrap_or_default();
+    anyhow::ensure!(
+        contents["uri"] == uri.as_str() && cluster["endpoints"][0]["port"] == 8080,
+        "the cluster as a resource: {read}"
+    );
+    let (_, foreign) = agent
+        .send(
+            "resources/read",
+            json!({"uri": "flowplane://teams/others-default/clusters/from-agent"}),
+            false,
+        )
+        .await?;
+    anyhow::ensure!(
+        foreign["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("404")),
+        "another team's resource: {foreign}"
+    );
+
+    // Prompts: guided tasks written against these tools.
+    let (_, prompts) = agent.send("prompts/list", json!({}), false).await?;
+    let names: Vec<&str> = prompts["result"]["prompts"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    for prompt in ["expose-upstream", "diagnose-rejected-config", "learn-api"] {
+        anyhow::ensure!(names.contains(&prompt), "{prompt} missing from {names:?}");
+    }
+    let (_, expose) = agent
+        .send(
+            "prompts/get",
+            json!({"name": "expose-upstream", "arguments":
+                {"team": team, "upstream": "http://10.0.0.5:8080", "path": "/api"}}),
+            false,
+        )
+        .await?;
+    let text = expose["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_default();
+    anyhow::ensure!(
+        text.contains(&team)
+            && text.contains("http://10.0.0.5:8080")
+            && text.contains("create_resource"),
+        "the expose prompt: {expose}"
     );
 
     // And the agent's delete removes it.
