@@ -51,6 +51,34 @@ pub(crate) async fn check_slot_free(
     }
 }
 
+/// The active session filling each of `slots` (ECDS names of listeners' learning slots), for
+/// the slots an active session fills: Envoy's answers about a slot are the session's status.
+pub(crate) async fn sessions_in_slots<'a>(
+    conn: &mut PgConnection,
+    team_id: Uuid,
+    slots: &'a [String],
+) -> Result<Vec<(&'a String, String)>, ServiceError> {
+    let mut found = Vec::new();
+    for slot in slots {
+        let Some(listener) = flowplane_xds::learning::slot_listener(slot) else {
+            continue;
+        };
+        let session: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM resources WHERE team_id = $1 AND kind = $2 \
+             AND spec->>'listener' = $3 AND spec->>'state' = 'active' LIMIT 1",
+        )
+        .bind(team_id)
+        .bind(ResourceKind::LearningSession.collection())
+        .bind(listener)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(session) = session {
+            found.push((slot, session));
+        }
+    }
+    Ok(found)
+}
+
 /// Merges a flush from the learning service. Nothing is recorded for a session that is gone
 /// or not active (a late flush after a stop); endpoints beyond the per-session cap are
 /// dropped, so hostile traffic cannot grow a session without bound.

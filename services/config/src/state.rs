@@ -134,8 +134,18 @@ pub async fn report_status(
         .filter(|n| report.error_message.contains(n.as_str()))
         .collect();
     let mut tx = ctx.pool.begin().await?;
-    for name in &report.resource_names {
-        let rejected = !report.accepted && (named.is_empty() || named.contains(&name));
+    // Learning slots are reported by slot; the status belongs to the session filling it.
+    let targets: Vec<(&String, String)> = if kind == ResourceKind::LearningSession {
+        crate::learning::sessions_in_slots(&mut tx, team.id, &report.resource_names).await?
+    } else {
+        report
+            .resource_names
+            .iter()
+            .map(|name| (name, name.clone()))
+            .collect()
+    };
+    for (reported, name) in &targets {
+        let rejected = !report.accepted && (named.is_empty() || named.contains(reported));
         let (state, error) = if rejected {
             ("rejected", report.error_message.as_str())
         } else {
@@ -176,6 +186,7 @@ fn kind_of_type_url(type_url: &str, accepted: bool) -> Option<ResourceKind> {
         flowplane_xds::resource::ROUTE_TYPE => Some(ResourceKind::RouteConfig),
         flowplane_xds::resource::LISTENER_TYPE => Some(ResourceKind::Listener),
         flowplane_xds::resource::SECRET_TYPE => Some(ResourceKind::Secret),
+        flowplane_xds::resource::EXTENSION_CONFIG_TYPE => Some(ResourceKind::LearningSession),
         _ => None,
     }
 }

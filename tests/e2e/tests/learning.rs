@@ -161,6 +161,25 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         "no value seen in traffic is stored, only shapes"
     );
 
+    // Envoy's answer about the session's slot is the session's status.
+    eventually(
+        "the session's status to say Envoy applied it",
+        Duration::from_secs(10),
+        || async {
+            let session = api
+                .get(&format!("{sessions}/users-api"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = &session.body["status"][0];
+            if status["state"] == "programmed" && status["dataplane"] == "gw" {
+                Ok(())
+            } else {
+                Err(session.text)
+            }
+        },
+    )
+    .await?;
+
     // The CLI shows the same.
     let table = api
         .cli(&["learn", "endpoints", "users-api", "--team", team])
