@@ -1,13 +1,17 @@
 //! The mcp service: Flowplane's control plane as tools for AI agents, over MCP's Streamable
-//! HTTP transport at `/api/v1/mcp/cp`.
+//! HTTP transport at `/api/v1/mcp/cp`, and a team's own APIs as tools at
+//! `/api/v1/mcp/api?team=…`.
 //!
 //! - [`settings`]: its `FLOWPLANE_*` settings
-//! - [`tools`]: the tools, each one REST call made with the agent's own token
+//! - [`tools`]: the control-plane tools, each one REST call made with the agent's own token
+//! - [`resources`], [`prompts`]: team resources by URI, and guided tasks
+//! - [`api_tools`]: one tool per route of the team's listeners, called through its Envoy
 //!
 //! It holds nothing of its own: every tool acts through the api-gateway with the bearer token
 //! the agent presented, so an agent can do exactly what its token's scopes allow. Requests
 //! without a valid token are refused before any MCP handling (`401`).
 
+pub mod api_tools;
 pub mod prompts;
 pub mod resources;
 pub mod settings;
@@ -26,27 +30,41 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-/// Where agents connect.
+/// Where agents connect for the control plane.
 pub const MCP_PATH: &str = "/api/v1/mcp/cp";
+/// Where agents connect for a team's APIs (`?team=`).
+pub const MCP_API_PATH: &str = "/api/v1/mcp/api";
 
 /// Serves MCP (and the health endpoints) until `shutdown`.
 pub async fn run(config: McpConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let api = tools::Api::new(&config.api_url);
+    let transport = || {
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(config.allowed_hosts.clone())
+            .with_json_response(true)
+            .with_cancellation_token(cancel.child_token())
+    };
     let mcp = StreamableHttpService::new(
         {
             let api = api.clone();
             move || Ok(tools::ControlPlane::new(api.clone()))
         },
         LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default()
-            .with_allowed_hosts(config.allowed_hosts.clone())
-            .with_json_response(true)
-            .with_cancellation_token(cancel.child_token()),
+        transport(),
+    );
+    let mcp_api = StreamableHttpService::new(
+        {
+            let api = api.clone();
+            move || Ok(api_tools::ApiTools::new(api.clone()))
+        },
+        LocalSessionManager::default().into(),
+        transport(),
     );
     let readiness = Readiness::new();
     let app = Router::new()
         .nest_service(MCP_PATH, mcp)
+        .nest_service(MCP_API_PATH, mcp_api)
         .layer(axum::middleware::from_fn_with_state(
             Authenticator {
                 client: reqwest::Client::new(),

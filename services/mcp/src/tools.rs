@@ -364,7 +364,7 @@ impl Api {
 
     /// One REST call with the agent's `Authorization`: the status and the body (the status
     /// itself when the body is empty).
-    async fn send(
+    pub(crate) async fn send(
         &self,
         parts: &Parts,
         method: Method,
@@ -411,7 +411,7 @@ pub(crate) fn item(team: &str, kind: &str, name: &str) -> Result<String, ErrorDa
 
 /// A path segment as given: names are plain (letters, digits, `-`, `_`, `.`), so anything
 /// that would change the path is refused rather than escaped.
-fn segment(value: &str) -> Result<&str, ErrorData> {
+pub(crate) fn segment(value: &str) -> Result<&str, ErrorData> {
     let plain = !value.is_empty()
         && value
             .chars()

@@ -14,6 +14,11 @@ async fn an_agent_manages_its_teams_clusters_through_mcp_tools() {
     flowplane_e2e::run_scenario("mcp", |stack| Box::pin(scenario(stack))).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_calls_the_teams_apis_through_envoy() {
+    flowplane_e2e::run_scenario("mcp-api", |stack| Box::pin(api_tools(stack))).await;
+}
+
 /// An MCP client session: the token, and the session id the server gave at `initialize`.
 struct Agent {
     http: reqwest::Client,
@@ -24,6 +29,31 @@ struct Agent {
 }
 
 impl Agent {
+    /// A session with the MCP server at `endpoint`, initialized.
+    async fn connect(endpoint: String, token: &str) -> anyhow::Result<(Self, Value)> {
+        let mut agent = Agent {
+            http: reqwest::Client::new(),
+            endpoint,
+            token: token.to_string(),
+            session: None,
+            next_id: 0,
+        };
+        let (status, answer) = agent
+            .send(
+                "initialize",
+                json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "e2e", "version": "1"}}),
+                false,
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "initialize: HTTP {status} {answer}");
+        let (status, _) = agent
+            .send("notifications/initialized", json!({}), true)
+            .await?;
+        anyhow::ensure!(status == 202, "initialized: HTTP {status}");
+        Ok((agent, answer))
+    }
+
     /// Sends one JSON-RPC message; returns the HTTP status and the JSON-RPC answer, if any.
     async fn send(
         &mut self,
@@ -138,17 +168,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         anyhow::ensure!(status == 401, "token {bearer:?}: HTTP {status}");
     }
 
-    let mut agent = Agent {
-        http,
-        endpoint,
-        token,
-        session: None,
-        next_id: 0,
-    };
-    let (status, answer) = agent
-        .send("initialize", initialize["params"].clone(), false)
-        .await?;
-    anyhow::ensure!(status == 200, "initialize: HTTP {status} {answer}");
+    let (mut agent, answer) = Agent::connect(endpoint, &token).await?;
     anyhow::ensure!(
         answer["result"]["capabilities"]["tools"].is_object(),
         "initialize: {answer}"
@@ -157,11 +177,6 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         answer["result"]["serverInfo"]["name"] == "flowplane",
         "initialize: {answer}"
     );
-    let (status, _) = agent
-        .send("notifications/initialized", json!({}), true)
-        .await?;
-    anyhow::ensure!(status == 202, "initialized: HTTP {status}");
-
     let (_, listed) = agent.send("tools/list", json!({}), false).await?;
     let names: Vec<&str> = listed["result"]["tools"]
         .as_array()
@@ -329,5 +344,85 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         .get(&format!("/api/v1/teams/{team}/clusters/from-agent"))
         .await?;
     anyhow::ensure!(gone.status == 404, "still there: {gone:?}");
+    Ok(())
+}
+
+/// The team's routes as tools at `/api/v1/mcp/api?team=`: a route forwarding to an upstream is
+/// a tool, calling it goes through the real Envoy to the upstream, and a path outside the
+/// route is refused before anything is sent.
+async fn api_tools(stack: &mut Stack) -> anyhow::Result<()> {
+    let tenant = Tenant::create(stack, "apitools").await?;
+    let team = tenant.team.clone();
+    let (dataplane, bootstrap) = tenant.dataplane("gw").await?;
+    let envoy =
+        flowplane_e2e::Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port)
+            .await?;
+    let users = flowplane_e2e::Upstream::start("users").await?;
+    tenant.route_all("users", users.port, &dataplane).await?;
+    let token = tenant
+        .admin
+        .expect(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "api-agent", "scopes":
+                [format!("team:{team}:reports:read"), format!("team:{team}:dataplanes:read")]})),
+            201,
+        )
+        .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let base = stack.add_mcp().await?;
+
+    let (mut agent, _) =
+        Agent::connect(format!("{base}/api/v1/mcp/api?team={team}"), &token).await?;
+    let (_, listed) = agent.send("tools/list", json!({}), false).await?;
+    let tool = &listed["result"]["tools"][0];
+    anyhow::ensure!(
+        tool["name"] == "users-listener__all_0"
+            && tool["inputSchema"]["required"] == json!(["path"]),
+        "the route's tool: {listed}"
+    );
+    // Envoy takes a moment to serve the new listener; until then the call fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let (failed, text) = loop {
+        let (failed, text) = agent
+            .call("users-listener__all_0", json!({"path": "/users/7"}))
+            .await?;
+        if !failed || std::time::Instant::now() > deadline {
+            break (failed, text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    anyhow::ensure!(
+        !failed
+            && text.starts_with("HTTP 200")
+            && text.contains("\"upstream\":\"users\"")
+            && text.contains("/users/7"),
+        "the call through Envoy: {text}"
+    );
+    let agents_token_leaked = text.contains(&token);
+    anyhow::ensure!(
+        !agents_token_leaked,
+        "the agent's token reached the upstream"
+    );
+
+    let (_, refused) = agent
+        .send(
+            "tools/call",
+            json!({"name": "users-listener__all_0", "arguments": {"path": "http://elsewhere/"}}),
+            false,
+        )
+        .await?;
+    anyhow::ensure!(
+        refused["error"]["code"] == -32602,
+        "a URL instead of a path: {refused}"
+    );
+
+    // Without ?team=, or for another team, there are no tools.
+    let (mut nowhere, _) = Agent::connect(format!("{base}/api/v1/mcp/api"), &token).await?;
+    let (_, listed) = nowhere.send("tools/list", json!({}), false).await?;
+    anyhow::ensure!(listed["error"].is_object(), "no team: {listed}");
+    envoy.stop().await;
     Ok(())
 }
