@@ -2,8 +2,6 @@
 //! report functions over one read of the team's resources), and usage counts the learning
 //! service records, kept per minute for [`USAGE_RETENTION`].
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, Utc};
 use flowplane_domain::reports::{RouteFlow, UsageGroup, UsageRow, route_flows, usage_rows};
 use flowplane_domain::scopes::{Action, ScopeResource};
@@ -38,49 +36,46 @@ pub async fn route_flows_of(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let listeners: Vec<_> = specs(&mut tx, &access, ResourceKind::Listener)
-        .await?
-        .into_iter()
-        .filter_map(|(name, spec)| match spec {
-            AnySpec::Listener(l) => Some((name, l)),
-            _ => None,
-        })
-        .collect();
-    let route_configs: BTreeMap<_, _> = specs(&mut tx, &access, ResourceKind::RouteConfig)
-        .await?
-        .into_iter()
-        .filter_map(|(name, spec)| match spec {
-            AnySpec::RouteConfig(r) => Some((name, r)),
-            _ => None,
-        })
-        .collect();
-    let clusters: BTreeMap<_, _> = specs(&mut tx, &access, ResourceKind::Cluster)
-        .await?
-        .into_iter()
-        .filter_map(|(name, spec)| match spec {
-            AnySpec::Cluster(c) => Some((name, c)),
-            _ => None,
-        })
-        .collect();
+    let listeners: Vec<_> = specs(&mut tx, &access, ResourceKind::Listener, |s| match s {
+        AnySpec::Listener(l) => Some(l),
+        _ => None,
+    })
+    .await?;
+    let route_configs = specs(&mut tx, &access, ResourceKind::RouteConfig, |s| match s {
+        AnySpec::RouteConfig(r) => Some(r),
+        _ => None,
+    })
+    .await?
+    .into_iter()
+    .collect();
+    let clusters = specs(&mut tx, &access, ResourceKind::Cluster, |s| match s {
+        AnySpec::Cluster(c) => Some(c),
+        _ => None,
+    })
+    .await?
+    .into_iter()
+    .collect();
     tx.commit().await?;
     Ok(route_flows(&listeners, &route_configs, &clusters))
 }
 
-/// The team's resources of `kind`, by name, read back into their specs.
-async fn specs(
+/// The team's resources of `kind`, by name, read back into their specs (`pick` takes the
+/// kind's own spec out of [`AnySpec`]).
+async fn specs<T>(
     conn: &mut sqlx::PgConnection,
     team: &TeamAccess,
     kind: ResourceKind,
-) -> Result<Vec<(String, AnySpec)>, ServiceError> {
-    store::resources_of_kind(conn, team, kind)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let spec = AnySpec::from_stored(kind, &r.spec.to_string())
-                .map_err(|e| ServiceError::Internal(e.into()))?;
-            Ok((r.name, spec))
-        })
-        .collect()
+    pick: fn(AnySpec) -> Option<T>,
+) -> Result<Vec<(String, T)>, ServiceError> {
+    let mut specs = Vec::new();
+    for r in store::resources_of_kind(conn, team, kind).await? {
+        let spec = AnySpec::from_stored(kind, &r.spec.to_string())
+            .map_err(|e| ServiceError::Internal(e.into()))?;
+        if let Some(spec) = pick(spec) {
+            specs.push((r.name, spec));
+        }
+    }
+    Ok(specs)
 }
 
 /// How long per-minute usage counts are kept.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessor;
 use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
-use flowplane_runtime::credential::DataplaneTokens;
+use flowplane_runtime::credential::{DataplaneTokens, metadata_text};
 use flowplane_xds::bootstrap::{DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER};
 use flowplane_xds::learning::{PATH_PREFIX_HEADER, SESSION_HEADER, TEAM_HEADER};
 use tokio::sync::mpsc;
@@ -30,13 +30,7 @@ impl Processor {
     /// The session the stream is for, once the caller is proven to be a dataplane of its
     /// team; and the session's path prefix.
     fn authenticate(&self, metadata: &MetadataMap) -> Result<(SessionKey, String), Status> {
-        let header = |name: &str| {
-            metadata
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string()
-        };
+        let header = |name: &str| metadata_text(metadata, name).to_string();
         let team = header(TEAM_HEADER);
         let token = header(DATAPLANE_TOKEN_HEADER);
         if token.is_empty()

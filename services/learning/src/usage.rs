@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::service::accesslog::v3::{
     StreamAccessLogsMessage, StreamAccessLogsResponse,
 };
 use flowplane_proto::reports::v1::UsageCount;
-use flowplane_runtime::credential::DataplaneTokens;
+use flowplane_runtime::credential::{DataplaneTokens, metadata_text};
 use flowplane_xds::bootstrap::{
     DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER, NODE_TEAM_KEY, node_metadata,
 };
@@ -127,14 +127,7 @@ impl AccessLogService for AccessLogs {
         &self,
         request: Request<Streaming<StreamAccessLogsMessage>>,
     ) -> Result<Response<StreamAccessLogsResponse>, Status> {
-        let header = |name: &str| {
-            request
-                .metadata()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string()
-        };
+        let header = |name: &str| metadata_text(request.metadata(), name).to_string();
         let (token, dataplane) = (header(DATAPLANE_TOKEN_HEADER), header(DATAPLANE_ID_HEADER));
         let mut stream = request.into_inner();
         // The first message names the node and the log (the listener); later ones do not.

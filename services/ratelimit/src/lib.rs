@@ -27,7 +27,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
-use flowplane_runtime::credential::DataplaneTokens;
+use flowplane_runtime::credential::{DataplaneTokens, metadata_text};
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
 use flowplane_xds::bootstrap::{DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER};
@@ -88,13 +88,7 @@ impl RateLimitApi {
 
     /// Whether the call comes from a dataplane of the team its request is about.
     fn authenticate(&self, request: &Request<RateLimitRequest>) -> Result<(), Status> {
-        let header = |name: &str| {
-            request
-                .metadata()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-        };
+        let header = |name: &str| metadata_text(request.metadata(), name);
         let (token, dataplane) = (header(DATAPLANE_TOKEN_HEADER), header(DATAPLANE_ID_HEADER));
         let team = &request.get_ref().domain;
         if token.is_empty() || !self.tokens.verify(team, dataplane, token) {

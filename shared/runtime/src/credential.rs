@@ -128,6 +128,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A text value of a call's gRPC metadata (a dataplane's token or id, say); empty when it is
+/// absent or not text.
+pub fn metadata_text<'a>(metadata: &'a tonic::metadata::MetadataMap, name: &str) -> &'a str {
+    metadata
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
