@@ -74,6 +74,8 @@ enum Shape {
     CollectionAction(String, String),
     /// `/api/v1/reports/{report}` with the team in `?team=` (GET only)
     Report(String),
+    /// `/api/v1/{kind}/{name}/{action}`, the team in `?team=` when needed (POST only)
+    ItemAction(String, String),
 }
 
 fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
@@ -94,6 +96,9 @@ fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
         [kind] if !param(kind) => Shape::Collection(kind.to_string()),
         [kind, name] if param(name) => Shape::Item(kind.to_string()),
         ["reports", report] if !param(report) => Shape::Report(report.to_string()),
+        [kind, name, action] if !param(kind) && param(name) && !param(action) => {
+            Shape::ItemAction(kind.to_string(), action.to_string())
+        }
         [kind, action] if !param(kind) && !param(action) => {
             Shape::CollectionAction(kind.to_string(), action.to_string())
         }
@@ -105,6 +110,7 @@ fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
         Shape::TeamSub(..) => ["get", "post"].as_slice(),
         Shape::CollectionAction(..) => ["post"].as_slice(),
         Shape::Report(_) => ["get"].as_slice(),
+        Shape::ItemAction(..) => ["post"].as_slice(),
     };
     if allowed.contains(&method) {
         Ok(Some(shape))
@@ -441,6 +447,23 @@ async fn check(world: &World, method: &str, path: &str, shape: &Shape) -> anyhow
                 )?;
             }
         }
+        Shape::ItemAction(kind, _) => {
+            let param = between_braces(path, 0);
+            let b_item = path.replace(&param, &item(B, kind));
+            let a_item = path.replace(&param, &item(A, kind));
+            for b_path in [b_item.clone(), format!("{b_item}?team={B}")] {
+                expect(
+                    &call(&world.writer, method, &b_path, None).await?,
+                    404,
+                    "an action on B's item",
+                )?;
+            }
+            expect(
+                &call(&world.reader, method, &a_item, None).await?,
+                403,
+                "a read-only action in A",
+            )?;
+        }
         Shape::Report(report) => {
             let of = |team: &str| format!("{path}?team={team}");
             expect(
@@ -512,5 +535,13 @@ fn shapes_are_classified_strictly() {
         Ok(Some(Shape::Report("route-flows".into())))
     );
     assert!(classify("post", "/api/v1/reports/route-flows").is_err());
+    assert_eq!(
+        classify("post", "/api/v1/learning-sessions/{name}/stop"),
+        Ok(Some(Shape::ItemAction(
+            "learning-sessions".into(),
+            "stop".into()
+        )))
+    );
+    assert!(classify("get", "/api/v1/learning-sessions/{name}/stop").is_err());
     assert!(classify("post", "/api/v1/clusters/{name}").is_err());
 }

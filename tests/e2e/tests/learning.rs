@@ -67,7 +67,8 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     let active = api
         .expect(
             Method::POST,
-            &format!("{sessions}/users-api/activate"),
+            // The canonical path: the caller's one team holds the name.
+            "/api/v1/learning-sessions/users-api/activate",
             None,
             200,
         )

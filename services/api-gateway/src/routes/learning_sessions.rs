@@ -54,6 +54,51 @@ pub async fn stop(
     set_state(&state, &caller, team, name, SessionState::Stopped).await
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TeamQuery {
+    /// The owning team; needed only when the caller can see several teams with a session of
+    /// this name.
+    pub team: Option<String>,
+}
+
+/// `activate`, at the canonical path (the team in `?team=` when needed).
+#[utoipa::path(post, path = "/api/v1/learning-sessions/{name}/activate",
+    tag = "learning-sessions", operation_id = "activateLearningSessionCanonical",
+    params(("name" = String, Path, description = "The session's name."), TeamQuery),
+    responses(
+        (status = 200, description = "The session, now active", body = serde_json::Value),
+        (status = 400, description = "Another session is active on the listener", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such session in a team the caller can see", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearerAuth" = [])))]
+pub async fn activate_canonical(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    QueryParams(query): QueryParams<TeamQuery>,
+) -> Result<Response, Problem> {
+    let team = query.team.unwrap_or_default();
+    set_state(&state, &caller, team, name, SessionState::Active).await
+}
+
+/// `stop`, at the canonical path (the team in `?team=` when needed).
+#[utoipa::path(post, path = "/api/v1/learning-sessions/{name}/stop",
+    tag = "learning-sessions", operation_id = "stopLearningSessionCanonical",
+    params(("name" = String, Path, description = "The session's name."), TeamQuery),
+    responses(
+        (status = 200, description = "The session, now stopped", body = serde_json::Value),
+        (status = 404, description = "No such session in a team the caller can see", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearerAuth" = [])))]
+pub async fn stop_canonical(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    QueryParams(query): QueryParams<TeamQuery>,
+) -> Result<Response, Problem> {
+    let team = query.team.unwrap_or_default();
+    set_state(&state, &caller, team, name, SessionState::Stopped).await
+}
+
 /// Writes the session back with a new state, conditional on the version read, so a
 /// concurrent edit is not overwritten.
 async fn set_state(
@@ -64,11 +109,13 @@ async fn set_state(
     to: SessionState,
 ) -> Result<Response, Problem> {
     let kind = ResourceKind::LearningSession;
-    let current = super::resources::fetch(state, caller, kind, team.clone(), name.clone()).await?;
+    let current = super::resources::fetch(state, caller, kind, team, name.clone()).await?;
     let mut spec: LearningSessionSpec =
         serde_json::from_str(&current.spec_json).map_err(Problem::internal)?;
     spec.state = to;
     let body = serde_json::to_string(&spec).map_err(Problem::internal)?;
+    // The team the session was found in (the canonical path may not name it).
+    let team = current.team.clone();
     let updated =
         super::resources::write(state, caller, kind, team, name, body, current.revision).await?;
     super::resources::respond(StatusCode::OK, &updated)

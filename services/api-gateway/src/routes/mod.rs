@@ -63,6 +63,8 @@ pub fn table(state: &AppState, document: Document) -> RouteTable {
         .documented(routes!(api_definitions::bootstrap))
         .documented(routes!(learning_sessions::activate))
         .documented(routes!(learning_sessions::stop))
+        .documented(routes!(learning_sessions::activate_canonical))
+        .documented(routes!(learning_sessions::stop_canonical))
         .documented(routes!(learning_sessions::endpoints))
         .documented(routes!(learning_sessions::openapi))
         .documented(routes!(reports::route_flows))
