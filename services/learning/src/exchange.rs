@@ -8,8 +8,9 @@ use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request;
 use flowplane_domain::learning::Observation;
 
 /// Bodies larger than this are not parsed (their schema is not learned; the exchange still
-/// counts): a learning service must not hold large uploads in memory.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// counts): the service holds every exchange in flight, two bodies each, so this bounds its
+/// memory per concurrent request. API payloads worth a schema are far smaller.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// What the exchange needs next.
 #[derive(Debug, PartialEq, Eq)]
