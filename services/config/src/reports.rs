@@ -14,6 +14,23 @@ use crate::authz::{Caller, TeamAccess, authorize_team};
 use crate::error::ServiceError;
 use crate::store;
 
+/// The one authorization decision for a team's reports: `reports:read` on it.
+async fn may_read_reports(
+    ctx: &Context,
+    caller: &Caller,
+    team: &str,
+) -> Result<TeamAccess, ServiceError> {
+    authorize_team(
+        &ctx.pool,
+        caller,
+        team,
+        ScopeResource::Reports,
+        Action::Read,
+        || format!("team '{team}' not found"),
+    )
+    .await
+}
+
 /// Where each of the team's listeners sends traffic. Takes `reports:read` on the team, not
 /// read access to each kind: the report shows structure (names, matches, endpoints), never a
 /// secret.
@@ -22,15 +39,7 @@ pub async fn route_flows_of(
     caller: &Caller,
     team: &str,
 ) -> Result<Vec<RouteFlow>, ServiceError> {
-    let access = authorize_team(
-        &ctx.pool,
-        caller,
-        team,
-        ScopeResource::Reports,
-        Action::Read,
-        || format!("team '{team}' not found"),
-    )
-    .await?;
+    let access = may_read_reports(ctx, caller, team).await?;
     // One snapshot, so the three kinds agree with each other.
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -164,15 +173,7 @@ pub async fn usage_of(
     team: &str,
     window: &Window,
 ) -> Result<Vec<UsageRow>, ServiceError> {
-    let access = authorize_team(
-        &ctx.pool,
-        caller,
-        team,
-        ScopeResource::Reports,
-        Action::Read,
-        || format!("team '{team}' not found"),
-    )
-    .await?;
+    let access = may_read_reports(ctx, caller, team).await?;
     let rows = sqlx::query(
         "SELECT listener, route, cluster, status_class, \
                 sum(requests)::bigint AS requests, sum(duration_ms_sum)::bigint AS duration \
