@@ -17,6 +17,9 @@ pub struct ApiGatewayConfig {
     pub xds_public_host: String,
     /// `FLOWPLANE_XDS_PUBLIC_PORT`
     pub xds_public_port: u16,
+    /// `FLOWPLANE_XDS_PUBLIC_CA_FILE`: PEM of the CA that signed the xds-server's TLS
+    /// certificate; bootstraps then reach ADS over TLS and trust only it. Unset: plaintext.
+    pub xds_public_ca_file: Option<String>,
     /// `FLOWPLANE_RATELIMIT_PUBLIC_HOST`: the ratelimit service address Envoy bootstraps point
     /// at (global rate limits).
     pub ratelimit_public_host: String,
@@ -109,6 +112,7 @@ impl ApiGatewayConfig {
             service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
             xds_public_host: env::string("FLOWPLANE_XDS_PUBLIC_HOST", DEFAULT_XDS_PUBLIC_HOST),
             xds_public_port: env::parsed("FLOWPLANE_XDS_PUBLIC_PORT", DEFAULT_XDS_PUBLIC_PORT)?,
+            xds_public_ca_file: env::optional("FLOWPLANE_XDS_PUBLIC_CA_FILE"),
             ratelimit_public_host: env::string(
                 "FLOWPLANE_RATELIMIT_PUBLIC_HOST",
                 DEFAULT_RATELIMIT_PUBLIC_HOST,
@@ -152,6 +156,7 @@ impl std::fmt::Debug for ApiGatewayConfig {
             .field("service_token", &"<redacted>")
             .field("xds_public_host", &self.xds_public_host)
             .field("xds_public_port", &self.xds_public_port)
+            .field("xds_public_ca_file", &self.xds_public_ca_file)
             .field("ratelimit_public_host", &self.ratelimit_public_host)
             .field("ratelimit_public_port", &self.ratelimit_public_port)
             .field("learning_public_host", &self.learning_public_host)
@@ -181,6 +186,7 @@ mod tests {
             service_token: "super-secret-service-token".into(),
             xds_public_host: DEFAULT_XDS_PUBLIC_HOST.into(),
             xds_public_port: DEFAULT_XDS_PUBLIC_PORT,
+            xds_public_ca_file: None,
             ratelimit_public_host: DEFAULT_RATELIMIT_PUBLIC_HOST.into(),
             ratelimit_public_port: DEFAULT_RATELIMIT_PUBLIC_PORT,
             learning_public_host: DEFAULT_LEARNING_PUBLIC_HOST.into(),

@@ -30,6 +30,8 @@ pub struct AppState {
 pub(crate) struct EnvoyBootstrapSettings {
     pub xds_host: String,
     pub xds_port: u16,
+    /// PEM of the CA behind the xds-server's TLS certificate, when ADS is served over TLS.
+    pub xds_ca: Option<String>,
     pub ratelimit_host: String,
     pub ratelimit_port: u16,
     pub learning_host: String,
@@ -67,6 +69,15 @@ impl AppState {
             envoy: EnvoyBootstrapSettings {
                 xds_host: config.xds_public_host.clone(),
                 xds_port: config.xds_public_port,
+                xds_ca: config
+                    .xds_public_ca_file
+                    .as_ref()
+                    .map(|path| {
+                        std::fs::read_to_string(path).map_err(|e| {
+                            anyhow::anyhow!("FLOWPLANE_XDS_PUBLIC_CA_FILE {path}: {e}")
+                        })
+                    })
+                    .transpose()?,
                 ratelimit_host: config.ratelimit_public_host.clone(),
                 ratelimit_port: config.ratelimit_public_port,
                 learning_host: config.learning_public_host.clone(),

@@ -28,6 +28,7 @@ use futures::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{mpsc, watch as watch_channel};
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::service::AdsService;
@@ -36,11 +37,13 @@ use crate::snapshot::Store;
 /// How often an idle connection is pinged, so a dead Envoy's streams are noticed.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Serves `ads` on `addr` with `threads` threads until `shutdown`.
+/// Serves `ads` on `addr` with `threads` threads until `shutdown`, over TLS when `tls` is
+/// given (each thread does the handshakes of its own connections).
 pub async fn serve(
     ads: AdsService,
     addr: SocketAddr,
     threads: usize,
+    tls: Option<TlsAcceptor>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).await?;
@@ -51,10 +54,10 @@ pub async fn serve(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (ads, shutdown) = (ads.clone(), shutdown.clone());
+        let (ads, shutdown, tls) = (ads.clone(), shutdown.clone(), tls.clone());
         let worker = std::thread::Builder::new()
             .name(format!("ads-{index}"))
-            .spawn(move || runtime.block_on(serve_connections(ads, connections, shutdown)))?;
+            .spawn(move || runtime.block_on(serve_connections(ads, connections, tls, shutdown)))?;
         workers.push(worker);
         queues.push(queue);
     }
@@ -97,10 +100,44 @@ pub async fn serve(
 async fn serve_connections(
     ads: AdsService,
     connections: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    tls: Option<TlsAcceptor>,
     shutdown: Shutdown,
 ) {
     // Registered with this thread's runtime, which then drives all of the connection's I/O.
     let incoming = UnboundedReceiverStream::new(connections).map(TcpStream::from_std);
+    match tls {
+        None => serve_incoming(ads, incoming, shutdown).await,
+        Some(acceptor) => {
+            let handshakes = incoming.filter_map(move |tcp| {
+                let acceptor = acceptor.clone();
+                async move {
+                    // A failed handshake loses that connection only.
+                    match acceptor.accept(tcp.ok()?).await {
+                        Ok(tls) => Some(Ok::<_, std::io::Error>(tls)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "an ADS connection failed its TLS handshake");
+                            None
+                        }
+                    }
+                }
+            });
+            serve_incoming(ads, handshakes, shutdown).await;
+        }
+    }
+}
+
+async fn serve_incoming<IO>(
+    ads: AdsService,
+    incoming: impl futures::Stream<Item = Result<IO, std::io::Error>>,
+    shutdown: Shutdown,
+) where
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+{
     let served = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE))
         .add_service(ads)

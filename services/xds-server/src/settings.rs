@@ -1,6 +1,7 @@
 //! The xds-server's settings, from `FLOWPLANE_*` variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use flowplane_runtime::env;
@@ -25,6 +26,15 @@ pub struct XdsServerConfig {
     /// `FLOWPLANE_XDS_THREADS`: threads serving ADS, each owning its share of the Envoy
     /// connections; defaults to the number of cores.
     pub ads_threads: usize,
+    /// `FLOWPLANE_XDS_TLS_CERT_FILE` and `FLOWPLANE_XDS_TLS_KEY_FILE` (PEM): serve ADS over
+    /// TLS with this certificate (chain) and key. Both or neither.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl XdsServerConfig {
@@ -55,6 +65,19 @@ impl XdsServerConfig {
                 "FLOWPLANE_XDS_THREADS",
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )?,
+            tls: match (
+                env::optional("FLOWPLANE_XDS_TLS_CERT_FILE"),
+                env::optional("FLOWPLANE_XDS_TLS_KEY_FILE"),
+            ) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.into(),
+                    key: key.into(),
+                }),
+                (None, None) => None,
+                _ => anyhow::bail!(
+                    "set both FLOWPLANE_XDS_TLS_CERT_FILE and FLOWPLANE_XDS_TLS_KEY_FILE, or neither"
+                ),
+            },
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct BootstrapParams<'a> {
     pub dataplane_token: &'a str,
     pub xds_host: &'a str,
     pub xds_port: u16,
+    /// PEM of the CA that signed the xds-server's certificate, when ADS is served over TLS.
+    pub xds_ca: Option<&'a str>,
     pub ratelimit_host: &'a str,
     pub ratelimit_port: u16,
     pub learning_host: &'a str,
@@ -48,7 +50,7 @@ pub fn bootstrap(params: &BootstrapParams) -> Value {
         "node": node(params),
         "dynamic_resources": dynamic_resources(params.dataplane_token),
         "static_resources": { "clusters": [
-            grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port, &[]),
+            xds_cluster(params),
             grpc_cluster(RATELIMIT_CLUSTER, params.ratelimit_host, params.ratelimit_port, &[
                 (DATAPLANE_TOKEN_HEADER, params.dataplane_token),
                 (DATAPLANE_ID_HEADER, params.dataplane_id),
@@ -156,6 +158,36 @@ fn grpc_cluster(name: &str, host: &str, port: u16, headers: &[(&str, &str)]) -> 
     cluster
 }
 
+/// The xds-server's cluster: over TLS, trusting `xds_ca` and checking the server's name (or
+/// address), when the server speaks TLS.
+fn xds_cluster(params: &BootstrapParams) -> Value {
+    let mut cluster = grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port, &[]);
+    if let Some(ca) = params.xds_ca {
+        let is_ip = params.xds_host.parse::<std::net::IpAddr>().is_ok();
+        let mut tls = json!({
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "validation_context": {
+                    "trusted_ca": { "inline_string": ca },
+                    "match_typed_subject_alt_names": [{
+                        "san_type": if is_ip { "IP_ADDRESS" } else { "DNS" },
+                        "matcher": { "exact": params.xds_host },
+                    }],
+                },
+            },
+        });
+        if !is_ip {
+            tls["sni"] = json!(params.xds_host);
+        }
+        cluster["transport_socket"] = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": tls,
+        });
+    }
+    cluster
+}
+
 /// An upstream filter chain that sets `headers` on every request, then encodes it.
 fn upstream_headers(headers: &[(&str, &str)]) -> Value {
     let mutations: Vec<Value> = headers
@@ -203,6 +235,7 @@ mod tests {
             xds_port: 18000,
             ratelimit_host: "10.0.0.9",
             ratelimit_port: 18070,
+            xds_ca: None,
             learning_host: "10.0.0.10",
             learning_port: 18090,
             admin_port: 9901,
@@ -283,6 +316,40 @@ mod tests {
                     "2f1c0d9e-5a8b-4c3d-9e7f-1a2b3c4d5e6f".to_string()
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn with_a_ca_the_xds_cluster_speaks_tls_and_checks_the_servers_name() {
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let dns = BootstrapParams {
+            xds_ca: Some(ca),
+            ..params("xds.flowplane.internal")
+        };
+        let b = bootstrap(&dns);
+        let tls = &b["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
+        assert_eq!(tls["sni"], "xds.flowplane.internal");
+        let validation = &tls["common_tls_context"]["validation_context"];
+        assert_eq!(validation["trusted_ca"]["inline_string"], ca);
+        assert_eq!(
+            validation["match_typed_subject_alt_names"][0],
+            json!({"san_type": "DNS", "matcher": {"exact": "xds.flowplane.internal"}})
+        );
+        let ip = bootstrap(&BootstrapParams {
+            xds_ca: Some(ca),
+            ..params("10.0.0.5")
+        });
+        let tls = &ip["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
+        assert!(tls.get("sni").is_none(), "no SNI for an address");
+        assert_eq!(
+            tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"][0]["san_type"],
+            "IP_ADDRESS"
+        );
+        let plain = bootstrap(&params("10.0.0.5"));
+        assert!(
+            plain["static_resources"]["clusters"][0]
+                .get("transport_socket")
+                .is_none()
         );
     }
 

@@ -98,6 +98,7 @@ fn envoy_accepts_the_dataplane_bootstrap() {
             dataplane_token: "fpdp_0123456789abcdef",
             xds_host,
             xds_port: 18000,
+            xds_ca: None,
             ratelimit_host: "10.0.0.6",
             ratelimit_port: 18081,
             learning_host: "10.0.0.7",

@@ -6,6 +6,7 @@ pub mod api;
 pub mod envoy;
 pub mod jwt;
 pub mod outage;
+pub mod pki;
 pub mod ports;
 pub mod stack;
 pub mod tenant;
@@ -15,7 +16,7 @@ pub use api::Api;
 pub use envoy::Envoy;
 pub use outage::Outage;
 pub use ports::free_port;
-pub use stack::{Dependencies, Stack};
+pub use stack::{Dependencies, Stack, XdsTls};
 pub use tenant::Tenant;
 pub use upstream::Upstream;
 

@@ -31,6 +31,7 @@ pub struct Stack {
     children: Vec<(String, Child)>,
     /// The settings every service shares, for services added after start.
     common: Vec<(String, String)>,
+    xds_tls: Option<XdsTls>,
 }
 
 /// Where cargo put the service binaries: beside this executable (a binary such as the
@@ -54,12 +55,23 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Where the services find PostgreSQL and NATS, when a scenario puts something (such as an
-/// [`crate::Outage`]) in between. Defaults are the shared local servers.
+/// [`crate::Outage`]) in between, and how ADS is served. Defaults are the shared local
+/// servers and plaintext ADS.
 #[derive(Debug, Default, Clone)]
 pub struct Dependencies {
     /// `host:port` of PostgreSQL.
     pub database_addr: Option<String>,
     pub nats_url: Option<String>,
+    /// Serve ADS over TLS with these PEM files; bootstraps then reach `localhost` (the name
+    /// the certificate carries) and trust the CA.
+    pub xds_tls: Option<XdsTls>,
+}
+
+#[derive(Debug, Clone)]
+pub struct XdsTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ca_file: PathBuf,
 }
 
 impl Stack {
@@ -80,6 +92,7 @@ impl Stack {
             None => std::env::var("FLOWPLANE_TEST_DATABASE_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
         };
+        let xds_tls = dependencies.xds_tls.clone();
         let nats = dependencies.nats_url.unwrap_or_else(|| {
             std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
         });
@@ -132,6 +145,7 @@ impl Stack {
             nats_prefix,
             children: Vec::new(),
             common: common.clone(),
+            xds_tls: xds_tls.clone(),
         };
         stack.spawn(
             "flowplane-config",
@@ -159,10 +173,7 @@ impl Stack {
         stack.spawn(
             "flowplane-xds-server",
             &common,
-            &[
-                ("FLOWPLANE_XDS_ADDR", format!("127.0.0.1:{xds}")),
-                ("FLOWPLANE_XDS_HTTP_ADDR", format!("127.0.0.1:{xds_http}")),
-            ],
+            &xds_settings(xds, xds_http, xds_tls.as_ref()),
         )?;
         stack
             .wait_ready(
@@ -202,15 +213,8 @@ impl Stack {
     pub async fn add_xds_server(&mut self, name: &str) -> anyhow::Result<(u16, String)> {
         let (xds, http) = (free_port(), free_port());
         let common = self.common.clone();
-        self.spawn_named(
-            name,
-            "flowplane-xds-server",
-            &common,
-            &[
-                ("FLOWPLANE_XDS_ADDR", format!("127.0.0.1:{xds}")),
-                ("FLOWPLANE_XDS_HTTP_ADDR", format!("127.0.0.1:{http}")),
-            ],
-        )?;
+        let settings = xds_settings(xds, http, self.xds_tls.as_ref());
+        self.spawn_named(name, "flowplane-xds-server", &common, &settings)?;
         let http_url = format!("http://127.0.0.1:{http}");
         self.wait_ready(name, &format!("{http_url}/readyz")).await?;
         Ok((xds, http_url))
@@ -226,9 +230,14 @@ impl Stack {
 
     /// An api-gateway's own settings: its port, and where the bootstraps it hands out point.
     fn gateway_settings(&self, port: u16) -> Vec<(&'static str, String)> {
-        vec![
+        let xds_host = if self.xds_tls.is_some() {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        let mut settings = vec![
             ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{port}")),
-            ("FLOWPLANE_XDS_PUBLIC_HOST", "127.0.0.1".into()),
+            ("FLOWPLANE_XDS_PUBLIC_HOST", xds_host.into()),
             ("FLOWPLANE_XDS_PUBLIC_PORT", self.xds_port.to_string()),
             ("FLOWPLANE_RATELIMIT_PUBLIC_HOST", "127.0.0.1".into()),
             (
@@ -244,7 +253,12 @@ impl Stack {
                 "FLOWPLANE_ENVOY_ADMIN_PORT",
                 self.envoy_admin_port.to_string(),
             ),
-        ]
+        ];
+        if let Some(tls) = &self.xds_tls {
+            let ca = tls.ca_file.display().to_string();
+            settings.push(("FLOWPLANE_XDS_PUBLIC_CA_FILE", ca));
+        }
+        settings
     }
 
     /// Starts the learning service on `port`, flushing to config every 200 ms so scenarios
@@ -473,4 +487,23 @@ impl Stack {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// An xds-server's own settings: its ports, and its TLS when ADS is served over TLS.
+fn xds_settings(xds: u16, http: u16, tls: Option<&XdsTls>) -> Vec<(&'static str, String)> {
+    let mut settings = vec![
+        ("FLOWPLANE_XDS_ADDR", format!("127.0.0.1:{xds}")),
+        ("FLOWPLANE_XDS_HTTP_ADDR", format!("127.0.0.1:{http}")),
+    ];
+    if let Some(tls) = tls {
+        settings.push((
+            "FLOWPLANE_XDS_TLS_CERT_FILE",
+            tls.cert_file.display().to_string(),
+        ));
+        settings.push((
+            "FLOWPLANE_XDS_TLS_KEY_FILE",
+            tls.key_file.display().to_string(),
+        ));
+    }
+    settings
 }

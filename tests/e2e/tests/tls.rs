@@ -8,11 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flowplane_e2e::pki::{Issued, Pki};
 use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually, free_port};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SerialNumber,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,58 +23,6 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_termination_from_a_secret_rotates_live_and_enforces_mtls() {
     flowplane_e2e::run_scenario("tls", |stack| Box::pin(scenario(stack))).await;
-}
-
-/// A CA and what it signs, generated fresh for the test.
-struct Pki {
-    ca: rcgen::Certificate,
-    ca_key: KeyPair,
-}
-
-struct Issued {
-    pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-    key_der: Vec<u8>,
-}
-
-impl Pki {
-    fn new(name: &str) -> anyhow::Result<Self> {
-        let ca_key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = params.self_signed(&ca_key)?;
-        Ok(Self { ca, ca_key })
-    }
-
-    /// A certificate for `localhost` with the given serial and common name.
-    fn issue(
-        &self,
-        serial: u64,
-        cn: &str,
-        usage: ExtendedKeyUsagePurpose,
-    ) -> anyhow::Result<Issued> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
-        params.serial_number = Some(SerialNumber::from(serial));
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key)?;
-        Ok(Issued {
-            pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            der: cert.der().clone(),
-            key_der: key.serialize_der(),
-        })
-    }
-
-    fn roots(&self) -> anyhow::Result<RootCertStore> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone())?;
-        Ok(roots)
-    }
 }
 
 /// One HTTPS request over a fresh connection: the status line and the leaf certificate Envoy
@@ -261,7 +207,7 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
             "/api/v1/secrets",
             Some(
                 &json!({"team": tenant.team, "name": "client-ca", "type": "validationContext",
-                         "trustedCa": clients.ca.pem()}),
+                         "trustedCa": clients.ca_pem()}),
             ),
             201,
         )
@@ -344,7 +290,7 @@ async fn upstream_scenario(stack: &Stack) -> anyhow::Result<()> {
             "/api/v1/secrets",
             Some(
                 &json!({"team": tenant.team, "name": name, "type": "validationContext",
-                "trustedCa": ca.ca.pem(), "matchSubjectAltNames": ["localhost"]}),
+                "trustedCa": ca.ca_pem(), "matchSubjectAltNames": ["localhost"]}),
             ),
             201,
         )

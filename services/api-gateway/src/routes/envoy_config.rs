@@ -68,6 +68,7 @@ pub(crate) fn render(
         dataplane_token: &token,
         xds_host: &state.envoy.xds_host,
         xds_port: state.envoy.xds_port,
+        xds_ca: state.envoy.xds_ca.as_deref(),
         ratelimit_host: &state.envoy.ratelimit_host,
         ratelimit_port: state.envoy.ratelimit_port,
         learning_host: &state.envoy.learning_host,
