@@ -25,11 +25,15 @@ pub struct ApiGatewayConfig {
     pub ratelimit_public_host: String,
     /// `FLOWPLANE_RATELIMIT_PUBLIC_PORT`
     pub ratelimit_public_port: u16,
+    /// `FLOWPLANE_RATELIMIT_PUBLIC_CA_FILE`: as `xds_public_ca_file`, for the ratelimit service.
+    pub ratelimit_public_ca_file: Option<String>,
     /// `FLOWPLANE_LEARNING_PUBLIC_HOST`: the learning service address Envoy bootstraps point
     /// at (learning sessions copy traffic there).
     pub learning_public_host: String,
     /// `FLOWPLANE_LEARNING_PUBLIC_PORT`
     pub learning_public_port: u16,
+    /// `FLOWPLANE_LEARNING_PUBLIC_CA_FILE`: as `xds_public_ca_file`, for the learning service.
+    pub learning_public_ca_file: Option<String>,
     /// `FLOWPLANE_ENVOY_ADMIN_PORT`: the loopback admin port written into Envoy bootstraps.
     pub envoy_admin_port: u16,
     /// `FLOWPLANE_NATS_URL`: where to hear token-invalidated notices from config, so a token
@@ -121,6 +125,7 @@ impl ApiGatewayConfig {
                 "FLOWPLANE_RATELIMIT_PUBLIC_PORT",
                 DEFAULT_RATELIMIT_PUBLIC_PORT,
             )?,
+            ratelimit_public_ca_file: env::optional("FLOWPLANE_RATELIMIT_PUBLIC_CA_FILE"),
             learning_public_host: env::string(
                 "FLOWPLANE_LEARNING_PUBLIC_HOST",
                 DEFAULT_LEARNING_PUBLIC_HOST,
@@ -129,6 +134,7 @@ impl ApiGatewayConfig {
                 "FLOWPLANE_LEARNING_PUBLIC_PORT",
                 DEFAULT_LEARNING_PUBLIC_PORT,
             )?,
+            learning_public_ca_file: env::optional("FLOWPLANE_LEARNING_PUBLIC_CA_FILE"),
             envoy_admin_port: env::parsed("FLOWPLANE_ENVOY_ADMIN_PORT", DEFAULT_ENVOY_ADMIN_PORT)?,
             nats_url: env::optional("FLOWPLANE_NATS_URL"),
             nats_prefix: env::string(
@@ -161,6 +167,8 @@ impl std::fmt::Debug for ApiGatewayConfig {
             .field("ratelimit_public_port", &self.ratelimit_public_port)
             .field("learning_public_host", &self.learning_public_host)
             .field("learning_public_port", &self.learning_public_port)
+            .field("ratelimit_public_ca_file", &self.ratelimit_public_ca_file)
+            .field("learning_public_ca_file", &self.learning_public_ca_file)
             .field("envoy_admin_port", &self.envoy_admin_port)
             .field("nats_url", &self.nats_url)
             .field("nats_prefix", &self.nats_prefix)
@@ -191,6 +199,8 @@ mod tests {
             ratelimit_public_port: DEFAULT_RATELIMIT_PUBLIC_PORT,
             learning_public_host: DEFAULT_LEARNING_PUBLIC_HOST.into(),
             learning_public_port: DEFAULT_LEARNING_PUBLIC_PORT,
+            ratelimit_public_ca_file: None,
+            learning_public_ca_file: None,
             envoy_admin_port: DEFAULT_ENVOY_ADMIN_PORT,
             nats_url: None,
             nats_prefix: "flowplane".into(),

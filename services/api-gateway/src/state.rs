@@ -36,9 +36,20 @@ pub(crate) struct EnvoyBootstrapSettings {
     pub ratelimit_port: u16,
     pub learning_host: String,
     pub learning_port: u16,
+    pub ratelimit_ca: Option<String>,
+    pub learning_ca: Option<String>,
     pub admin_port: u16,
     /// Each bootstrap carries its dataplane's token for the xDS streams.
     pub tokens: DataplaneTokens,
+}
+
+/// The PEM of a CA file named by setting `name`, read once at start.
+fn read_ca(name: &str, path: &Option<String>) -> anyhow::Result<Option<String>> {
+    path.as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{name} {path}: {e}"))
+        })
+        .transpose()
 }
 
 impl AppState {
@@ -69,15 +80,15 @@ impl AppState {
             envoy: EnvoyBootstrapSettings {
                 xds_host: config.xds_public_host.clone(),
                 xds_port: config.xds_public_port,
-                xds_ca: config
-                    .xds_public_ca_file
-                    .as_ref()
-                    .map(|path| {
-                        std::fs::read_to_string(path).map_err(|e| {
-                            anyhow::anyhow!("FLOWPLANE_XDS_PUBLIC_CA_FILE {path}: {e}")
-                        })
-                    })
-                    .transpose()?,
+                xds_ca: read_ca("FLOWPLANE_XDS_PUBLIC_CA_FILE", &config.xds_public_ca_file)?,
+                ratelimit_ca: read_ca(
+                    "FLOWPLANE_RATELIMIT_PUBLIC_CA_FILE",
+                    &config.ratelimit_public_ca_file,
+                )?,
+                learning_ca: read_ca(
+                    "FLOWPLANE_LEARNING_PUBLIC_CA_FILE",
+                    &config.learning_public_ca_file,
+                )?,
                 ratelimit_host: config.ratelimit_public_host.clone(),
                 ratelimit_port: config.ratelimit_public_port,
                 learning_host: config.learning_public_host.clone(),

@@ -32,6 +32,8 @@ fn gateway_config(config_url: String) -> ApiGatewayConfig {
         ratelimit_public_port: 18081,
         learning_public_host: "learning.example.internal".into(),
         learning_public_port: 18083,
+        ratelimit_public_ca_file: None,
+        learning_public_ca_file: None,
         envoy_admin_port: 9901,
         nats_url: None,
         nats_prefix: "flowplane".into(),
@@ -906,6 +908,8 @@ async fn envoy_config_renders_the_dataplane_bootstrap() {
             ratelimit_port: 18081,
             learning_host: "learning.example.internal",
             learning_port: 18083,
+            ratelimit_ca: None,
+            learning_ca: None,
             admin_port: 9901,
         });
     assert_eq!(from_yaml, expected);

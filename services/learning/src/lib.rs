@@ -37,6 +37,12 @@ use tonic::transport::Endpoint;
 /// Serves the External Processor until `shutdown`, flushing to config as it goes.
 pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let credential = ServiceCredential::new(&config.service_token)?;
+    // A bad certificate stops the start here.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(flowplane_runtime::tls::TlsFiles::acceptor)
+        .transpose()?;
     let channel = Endpoint::from_shared(config.config_url.clone())?
         .connect_timeout(std::time::Duration::from_secs(3))
         .connect_lazy();
@@ -67,11 +73,10 @@ pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<(
     let tokens = DataplaneTokens::new(&config.service_token);
     let processor = processor::Processor::new(tokens.clone(), aggregator);
     let access_logs = usage::AccessLogs::new(tokens, counter);
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(ExternalProcessorServer::new(processor))
-        .add_service(AccessLogServiceServer::new(access_logs))
-        .serve_with_shutdown(config.grpc_addr, shutdown.clone().wait())
-        .await?;
+        .add_service(AccessLogServiceServer::new(access_logs));
+    flowplane_runtime::tls::serve(router, config.grpc_addr, tls, shutdown.clone().wait()).await?;
     readiness.set(false);
     let _ = flusher.await;
     let _ = http.await;

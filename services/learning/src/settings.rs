@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use flowplane_runtime::env;
+use flowplane_runtime::tls::TlsFiles;
 
 #[derive(Clone)]
 pub struct LearningConfig {
@@ -18,6 +19,8 @@ pub struct LearningConfig {
     pub service_token: String,
     /// `FLOWPLANE_LEARNING_FLUSH_MS`: how often aggregates go to config (default 1000).
     pub flush_interval: Duration,
+    /// `FLOWPLANE_LEARNING_TLS_CERT_FILE` and `…_KEY_FILE`: serve TLS (optional).
+    pub tls: Option<TlsFiles>,
 }
 
 pub const DEFAULT_GRPC_PORT: u16 = 18083;
@@ -40,6 +43,7 @@ impl LearningConfig {
                 "FLOWPLANE_LEARNING_FLUSH_MS",
                 1000,
             )?),
+            tls: TlsFiles::from_env("FLOWPLANE_LEARNING")?,
         })
     }
 }
@@ -52,6 +56,7 @@ impl std::fmt::Debug for LearningConfig {
             .field("config_url", &self.config_url)
             .field("service_token", &"<redacted>")
             .field("flush_interval", &self.flush_interval)
+            .field("tls", &self.tls)
             .finish()
     }
 }

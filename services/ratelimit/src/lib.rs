@@ -122,6 +122,12 @@ pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<
             "FLOWPLANE_SERVICE_TOKEN must be set (at least 16 characters): it keys the dataplane tokens Envoys present"
         );
     }
+    // A bad certificate stops the start here.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(flowplane_runtime::tls::TlsFiles::acceptor)
+        .transpose()?;
     let counters = match &config.redis_url {
         Some(url) => Counters::redis(url)?,
         None => {
@@ -140,13 +146,10 @@ pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<
     ));
     let limiter = RateLimiter::new(counters, &config.redis_prefix);
     readiness.set(true);
-    tonic::transport::Server::builder()
-        .add_service(RateLimitServiceServer::new(RateLimitApi::new(
-            limiter,
-            DataplaneTokens::new(&config.service_token),
-        )))
-        .serve_with_shutdown(config.grpc_addr, shutdown.clone().wait())
-        .await?;
+    let router = tonic::transport::Server::builder().add_service(RateLimitServiceServer::new(
+        RateLimitApi::new(limiter, DataplaneTokens::new(&config.service_token)),
+    ));
+    flowplane_runtime::tls::serve(router, config.grpc_addr, tls, shutdown.clone().wait()).await?;
     readiness.set(false);
     let _ = http.await;
     Ok(())

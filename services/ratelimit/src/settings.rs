@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use flowplane_runtime::env;
+use flowplane_runtime::tls::TlsFiles;
 
 #[derive(Clone)]
 pub struct RateLimitConfig {
@@ -18,6 +19,8 @@ pub struct RateLimitConfig {
     /// `FLOWPLANE_SERVICE_TOKEN`: keys the dataplane tokens Envoys present (see
     /// `DataplaneTokens`).
     pub service_token: String,
+    /// `FLOWPLANE_RATELIMIT_TLS_CERT_FILE` and `…_KEY_FILE`: serve TLS (optional).
+    pub tls: Option<TlsFiles>,
 }
 
 pub const DEFAULT_GRPC_PORT: u16 = 18081;
@@ -37,6 +40,7 @@ impl RateLimitConfig {
             redis_prefix: env::string("FLOWPLANE_REDIS_PREFIX", "flowplane"),
             // Checked when the service starts, so `flowplane up` can supply one of its own.
             service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            tls: TlsFiles::from_env("FLOWPLANE_RATELIMIT")?,
         })
     }
 }
@@ -50,6 +54,7 @@ impl std::fmt::Debug for RateLimitConfig {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("redis_prefix", &self.redis_prefix)
             .field("service_token", &"<redacted>")
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -7,7 +7,6 @@
 //!   bus, re-syncing on any gap
 //! - [`service`]: the ADS gRPC service, handing each stream to its protocol machine
 //! - [`per_core`]: serves it thread-per-core, each thread owning its connections
-//! - [`tls`]: the optional TLS of the ADS port
 //! - [`views`]: what a node should have of a type, computed once per change and shared by
 //!   every stream that asks the same question
 //! - [`wire`] and [`codec`]: responses encoded once and sent as bytes, each stream adding only
@@ -32,7 +31,6 @@ pub mod snapshot;
 pub mod status;
 pub mod stream;
 pub mod sync;
-pub mod tls;
 pub mod views;
 pub mod wire;
 
@@ -50,7 +48,11 @@ use tonic::transport::Endpoint;
 /// Runs an xds-server replica until `shutdown`: load state, subscribe, then serve ADS.
 pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
     // A bad certificate stops the start here, before any state is loaded.
-    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(flowplane_runtime::tls::TlsFiles::acceptor)
+        .transpose()?;
     let readiness = Readiness::new();
     let credential = ServiceCredential::new(&config.service_token)?;
     let channel = Endpoint::from_shared(config.config_url.clone())?

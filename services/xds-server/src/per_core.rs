@@ -108,19 +108,7 @@ async fn serve_connections(
     match tls {
         None => serve_incoming(ads, incoming, shutdown).await,
         Some(acceptor) => {
-            let handshakes = incoming.filter_map(move |tcp| {
-                let acceptor = acceptor.clone();
-                async move {
-                    // A failed handshake loses that connection only.
-                    match acceptor.accept(tcp.ok()?).await {
-                        Ok(tls) => Some(Ok::<_, std::io::Error>(tls)),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "an ADS connection failed its TLS handshake");
-                            None
-                        }
-                    }
-                }
-            });
+            let handshakes = flowplane_runtime::tls::handshakes(incoming, acceptor);
             serve_incoming(ads, handshakes, shutdown).await;
         }
     }

@@ -1,10 +1,10 @@
 //! The xds-server's settings, from `FLOWPLANE_*` variables.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use flowplane_runtime::env;
+use flowplane_runtime::tls::TlsFiles;
 
 #[derive(Debug, Clone)]
 pub struct XdsServerConfig {
@@ -29,12 +29,6 @@ pub struct XdsServerConfig {
     /// `FLOWPLANE_XDS_TLS_CERT_FILE` and `FLOWPLANE_XDS_TLS_KEY_FILE` (PEM): serve ADS over
     /// TLS with this certificate (chain) and key. Both or neither.
     pub tls: Option<TlsFiles>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 impl XdsServerConfig {
@@ -65,19 +59,7 @@ impl XdsServerConfig {
                 "FLOWPLANE_XDS_THREADS",
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )?,
-            tls: match (
-                env::optional("FLOWPLANE_XDS_TLS_CERT_FILE"),
-                env::optional("FLOWPLANE_XDS_TLS_KEY_FILE"),
-            ) {
-                (Some(cert), Some(key)) => Some(TlsFiles {
-                    cert: cert.into(),
-                    key: key.into(),
-                }),
-                (None, None) => None,
-                _ => anyhow::bail!(
-                    "set both FLOWPLANE_XDS_TLS_CERT_FILE and FLOWPLANE_XDS_TLS_KEY_FILE, or neither"
-                ),
-            },
+            tls: TlsFiles::from_env("FLOWPLANE_XDS")?,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`
 //! - [`shutdown`]: one signal that stops a service gracefully
 //! - [`credential`]: the service credential on internal gRPC
+//! - [`tls`]: optional TLS on the ports Envoys call
 //! - [`bus`]: the change-event bus (NATS JetStream, or in-process) and the token-invalidated
 //!   notices api-gateway replicas listen to
 
@@ -16,3 +17,4 @@ pub mod health;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;

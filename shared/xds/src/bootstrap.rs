@@ -34,31 +34,34 @@ pub struct BootstrapParams<'a> {
     pub dataplane_token: &'a str,
     pub xds_host: &'a str,
     pub xds_port: u16,
-    /// PEM of the CA that signed the xds-server's certificate, when ADS is served over TLS.
+    /// PEM of the CA that signed the xds-server's certificate, when ADS is served over TLS
+    /// (likewise `ratelimit_ca` and `learning_ca` for those services).
     pub xds_ca: Option<&'a str>,
     pub ratelimit_host: &'a str,
     pub ratelimit_port: u16,
+    pub ratelimit_ca: Option<&'a str>,
     pub learning_host: &'a str,
     pub learning_port: u16,
+    pub learning_ca: Option<&'a str>,
     pub admin_port: u16,
 }
 
 /// A complete Envoy bootstrap. Node metadata only says which dataplane the Envoy claims to be;
 /// the token its xDS streams carry is what proves it.
 pub fn bootstrap(params: &BootstrapParams) -> Value {
+    let credential = [
+        (DATAPLANE_TOKEN_HEADER, params.dataplane_token),
+        (DATAPLANE_ID_HEADER, params.dataplane_id),
+    ];
     json!({
         "node": node(params),
         "dynamic_resources": dynamic_resources(params.dataplane_token),
         "static_resources": { "clusters": [
-            xds_cluster(params),
-            grpc_cluster(RATELIMIT_CLUSTER, params.ratelimit_host, params.ratelimit_port, &[
-                (DATAPLANE_TOKEN_HEADER, params.dataplane_token),
-                (DATAPLANE_ID_HEADER, params.dataplane_id),
-            ]),
-            grpc_cluster(LEARNING_CLUSTER, params.learning_host, params.learning_port, &[
-                (DATAPLANE_TOKEN_HEADER, params.dataplane_token),
-                (DATAPLANE_ID_HEADER, params.dataplane_id),
-            ]),
+            grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port, params.xds_ca, &[]),
+            grpc_cluster(RATELIMIT_CLUSTER, params.ratelimit_host, params.ratelimit_port,
+                params.ratelimit_ca, &credential),
+            grpc_cluster(LEARNING_CLUSTER, params.learning_host, params.learning_port,
+                params.learning_ca, &credential),
         ] },
         "admin": {
             "address": socket_address("127.0.0.1", params.admin_port),
@@ -127,7 +130,14 @@ fn dynamic_resources(token: &str) -> Value {
 /// `headers` go on every request to the cluster (upstream filters): the ratelimit service's
 /// calls are made by filters in listeners that several dataplanes share, so the dataplane's
 /// credential cannot travel in the filter's own configuration.
-fn grpc_cluster(name: &str, host: &str, port: u16, headers: &[(&str, &str)]) -> Value {
+/// `ca`: the service serves TLS under a certificate this CA signed for `host`.
+fn grpc_cluster(
+    name: &str,
+    host: &str,
+    port: u16,
+    ca: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Value {
     let is_ip = host.parse::<std::net::IpAddr>().is_ok();
     let mut protocol_options = json!({
         "@type": format!("type.googleapis.com/{HTTP_PROTOCOL_OPTIONS_KEY}"),
@@ -155,37 +165,33 @@ fn grpc_cluster(name: &str, host: &str, port: u16, headers: &[(&str, &str)]) -> 
     if !is_ip {
         cluster["dns_lookup_family"] = json!("V4_PREFERRED");
     }
+    if let Some(ca) = ca {
+        cluster["transport_socket"] = tls_to(host, ca);
+    }
     cluster
 }
 
-/// The xds-server's cluster: over TLS, trusting `xds_ca` and checking the server's name (or
-/// address), when the server speaks TLS.
-fn xds_cluster(params: &BootstrapParams) -> Value {
-    let mut cluster = grpc_cluster(XDS_CLUSTER, params.xds_host, params.xds_port, &[]);
-    if let Some(ca) = params.xds_ca {
-        let is_ip = params.xds_host.parse::<std::net::IpAddr>().is_ok();
-        let mut tls = json!({
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-            "common_tls_context": {
-                "alpn_protocols": ["h2"],
-                "validation_context": {
-                    "trusted_ca": { "inline_string": ca },
-                    "match_typed_subject_alt_names": [{
-                        "san_type": if is_ip { "IP_ADDRESS" } else { "DNS" },
-                        "matcher": { "exact": params.xds_host },
-                    }],
-                },
+/// TLS to a Flowplane service at `host`: trusting only `ca`, checking the server's name (SNI
+/// and a DNS SAN) or address (an IP SAN).
+fn tls_to(host: &str, ca: &str) -> Value {
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let mut tls = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": {
+            "alpn_protocols": ["h2"],
+            "validation_context": {
+                "trusted_ca": { "inline_string": ca },
+                "match_typed_subject_alt_names": [{
+                    "san_type": if is_ip { "IP_ADDRESS" } else { "DNS" },
+                    "matcher": { "exact": host },
+                }],
             },
-        });
-        if !is_ip {
-            tls["sni"] = json!(params.xds_host);
-        }
-        cluster["transport_socket"] = json!({
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": tls,
-        });
+        },
+    });
+    if !is_ip {
+        tls["sni"] = json!(host);
     }
-    cluster
+    json!({ "name": "envoy.transport_sockets.tls", "typed_config": tls })
 }
 
 /// An upstream filter chain that sets `headers` on every request, then encodes it.
@@ -236,8 +242,10 @@ mod tests {
             ratelimit_host: "10.0.0.9",
             ratelimit_port: 18070,
             xds_ca: None,
+            ratelimit_ca: None,
             learning_host: "10.0.0.10",
             learning_port: 18090,
+            learning_ca: None,
             admin_port: 9901,
         }
     }
@@ -320,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn with_a_ca_the_xds_cluster_speaks_tls_and_checks_the_servers_name() {
+    fn with_a_ca_a_services_cluster_speaks_tls_and_checks_the_servers_name() {
         let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         let dns = BootstrapParams {
             xds_ca: Some(ca),
@@ -350,6 +358,19 @@ mod tests {
             plain["static_resources"]["clusters"][0]
                 .get("transport_socket")
                 .is_none()
+        );
+        let learning_only = bootstrap(&BootstrapParams {
+            learning_ca: Some(ca),
+            ..params("10.0.0.5")
+        });
+        let clusters = &learning_only["static_resources"]["clusters"];
+        assert!(clusters[0].get("transport_socket").is_none());
+        assert!(clusters[1].get("transport_socket").is_none());
+        let learning_tls = &clusters[2]["transport_socket"]["typed_config"];
+        assert_eq!(
+            learning_tls["common_tls_context"]["validation_context"]["trusted_ca"]["inline_string"],
+            ca,
+            "each service's cluster speaks TLS on its own setting"
         );
     }
 

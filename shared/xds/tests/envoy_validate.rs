@@ -103,6 +103,8 @@ fn envoy_accepts_the_dataplane_bootstrap() {
             ratelimit_port: 18081,
             learning_host: "10.0.0.7",
             learning_port: 18083,
+            ratelimit_ca: None,
+            learning_ca: None,
             admin_port: 9901,
         });
         let path = temp_path(&format!("bootstrap-{label}.json"));

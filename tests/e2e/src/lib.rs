@@ -16,7 +16,7 @@ pub use api::Api;
 pub use envoy::Envoy;
 pub use outage::Outage;
 pub use ports::free_port;
-pub use stack::{Dependencies, Stack, XdsTls};
+pub use stack::{Dependencies, ServiceTls, Stack};
 pub use tenant::Tenant;
 pub use upstream::Upstream;
 

@@ -31,7 +31,7 @@ pub struct Stack {
     children: Vec<(String, Child)>,
     /// The settings every service shares, for services added after start.
     common: Vec<(String, String)>,
-    xds_tls: Option<XdsTls>,
+    tls: Option<ServiceTls>,
 }
 
 /// Where cargo put the service binaries: beside this executable (a binary such as the
@@ -62,13 +62,14 @@ pub struct Dependencies {
     /// `host:port` of PostgreSQL.
     pub database_addr: Option<String>,
     pub nats_url: Option<String>,
-    /// Serve ADS over TLS with these PEM files; bootstraps then reach `localhost` (the name
-    /// the certificate carries) and trust the CA.
-    pub xds_tls: Option<XdsTls>,
+    /// Serve ADS, the ratelimit service and the learning service over TLS with these PEM
+    /// files; bootstraps then reach them at `localhost` (the name the certificate carries)
+    /// and trust the CA.
+    pub tls: Option<ServiceTls>,
 }
 
 #[derive(Debug, Clone)]
-pub struct XdsTls {
+pub struct ServiceTls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub ca_file: PathBuf,
@@ -92,7 +93,7 @@ impl Stack {
             None => std::env::var("FLOWPLANE_TEST_DATABASE_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
         };
-        let xds_tls = dependencies.xds_tls.clone();
+        let tls = dependencies.tls.clone();
         let nats = dependencies.nats_url.unwrap_or_else(|| {
             std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
         });
@@ -145,7 +146,7 @@ impl Stack {
             nats_prefix,
             children: Vec::new(),
             common: common.clone(),
-            xds_tls: xds_tls.clone(),
+            tls: tls.clone(),
         };
         stack.spawn(
             "flowplane-config",
@@ -173,7 +174,7 @@ impl Stack {
         stack.spawn(
             "flowplane-xds-server",
             &common,
-            &xds_settings(xds, xds_http, xds_tls.as_ref()),
+            &envoy_facing("XDS", xds, xds_http, tls.as_ref()),
         )?;
         stack
             .wait_ready(
@@ -213,7 +214,7 @@ impl Stack {
     pub async fn add_xds_server(&mut self, name: &str) -> anyhow::Result<(u16, String)> {
         let (xds, http) = (free_port(), free_port());
         let common = self.common.clone();
-        let settings = xds_settings(xds, http, self.xds_tls.as_ref());
+        let settings = envoy_facing("XDS", xds, http, self.tls.as_ref());
         self.spawn_named(name, "flowplane-xds-server", &common, &settings)?;
         let http_url = format!("http://127.0.0.1:{http}");
         self.wait_ready(name, &format!("{http_url}/readyz")).await?;
@@ -230,21 +231,22 @@ impl Stack {
 
     /// An api-gateway's own settings: its port, and where the bootstraps it hands out point.
     fn gateway_settings(&self, port: u16) -> Vec<(&'static str, String)> {
-        let xds_host = if self.xds_tls.is_some() {
+        // The certificate's name, when the services speak TLS.
+        let host = if self.tls.is_some() {
             "localhost"
         } else {
             "127.0.0.1"
         };
         let mut settings = vec![
             ("FLOWPLANE_API_ADDR", format!("127.0.0.1:{port}")),
-            ("FLOWPLANE_XDS_PUBLIC_HOST", xds_host.into()),
+            ("FLOWPLANE_XDS_PUBLIC_HOST", host.into()),
             ("FLOWPLANE_XDS_PUBLIC_PORT", self.xds_port.to_string()),
-            ("FLOWPLANE_RATELIMIT_PUBLIC_HOST", "127.0.0.1".into()),
+            ("FLOWPLANE_RATELIMIT_PUBLIC_HOST", host.into()),
             (
                 "FLOWPLANE_RATELIMIT_PUBLIC_PORT",
                 self.ratelimit_port.to_string(),
             ),
-            ("FLOWPLANE_LEARNING_PUBLIC_HOST", "127.0.0.1".into()),
+            ("FLOWPLANE_LEARNING_PUBLIC_HOST", host.into()),
             (
                 "FLOWPLANE_LEARNING_PUBLIC_PORT",
                 self.learning_port.to_string(),
@@ -254,9 +256,15 @@ impl Stack {
                 self.envoy_admin_port.to_string(),
             ),
         ];
-        if let Some(tls) = &self.xds_tls {
+        if let Some(tls) = &self.tls {
             let ca = tls.ca_file.display().to_string();
-            settings.push(("FLOWPLANE_XDS_PUBLIC_CA_FILE", ca));
+            for name in [
+                "FLOWPLANE_XDS_PUBLIC_CA_FILE",
+                "FLOWPLANE_RATELIMIT_PUBLIC_CA_FILE",
+                "FLOWPLANE_LEARNING_PUBLIC_CA_FILE",
+            ] {
+                settings.push((name, ca.clone()));
+            }
         }
         settings
     }
@@ -266,15 +274,9 @@ impl Stack {
     async fn spawn_learning(&mut self, port: u16) -> anyhow::Result<()> {
         let http = free_port();
         let common = self.common.clone();
-        self.spawn(
-            "flowplane-learning",
-            &common,
-            &[
-                ("FLOWPLANE_LEARNING_ADDR", format!("127.0.0.1:{port}")),
-                ("FLOWPLANE_LEARNING_HTTP_ADDR", format!("127.0.0.1:{http}")),
-                ("FLOWPLANE_LEARNING_FLUSH_MS", "200".into()),
-            ],
-        )?;
+        let mut settings = envoy_facing("LEARNING", port, http, self.tls.as_ref());
+        settings.push(("FLOWPLANE_LEARNING_FLUSH_MS".into(), "200".into()));
+        self.spawn("flowplane-learning", &common, &settings)?;
         self.wait_ready(
             "flowplane-learning",
             &format!("http://127.0.0.1:{http}/readyz"),
@@ -285,15 +287,8 @@ impl Stack {
     async fn spawn_ratelimit(&mut self, name: &str, port: u16) -> anyhow::Result<()> {
         let http = free_port();
         let common = self.common.clone();
-        self.spawn_named(
-            name,
-            "flowplane-ratelimit",
-            &common,
-            &[
-                ("FLOWPLANE_RATELIMIT_ADDR", format!("127.0.0.1:{port}")),
-                ("FLOWPLANE_RATELIMIT_HTTP_ADDR", format!("127.0.0.1:{http}")),
-            ],
-        )?;
+        let settings = envoy_facing("RATELIMIT", port, http, self.tls.as_ref());
+        self.spawn_named(name, "flowplane-ratelimit", &common, &settings)?;
         self.wait_ready(name, &format!("http://127.0.0.1:{http}/readyz"))
             .await
     }
@@ -345,7 +340,7 @@ impl Stack {
         &mut self,
         binary_name: &str,
         common: &[(String, String)],
-        own: &[(&str, String)],
+        own: &[(impl AsRef<str>, String)],
     ) -> anyhow::Result<()> {
         self.spawn_named(binary_name, binary_name, common, own)
     }
@@ -355,14 +350,14 @@ impl Stack {
         name: &str,
         binary_name: &str,
         common: &[(String, String)],
-        own: &[(&str, String)],
+        own: &[(impl AsRef<str>, String)],
     ) -> anyhow::Result<()> {
         let log_path = self.log_path(name);
         let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(binary(binary_name)?);
         command
             .envs(common.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(own.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(own.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
             // A service's fatal error is one readable line in its log, not a backtrace.
             .env("RUST_LIB_BACKTRACE", "0")
             .stdout(log.try_clone()?)
@@ -489,19 +484,31 @@ impl Stack {
     }
 }
 
-/// An xds-server's own settings: its ports, and its TLS when ADS is served over TLS.
-fn xds_settings(xds: u16, http: u16, tls: Option<&XdsTls>) -> Vec<(&'static str, String)> {
+/// The settings of a service Envoys call (`service`: `XDS`, `RATELIMIT`, `LEARNING`): its
+/// gRPC and HTTP ports, and its certificate when the stack speaks TLS.
+fn envoy_facing(
+    service: &str,
+    grpc: u16,
+    http: u16,
+    tls: Option<&ServiceTls>,
+) -> Vec<(String, String)> {
     let mut settings = vec![
-        ("FLOWPLANE_XDS_ADDR", format!("127.0.0.1:{xds}")),
-        ("FLOWPLANE_XDS_HTTP_ADDR", format!("127.0.0.1:{http}")),
+        (
+            format!("FLOWPLANE_{service}_ADDR"),
+            format!("127.0.0.1:{grpc}"),
+        ),
+        (
+            format!("FLOWPLANE_{service}_HTTP_ADDR"),
+            format!("127.0.0.1:{http}"),
+        ),
     ];
     if let Some(tls) = tls {
         settings.push((
-            "FLOWPLANE_XDS_TLS_CERT_FILE",
+            format!("FLOWPLANE_{service}_TLS_CERT_FILE"),
             tls.cert_file.display().to_string(),
         ));
         settings.push((
-            "FLOWPLANE_XDS_TLS_KEY_FILE",
+            format!("FLOWPLANE_{service}_TLS_KEY_FILE"),
             tls.key_file.display().to_string(),
         ));
     }

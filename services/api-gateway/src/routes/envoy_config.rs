@@ -73,6 +73,8 @@ pub(crate) fn render(
         ratelimit_port: state.envoy.ratelimit_port,
         learning_host: &state.envoy.learning_host,
         learning_port: state.envoy.learning_port,
+        ratelimit_ca: state.envoy.ratelimit_ca.as_deref(),
+        learning_ca: state.envoy.learning_ca.as_deref(),
         admin_port: state.envoy.admin_port,
     });
     let (content_type, body) = match format {
