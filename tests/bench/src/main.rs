@@ -8,6 +8,7 @@ mod cold;
 mod envoy_latency;
 mod import;
 mod lean_envoy;
+mod learning_overhead;
 mod reconnect;
 mod rest;
 mod setup;
@@ -52,7 +53,10 @@ struct Args {
     /// Clusters a delta client holds when it reconnects, in the reconnect benchmark.
     #[arg(long, default_value_t = 1000)]
     reconnect_clusters: usize,
-    /// Skip parts: any of store, streams, rest, envoy, import, reconnect, cold.
+    /// Requests timed with and without a learning session, in the learning benchmark.
+    #[arg(long, default_value_t = 2000)]
+    learning_requests: usize,
+    /// Skip parts: any of store, streams, rest, envoy, learning, import, reconnect, cold.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -88,6 +92,9 @@ async fn run(args: &Args, stack: &mut flowplane_e2e::Stack) -> anyhow::Result<()
     }
     if !args.skip.iter().any(|s| s == "envoy") {
         envoy_latency::run(stack, &world, args.envoy_changes).await?;
+    }
+    if !args.skip.iter().any(|s| s == "learning") {
+        learning_overhead::run(stack, &world, args.learning_requests).await?;
     }
     if !args.skip.iter().any(|s| s == "import") {
         import::run(stack, &world, args.import_operations).await?;

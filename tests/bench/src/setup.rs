@@ -39,6 +39,7 @@ impl World {
             "listeners",
             "dataplanes",
             "api-definitions",
+            "learning-sessions",
         ]
         .iter()
         .map(|r| format!("team:{TEAM}:{r}:write"))
