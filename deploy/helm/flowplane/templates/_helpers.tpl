@@ -15,3 +15,22 @@
 readinessProbe: { httpGet: { path: /readyz, port: {{ . }} }, periodSeconds: 5 }
 livenessProbe: { httpGet: { path: /healthz, port: {{ . }} }, periodSeconds: 10 }
 {{- end -}}
+
+{{/* TLS on a port Envoys call: env for the service named by the argument's prefix (XDS,
+RATELIMIT, LEARNING), when .Values.tlsSecret is set. */}}
+{{- define "flowplane.tlsEnv" -}}
+{{- if .root.Values.tlsSecret }}
+- { name: FLOWPLANE_{{ .prefix }}_TLS_CERT_FILE, value: /etc/flowplane/tls/tls.crt }
+- { name: FLOWPLANE_{{ .prefix }}_TLS_KEY_FILE, value: /etc/flowplane/tls/tls.key }
+{{- end }}
+{{- end -}}
+{{- define "flowplane.tlsMount" -}}
+{{- if .Values.tlsSecret }}
+volumeMounts: [{ name: tls, mountPath: /etc/flowplane/tls, readOnly: true }]
+{{- end }}
+{{- end -}}
+{{- define "flowplane.tlsVolume" -}}
+{{- if .Values.tlsSecret }}
+volumes: [{ name: tls, secret: { secretName: {{ .Values.tlsSecret | quote }} } }]
+{{- end }}
+{{- end -}}
