@@ -58,25 +58,28 @@ pub(crate) async fn sessions_in_slots<'a>(
     team_id: Uuid,
     slots: &'a [String],
 ) -> Result<Vec<(&'a String, String)>, ServiceError> {
-    let mut found = Vec::new();
-    for slot in slots {
-        let Some(listener) = flowplane_xds::learning::slot_listener(slot) else {
-            continue;
-        };
-        let session: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM resources WHERE team_id = $1 AND kind = $2 \
-             AND spec->>'listener' = $3 AND spec->>'state' = 'active' LIMIT 1",
-        )
-        .bind(team_id)
-        .bind(ResourceKind::LearningSession.collection())
-        .bind(listener)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(session) = session {
-            found.push((slot, session));
-        }
-    }
-    Ok(found)
+    let listeners: Vec<&str> = slots
+        .iter()
+        .filter_map(|slot| flowplane_xds::learning::slot_listener(slot))
+        .collect();
+    // One query for the whole report: an answer names every slot Envoy holds.
+    let active: Vec<(String, String)> = sqlx::query_as(
+        "SELECT spec->>'listener', name FROM resources WHERE team_id = $1 AND kind = $2 \
+         AND spec->>'state' = 'active' AND spec->>'listener' = ANY($3)",
+    )
+    .bind(team_id)
+    .bind(ResourceKind::LearningSession.collection())
+    .bind(&listeners)
+    .fetch_all(&mut *conn)
+    .await?;
+    let active: std::collections::HashMap<String, String> = active.into_iter().collect();
+    Ok(slots
+        .iter()
+        .filter_map(|slot| {
+            let listener = flowplane_xds::learning::slot_listener(slot)?;
+            Some((slot, active.get(listener)?.clone()))
+        })
+        .collect())
 }
 
 /// Merges a flush from the learning service. Nothing is recorded for a session that is gone

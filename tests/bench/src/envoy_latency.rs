@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use flowplane_e2e::{Envoy, Stack, Upstream, free_port};
+use flowplane_e2e::{Stack, Upstream, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -11,12 +11,7 @@ use crate::setup::{TEAM, World, cluster};
 
 pub async fn run(stack: &Stack, world: &World, changes: usize) -> anyhow::Result<()> {
     let api = &world.api;
-    let bootstrap = api
-        .get(&format!(
-            "/api/v1/teams/{TEAM}/dataplanes/edge/envoy-config"
-        ))
-        .await?;
-    let envoy = Envoy::start(&stack.dir, &bootstrap.text, stack.envoy_admin_port).await?;
+    let envoy = crate::setup::start_envoy(stack, world).await?;
     let (a, b) = (Upstream::start("a").await?, Upstream::start("b").await?);
     api.expect(
         Method::POST,

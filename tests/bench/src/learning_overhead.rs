@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use flowplane_e2e::{Envoy, Stack, Upstream, free_port};
+use flowplane_e2e::{Stack, Upstream, free_port};
 use reqwest::Method;
 use serde_json::json;
 
@@ -13,12 +13,7 @@ use crate::setup::{TEAM, World, cluster};
 
 pub async fn run(stack: &Stack, world: &World, requests: usize) -> anyhow::Result<()> {
     let api = &world.api;
-    let bootstrap = api
-        .get(&format!(
-            "/api/v1/teams/{TEAM}/dataplanes/edge/envoy-config"
-        ))
-        .await?;
-    let envoy = Envoy::start(&stack.dir, &bootstrap.text, stack.envoy_admin_port).await?;
+    let envoy = crate::setup::start_envoy(stack, world).await?;
     let upstream = Upstream::start("learned").await?;
     api.expect(
         Method::POST,

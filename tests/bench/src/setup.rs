@@ -105,3 +105,14 @@ pub fn with_dataplane_token<T>(world: &World, stream: T) -> anyhow::Result<tonic
     );
     Ok(request)
 }
+
+/// A real Envoy started from the `edge` dataplane's bootstrap.
+pub async fn start_envoy(stack: &Stack, world: &World) -> anyhow::Result<flowplane_e2e::Envoy> {
+    let bootstrap = world
+        .api
+        .get(&format!(
+            "/api/v1/teams/{TEAM}/dataplanes/edge/envoy-config"
+        ))
+        .await?;
+    flowplane_e2e::Envoy::start(&stack.dir, &bootstrap.text, stack.envoy_admin_port).await
+}
