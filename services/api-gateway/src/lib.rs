@@ -12,6 +12,7 @@
 //! - `request_id`: `x-request-id` echo/generation, and finalizing every response
 //! - `problem`: RFC 9457 errors and the single `ErrorCode` → HTTP status mapping
 //! - `body_limit`: 1 MiB request bodies, more for OpenAPI imports
+//! - `cache_control`: `no-store` on every API response (secrets and tenant config)
 //! - `extract`: bodies, JSON, query and path parameters that fail as problems
 //! - `paging`, `conditional`: list paging and `If-Match`
 //! - `resource_json`: how a stored resource looks on the wire
@@ -24,6 +25,7 @@
 
 mod auth;
 mod body_limit;
+mod cache_control;
 mod caller;
 mod conditional;
 mod config;
@@ -87,6 +89,7 @@ fn build(state: AppState) -> (Router, utoipa::openapi::OpenApi, Vec<(Method, Str
         .fallback(unknown_route)
         // Layers run outermost-last: request id → trace → body limit → metrics → handler.
         .layer(from_fn(http_metrics::middleware))
+        .layer(from_fn(cache_control::middleware))
         .layer(from_fn(body_limit::middleware))
         .layer(
             TraceLayer::new_for_http()

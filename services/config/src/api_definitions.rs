@@ -66,7 +66,36 @@ pub async fn apply(
     request: pb::ApplyApiDefinitionRequest,
 ) -> Result<pb::ApplyApiDefinitionResponse, ServiceError> {
     let mode = pb::ApplyMode::try_from(request.mode).unwrap_or(pb::ApplyMode::Unspecified);
-    let input = parse_input(&request)?;
+    let missing = |team: &str| {
+        if mode == pb::ApplyMode::Update {
+            not_found(&request.name)
+        } else {
+            format!("team '{team}' not found")
+        }
+    };
+    // Authorized before the body is read whenever the team is known from the path or query
+    // (always, for an OpenAPI import): a caller without write access to the team never makes
+    // config parse a document.
+    let early = match non_empty(&request.team) {
+        Some(team) => Some(
+            authorize_team(&ctx.pool, caller, team, SCOPE, Action::Write, || {
+                missing(team)
+            })
+            .await?,
+        ),
+        None if request.source == pb::ApiDefinitionSource::Openapi as i32 => {
+            return Err(ServiceError::validation("/team", "is required (?team=)"));
+        }
+        None => None,
+    };
+    // Parsing a large document is CPU work: off the async workers, so other requests go on.
+    let (request, input) = tokio::task::spawn_blocking(move || {
+        let input = parse_input(&request);
+        (request, input)
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(anyhow::anyhow!("parsing the definition: {e}")))?;
+    let input = input?;
     let team = match (non_empty(&request.team), input.team.as_deref()) {
         (Some(path), Some(body)) if path != body => {
             return Err(ServiceError::validation(
@@ -80,14 +109,19 @@ pub async fn apply(
         }
         (None, None) => return Err(ServiceError::validation("/team", "is required")),
     };
-    let access = authorize_team(&ctx.pool, caller, &team, SCOPE, Action::Write, || {
-        if mode == pb::ApplyMode::Update {
-            not_found(&input.name)
-        } else {
-            format!("team '{team}' not found")
+    let access = match early {
+        Some(access) => access,
+        None => {
+            authorize_team(&ctx.pool, caller, &team, SCOPE, Action::Write, || {
+                if mode == pb::ApplyMode::Update {
+                    not_found(&input.name)
+                } else {
+                    format!("team '{team}' not found")
+                }
+            })
+            .await?
         }
-    })
-    .await?;
+    };
     let spec_json = serde_json::to_value(&input.spec)
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("definition spec: {e}")))?;
 

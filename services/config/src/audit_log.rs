@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use flowplane_domain::ValidationErrors;
-use flowplane_domain::scopes::Scope;
 use flowplane_proto::identity::v1 as pb;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -18,40 +17,6 @@ use crate::error::ServiceError;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
-
-/// What the caller may see, as bind values for the visibility clause.
-struct Visibility {
-    all: bool,
-    teams: Vec<String>,
-    org_id: Option<Uuid>,
-    user_id: Option<Uuid>,
-}
-
-fn visibility(caller: &Caller) -> Visibility {
-    let mut teams = Vec::new();
-    let mut org_wide = false;
-    for scope in &caller.grants.scopes {
-        match scope {
-            Scope::Team { team, .. } => teams.push(team.clone()),
-            Scope::Resource { .. } => org_wide = true,
-            Scope::AdminAll => {}
-        }
-    }
-    Visibility {
-        all: caller.grants.is_admin(),
-        teams,
-        org_id: if org_wide {
-            caller
-                .grants
-                .org_id
-                .as_deref()
-                .and_then(|o| Uuid::parse_str(o).ok())
-        } else {
-            None
-        },
-        user_id: caller.user_id,
-    }
-}
 
 fn timestamp(raw: &str, field: &str, errors: &mut ValidationErrors) -> Option<DateTime<Utc>> {
     if raw.is_empty() {
@@ -91,34 +56,37 @@ pub async fn list(
         n => n.min(MAX_LIMIT),
     };
     let filter = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
-    let seen = visibility(caller);
-    let rows = sqlx::query(
+    let seen = crate::store::team_filter_binds(&caller.grants.visible_teams());
+    let sql = format!(
         "SELECT id, occurred_at, action, actor_user_id, actor_token_id, org_id, team, \
          resource_kind, resource_name, revision, before, after, request_id, client_address \
          FROM audit_log WHERE \
-         ($1 OR team = ANY($2) OR team IN (SELECT name FROM teams WHERE org_id = $3) \
-          OR (actor_user_id = $4 AND action LIKE 'auth.%' AND team IS NULL)) \
-         AND ($5::text IS NULL OR action = $5) \
-         AND ($6::text IS NULL OR team = $6) \
-         AND ($7::text IS NULL OR resource_kind = $7) \
-         AND ($8::timestamptz IS NULL OR occurred_at >= $8) \
-         AND ($9::timestamptz IS NULL OR occurred_at < $9) \
-         AND ($10::bigint IS NULL OR id < $10) \
-         ORDER BY id DESC LIMIT $11",
-    )
-    .bind(seen.all)
-    .bind(&seen.teams)
-    .bind(seen.org_id)
-    .bind(seen.user_id)
-    .bind(filter(&req.action))
-    .bind(filter(&req.team))
-    .bind(filter(&req.resource_kind))
-    .bind(since)
-    .bind(until)
-    .bind(cursor)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&ctx.pool)
-    .await?;
+         ($1 OR team IN (SELECT t.name FROM teams t WHERE {}) \
+          OR (actor_user_id = $5 AND action LIKE 'auth.%' AND team IS NULL)) \
+         AND ($6::text IS NULL OR action = $6) \
+         AND ($7::text IS NULL OR team = $7) \
+         AND ($8::text IS NULL OR resource_kind = $8) \
+         AND ($9::timestamptz IS NULL OR occurred_at >= $9) \
+         AND ($10::timestamptz IS NULL OR occurred_at < $10) \
+         AND ($11::bigint IS NULL OR id < $11) \
+         ORDER BY id DESC LIMIT $12",
+        crate::store::team_filter_sql(1)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(seen.all)
+        .bind(seen.org_id)
+        .bind(seen.whole_org)
+        .bind(&seen.names)
+        .bind(caller.user_id)
+        .bind(filter(&req.action))
+        .bind(filter(&req.team))
+        .bind(filter(&req.resource_kind))
+        .bind(since)
+        .bind(until)
+        .bind(cursor)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&ctx.pool)
+        .await?;
     let more = rows.len() > limit as usize;
     let items = rows
         .iter()

@@ -210,6 +210,7 @@ pub async fn authenticate(
             scopes: crate::sessions::within_membership(
                 &ctx.pool,
                 user_id,
+                org_id,
                 row.try_get("scopes").map_err(sqlx_err)?,
             )
             .await?,
@@ -425,19 +426,11 @@ pub async fn create_token(
     if req.scopes.is_empty() {
         errors.add("/scopes", "at least one scope is required");
     }
-    let team_orgs = check_scopes(ctx, caller, &req.scopes, &mut errors).await?;
+    // A token lives in its creator's organization; a platform credential's token lives in the
+    // organization its team scopes name.
+    let creator_org = caller.grants.org_id().and_then(|o| Uuid::parse_str(o).ok());
+    let org_id = check_scopes(ctx, caller, &req.scopes, creator_org, &mut errors).await?;
     let expires_at = check_expiry(&req.expires_at, &mut errors);
-    // Resource-level scopes reach the teams of one organization: the creator's, or the one its
-    // team scopes name.
-    let org_id = match (caller.grants.org_id.as_deref(), team_orgs.as_slice()) {
-        (Some(org), _) => Uuid::parse_str(org).ok(),
-        (None, [one]) => Some(*one),
-        (None, []) => None,
-        (None, _) => {
-            errors.add("/scopes", "team scopes must all belong to one organization");
-            None
-        }
-    };
     errors.into_result()?;
 
     let secret = secrets::random_secret()?;
@@ -485,32 +478,61 @@ pub async fn create_token(
     })
 }
 
-/// Parses requested scopes, each within the caller's own (a token never exceeds its creator),
-/// naming existing teams. Returns the organizations the team scopes belong to.
+/// Parses requested scopes for a token of `token_org` (`None`: the organization its team
+/// scopes name), each naming an existing team of that one organization and within the
+/// caller's own scopes there (a token never exceeds its creator). Returns the token's
+/// organization.
 async fn check_scopes(
     ctx: &Context,
     caller: &Caller,
     scopes: &[String],
+    token_org: Option<Uuid>,
     errors: &mut ValidationErrors,
-) -> Result<Vec<Uuid>, ServiceError> {
-    let mut team_orgs = Vec::new();
+) -> Result<Option<Uuid>, ServiceError> {
+    let mut parsed = Vec::with_capacity(scopes.len());
     for (i, raw) in scopes.iter().enumerate() {
-        let field = format!("/scopes/{i}");
         match raw.parse::<Scope>() {
-            Err(e) => errors.add(field, e.to_string()),
-            Ok(scope) if !caller.grants.covers(&scope) => {
-                errors.add(field, "exceeds the scopes of the credential creating it")
+            Err(e) => errors.add(format!("/scopes/{i}"), e.to_string()),
+            Ok(scope) => {
+                let team_org = match &scope {
+                    Scope::Team { team, .. } => store::team_by_name(&ctx.pool, team)
+                        .await?
+                        .map(|row| row.org_id),
+                    _ => None,
+                };
+                parsed.push((i, scope, team_org));
             }
-            Ok(Scope::Team { team, .. }) => match store::team_by_name(&ctx.pool, &team).await? {
-                Some(row) => team_orgs.push(row.org_id),
-                None => errors.add(field, format!("team '{team}' not found")),
-            },
-            Ok(_) => {}
         }
     }
-    team_orgs.sort_unstable();
-    team_orgs.dedup();
-    Ok(team_orgs)
+    let org = token_org.or_else(|| parsed.iter().find_map(|(_, _, org)| *org));
+    let org_text = org.map(|o| o.to_string()).unwrap_or_default();
+    for (i, scope, team_org) in parsed {
+        let field = format!("/scopes/{i}");
+        if let Scope::Team { team, .. } = &scope {
+            match team_org {
+                Some(team_org) if Some(team_org) == org => {}
+                // A caller bound to an organization learns nothing of other organizations'
+                // teams; a platform admin is told why.
+                Some(_) if caller.grants.is_admin() => {
+                    errors.add(
+                        field,
+                        format!(
+                            "team '{team}' is in another organization: a token's scopes all belong to one organization"
+                        ),
+                    );
+                    continue;
+                }
+                _ => {
+                    errors.add(field, format!("team '{team}' not found"));
+                    continue;
+                }
+            }
+        }
+        if !caller.grants.covers(&scope, &org_text) {
+            errors.add(field, "exceeds the scopes of the credential creating it");
+        }
+    }
+    Ok(org)
 }
 
 /// An RFC 3339 expiry in the future; empty for none.
@@ -551,14 +573,9 @@ pub async fn update_token(
     if req.description.as_ref().is_some_and(|d| d.len() > 1024) {
         errors.add("/description", "must be at most 1024 characters");
     }
-    let team_orgs = if req.replace_scopes {
-        if req.scopes.is_empty() {
-            errors.add("/scopes", "at least one scope is required");
-        }
-        check_scopes(ctx, caller, &req.scopes, &mut errors).await?
-    } else {
-        Vec::new()
-    };
+    if req.replace_scopes && req.scopes.is_empty() {
+        errors.add("/scopes", "at least one scope is required");
+    }
     let expires_at = req
         .expires_at
         .as_deref()
@@ -575,25 +592,15 @@ pub async fn update_token(
     .await?
     .ok_or_else(not_found)?;
     let before = token_from_row(&current)?;
-    require_covers_token(caller, &before)?;
-    let org_id: Option<Uuid> = current.try_get("org_id").map_err(sqlx_err)?;
-    // Team scopes stay inside the token's organization (resource-level scopes reach it).
-    let org_id = match (org_id, team_orgs.as_slice()) {
-        (Some(org), orgs) => {
-            if orgs.iter().any(|o| *o != org) {
-                errors.add(
-                    "/scopes",
-                    "team scopes must belong to the token's organization",
-                );
-            }
-            Some(org)
-        }
-        (None, []) => None,
-        (None, [one]) => Some(*one),
-        (None, _) => {
-            errors.add("/scopes", "team scopes must all belong to one organization");
-            None
-        }
+    let stored_org: Option<Uuid> = current.try_get("org_id").map_err(sqlx_err)?;
+    require_covers_token(caller, &before, stored_org)?;
+    // A token stays in its organization: new scopes are checked there.
+    let org_id = if req.replace_scopes {
+        let token_org =
+            stored_org.or_else(|| caller.grants.org_id().and_then(|o| Uuid::parse_str(o).ok()));
+        check_scopes(ctx, caller, &req.scopes, token_org, &mut errors).await?
+    } else {
+        stored_org
     };
     errors.into_result()?;
     if before.status != "active" {
@@ -669,7 +676,8 @@ pub async fn rotate_token(
     .await?
     .ok_or_else(not_found)?;
     let before = token_from_row(&current)?;
-    require_covers_token(caller, &before)?;
+    let org_id: Option<Uuid> = current.try_get("org_id").map_err(sqlx_err)?;
+    require_covers_token(caller, &before, org_id)?;
     if before.status != "active" {
         return Err(ServiceError::Conflict {
             message: format!(
@@ -693,7 +701,7 @@ pub async fn rotate_token(
             action: "auth.token.rotated",
             actor_user_id: caller.user_id,
             actor_token_id: caller.token_id,
-            org_id: current.try_get("org_id").map_err(sqlx_err)?,
+            org_id,
             resource_kind: Some("tokens"),
             resource_name: Some(&token.id),
             request_id: Some(&caller.request_id),
@@ -713,10 +721,15 @@ pub async fn rotate_token(
 
 /// Rotating or changing a token hands its power to the caller (a fresh secret, a longer life),
 /// so the caller must hold every scope the token holds, just as when creating one.
-fn require_covers_token(caller: &Caller, token: &pb::Token) -> Result<(), ServiceError> {
+fn require_covers_token(
+    caller: &Caller,
+    token: &pb::Token,
+    token_org: Option<Uuid>,
+) -> Result<(), ServiceError> {
+    let org = token_org.map(|o| o.to_string()).unwrap_or_default();
     let covered = token.scopes.iter().all(|raw| {
         raw.parse::<Scope>()
-            .is_ok_and(|scope| caller.grants.covers(&scope))
+            .is_ok_and(|scope| caller.grants.covers(&scope, &org))
     });
     if covered {
         Ok(())
@@ -730,20 +743,7 @@ fn require_covers_token(caller: &Caller, token: &pb::Token) -> Result<(), Servic
 
 /// Token management needs `admin:all` or a `tokens` scope.
 fn require_token_admin(caller: &Caller) -> Result<(), ServiceError> {
-    let allowed = caller.grants.is_admin()
-        || caller.grants.scopes.iter().any(|s| {
-            matches!(
-                s,
-                Scope::Resource {
-                    resource: ScopeResource::Tokens,
-                    ..
-                } | Scope::Team {
-                    resource: ScopeResource::Tokens,
-                    ..
-                }
-            )
-        });
-    if allowed {
+    if caller.grants.holds_any(ScopeResource::Tokens) {
         Ok(())
     } else {
         Err(ServiceError::Forbidden(

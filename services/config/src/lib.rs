@@ -81,6 +81,8 @@ pub async fn run_with_notices(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let readiness = Readiness::new();
+    flowplane_domain::listener::set_access_log_dir(&config.access_log_dir)
+        .map_err(anyhow::Error::msg)?;
     // Refuse to start without the key rather than store secrets in the clear.
     let secrets_key = match config.secrets_key.as_deref() {
         Some(encoded) => secrets_key::SecretsKey::from_base64(encoded)?

@@ -103,10 +103,10 @@ async fn require_org_admin(
     if require_platform_admin(ctx, caller).await.is_ok() {
         return Ok((org_id, OrgAdmin::Platform));
     }
-    if caller.grants.org_id.as_deref() != Some(org_id.to_string().as_str()) {
+    if !caller.grants.in_org(&org_id.to_string()) {
         return Err(not_found());
     }
-    if membership::administers_org(&caller.grants.scopes, action) {
+    if membership::administers_org(caller.grants.scopes(), action) {
         Ok((org_id, OrgAdmin::Scoped))
     } else {
         Err(ServiceError::Forbidden(format!(
@@ -148,7 +148,8 @@ async fn check_grant(
             continue;
         };
         let yields = membership::effective_scopes(grant.role, &grant.teams, &[scope]);
-        if !yields.iter().all(|s| caller.grants.covers(s)) {
+        let org = org_id.to_string();
+        if !yields.iter().all(|s| caller.grants.covers(s, &org)) {
             errors.add(
                 format!("/scopes/{i}"),
                 "exceeds the scopes of the credential granting it",
@@ -430,7 +431,7 @@ async fn lock_member(
         && !member
             .effective_scopes()
             .iter()
-            .all(|s| caller.grants.covers(s))
+            .all(|s| caller.grants.covers(s, &org_id.to_string()))
     {
         return Err(ServiceError::Forbidden(format!(
             "member '{user_id}' holds scopes beyond this credential's own"

@@ -204,23 +204,29 @@ fn session_scopes(membership: Option<&StoredMembership>) -> Vec<String> {
 }
 
 /// A member's tokens never hold more than the member does now: the scopes of `token_scopes`
-/// that the membership's scopes cover. A user with no membership (a platform admin, the
+/// that the membership's scopes cover in the token's organization. A user with no membership (a platform admin, the
 /// bootstrap user) keeps what its tokens were created with.
 pub(crate) async fn within_membership(
     pool: &sqlx::PgPool,
     user_id: Uuid,
+    token_org: Option<Uuid>,
     token_scopes: Vec<String>,
 ) -> Result<Vec<String>, ServiceError> {
     let Some(member) = membership_of(pool, user_id).await? else {
         return Ok(token_scopes);
     };
+    // A token of another organization (the member moved) holds nothing here.
+    let token_org = token_org.map(|o| o.to_string()).unwrap_or_default();
     let ceiling = flowplane_domain::scopes::Grants::parse(
         &session_scopes(Some(&member)),
         Some(member.org_id.to_string()),
     );
     Ok(token_scopes
         .into_iter()
-        .filter(|s| s.parse::<Scope>().is_ok_and(|scope| ceiling.covers(&scope)))
+        .filter(|s| {
+            s.parse::<Scope>()
+                .is_ok_and(|scope| ceiling.covers(&scope, &token_org))
+        })
         .collect())
 }
 
@@ -247,11 +253,7 @@ pub async fn logout(ctx: &Context, caller: &Caller) -> Result<pb::LogoutResponse
             AuditEntry {
                 action: "auth.session.ended",
                 actor_user_id: caller.user_id,
-                org_id: caller
-                    .grants
-                    .org_id
-                    .as_deref()
-                    .and_then(|o| Uuid::parse_str(o).ok()),
+                org_id: caller.grants.org_id().and_then(|o| Uuid::parse_str(o).ok()),
                 resource_kind: Some("sessions"),
                 resource_name: Some(&name),
                 request_id: Some(&caller.request_id),
@@ -342,7 +344,12 @@ pub async fn whoami(ctx: &Context, caller: &Caller) -> Result<pb::WhoAmIResponse
         user: Some(user_from_row(&user)?),
         auth_method: auth_method.into(),
         credential_id,
-        scopes: caller.grants.scopes.iter().map(Scope::to_string).collect(),
+        scopes: caller
+            .grants
+            .scopes()
+            .iter()
+            .map(Scope::to_string)
+            .collect(),
         memberships,
         teams: reachable_teams(ctx, caller).await?,
         expires_at: expires_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
@@ -352,30 +359,16 @@ pub async fn whoami(ctx: &Context, caller: &Caller) -> Result<pb::WhoAmIResponse
 /// The teams the caller's scopes reach: all for `admin:all`, every team of its organization
 /// for a resource-level scope, and the teams its team scopes name.
 async fn reachable_teams(ctx: &Context, caller: &Caller) -> Result<Vec<String>, ServiceError> {
-    let mut named = Vec::new();
-    let mut org_wide = false;
-    for scope in &caller.grants.scopes {
-        match scope {
-            Scope::Team { team, .. } => named.push(team.clone()),
-            Scope::Resource { .. } => org_wide = true,
-            Scope::AdminAll => {}
-        }
-    }
-    let org = if org_wide {
-        caller
-            .grants
-            .org_id
-            .as_deref()
-            .and_then(|o| Uuid::parse_str(o).ok())
-    } else {
-        None
-    };
-    Ok(sqlx::query_scalar(
-        "SELECT name FROM teams WHERE $1 OR org_id = $2 OR name = ANY($3) ORDER BY name",
-    )
-    .bind(caller.grants.is_admin())
-    .bind(org)
-    .bind(&named)
-    .fetch_all(&ctx.pool)
-    .await?)
+    let seen = crate::store::team_filter_binds(&caller.grants.visible_teams());
+    let sql = format!(
+        "SELECT t.name FROM teams t WHERE {} ORDER BY t.name",
+        crate::store::team_filter_sql(1)
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(seen.all)
+        .bind(seen.org_id)
+        .bind(seen.whole_org)
+        .bind(&seen.names)
+        .fetch_all(&ctx.pool)
+        .await?)
 }

@@ -35,6 +35,9 @@ pub struct ConfigServiceConfig {
     /// material at rest. Required (config refuses to start without it); `flowplane up`
     /// supplies a development key when it is unset.
     pub secrets_key: Option<String>,
+    /// `FLOWPLANE_ACCESS_LOG_DIR`: the directory on Envoy hosts that listeners' access logs
+    /// may be written under (besides `/dev/stdout` and `/dev/stderr`); default `/var/log/envoy`.
+    pub access_log_dir: String,
     /// `FLOWPLANE_SECRETS_KEY_PREVIOUS`: comma-separated keys `FLOWPLANE_SECRETS_KEY`
     /// replaced; they only open material, which config re-seals under the current key at start.
     pub secrets_key_previous: Option<String>,
@@ -78,6 +81,10 @@ impl ConfigServiceConfig {
             setup_token: env::optional("FLOWPLANE_SETUP_TOKEN"),
             secrets_key: env::optional("FLOWPLANE_SECRETS_KEY"),
             secrets_key_previous: env::optional("FLOWPLANE_SECRETS_KEY_PREVIOUS"),
+            access_log_dir: env::string(
+                "FLOWPLANE_ACCESS_LOG_DIR",
+                flowplane_domain::listener::DEFAULT_ACCESS_LOG_DIR,
+            ),
             create_database: env::parsed("FLOWPLANE_CREATE_DATABASE", false)?,
             token_sweep_interval: Duration::from_secs(
                 env::parsed::<u64>("FLOWPLANE_TOKEN_SWEEP_SECONDS", 60)?.max(1),

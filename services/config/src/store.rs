@@ -106,18 +106,52 @@ pub async fn resources_of_kind(
         .collect()
 }
 
-/// The bind values of a [`TeamFilter`] for the SQL condition
-/// `($n OR t.org_id = $n+1 OR t.name = ANY($n+2))`: every team, an organization's teams, or
-/// the named teams.
-pub(crate) fn team_filter_binds(filter: &TeamFilter) -> (bool, Option<Uuid>, Vec<String>) {
+/// The bind values of a [`TeamFilter`] for the SQL condition [`team_filter_sql`].
+pub(crate) struct TeamFilterBinds {
+    pub all: bool,
+    pub org_id: Option<Uuid>,
+    pub whole_org: bool,
+    pub names: Vec<String>,
+}
+
+pub(crate) fn team_filter_binds(filter: &TeamFilter) -> TeamFilterBinds {
     match filter {
-        TeamFilter::All => (true, None, Vec::new()),
-        TeamFilter::Some { org_id, names } => (
-            false,
-            org_id.as_deref().and_then(|o| Uuid::parse_str(o).ok()),
-            names.clone(),
-        ),
+        TeamFilter::All => TeamFilterBinds {
+            all: true,
+            org_id: None,
+            whole_org: false,
+            names: Vec::new(),
+        },
+        TeamFilter::InOrg {
+            org_id,
+            whole_org,
+            names,
+        } => TeamFilterBinds {
+            all: false,
+            // An unparsable organization id matches no row.
+            org_id: Uuid::parse_str(org_id).ok(),
+            whole_org: *whole_org,
+            names: names.clone(),
+        },
+        TeamFilter::None => TeamFilterBinds {
+            all: false,
+            org_id: None,
+            whole_org: false,
+            names: Vec::new(),
+        },
     }
+}
+
+/// The condition on team alias `t` for [`TeamFilterBinds`] bound from parameter `$first`:
+/// every team, or teams of one organization (all of them, or the named ones). A named team is
+/// always also required to be in the organization.
+pub(crate) fn team_filter_sql(first: usize) -> String {
+    format!(
+        "(${first} OR (t.org_id = ${} AND (${} OR t.name = ANY(${}))))",
+        first + 1,
+        first + 2,
+        first + 3
+    )
 }
 
 /// A page of resources in the teams `filter` allows (of `team` and named `name` when given),
@@ -131,21 +165,22 @@ pub async fn list_resources(
     after: Option<(String, String)>,
     limit: i64,
 ) -> Result<Vec<StoredResource>, sqlx::Error> {
-    let (all, org_id, names) = team_filter_binds(filter);
+    let binds = team_filter_binds(filter);
     let (after_team, after_name) = after.unwrap_or_default();
     let sql = format!(
-        "{SELECT_RESOURCE} WHERE r.kind = $1 \
-         AND ($2 OR t.org_id = $3 OR t.name = ANY($4)) \
-         AND ($5::text IS NULL OR t.name = $5) \
-         AND ($6::text IS NULL OR r.name = $6) \
-         AND (t.name, r.name) > ($7, $8) \
-         ORDER BY t.name, r.name LIMIT $9"
+        "{SELECT_RESOURCE} WHERE r.kind = $1 AND {} \
+         AND ($6::text IS NULL OR t.name = $6) \
+         AND ($7::text IS NULL OR r.name = $7) \
+         AND (t.name, r.name) > ($8, $9) \
+         ORDER BY t.name, r.name LIMIT $10",
+        team_filter_sql(2)
     );
     sqlx::query(&sql)
         .bind(kind.collection())
-        .bind(all)
-        .bind(org_id)
-        .bind(names)
+        .bind(binds.all)
+        .bind(binds.org_id)
+        .bind(binds.whole_org)
+        .bind(binds.names)
         .bind(team)
         .bind(name)
         .bind(after_team)

@@ -48,12 +48,15 @@ async fn reach(
     if require_platform_admin(ctx, caller).await.is_ok() {
         return Ok((org_id, OrgReach::Admin { write: true }));
     }
-    let in_org = caller.grants.org_id.as_deref() == Some(org_id.to_string().as_str());
+    // Every scope but admin:all applies only in the credential's own organization.
+    if !caller.grants.in_org(&org_id.to_string()) {
+        return Err(not_found());
+    }
     let mut org_level = None;
     let mut named = Vec::new();
-    for scope in &caller.grants.scopes {
+    for scope in caller.grants.scopes() {
         match scope {
-            Scope::Resource { action, .. } if in_org => {
+            Scope::Resource { action, .. } => {
                 let write = *action == Action::Write;
                 org_level = Some(org_level.unwrap_or(false) || write);
             }

@@ -13,7 +13,7 @@ use flowplane_proto::resources::v1 as pb;
 use flowplane_proto::state::v1::ChangeEvent;
 use prost::Message;
 use sqlx::Row;
-use support::{TestDb, admin, caller};
+use support::{TestDb, admin};
 
 async fn org(db: &TestDb, name: &str) -> String {
     let created = identity::create_organization(&db.ctx, &admin(), name, "")
@@ -362,7 +362,12 @@ async fn invalid_input_is_a_400_with_a_path_and_other_teams_see_nothing() {
     assert!(!same.changed);
     assert_eq!(same.definition.unwrap().revision, got.revision);
 
-    let outsider = caller(&["team:globex-default:api-definitions:write"], None);
+    let outsider = support::caller_in_team_org(
+        &db,
+        "globex-default",
+        &["team:globex-default:api-definitions:write"],
+    )
+    .await;
     let hidden = api_definitions::get(&db.ctx, &outsider, &team, "petstore").await;
     assert!(
         matches!(hidden, Err(ServiceError::NotFound(_))),
@@ -372,7 +377,9 @@ async fn invalid_input_is_a_400_with_a_path_and_other_teams_see_nothing() {
         .await
         .unwrap();
     assert!(listed.items.is_empty());
-    let reader = caller(&[&format!("team:{team}:api-definitions:read")], None);
+    let reader =
+        support::caller_in_team_org(&db, &team, &[&format!("team:{team}:api-definitions:read")])
+            .await;
     let denied = api_definitions::delete(&db.ctx, &reader, &team, "petstore", 0).await;
     assert!(
         matches!(denied, Err(ServiceError::Forbidden(_))),

@@ -283,7 +283,7 @@ async fn a_platform_admin_session_governs_orgs_but_reaches_no_tenant_resource() 
     let db = TestDb::new().await;
     bootstrap(&db).await;
     let root = session_of(&db, "root@example.com").await;
-    assert!(root.grants.scopes.is_empty());
+    assert!(root.grants.scopes().is_empty());
     identity::create_organization(&db.ctx, &root, "gamma", "")
         .await
         .unwrap();
@@ -376,7 +376,7 @@ async fn invitations_are_single_use_and_expire() {
     assert_eq!(
         member
             .grants
-            .scopes
+            .scopes()
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
@@ -559,7 +559,7 @@ async fn nobody_grants_beyond_their_own_scopes() {
     assert_eq!(
         dev_again
             .grants
-            .scopes
+            .scopes()
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
@@ -622,7 +622,7 @@ async fn nobody_grants_beyond_their_own_scopes() {
     assert_eq!(status, "revoked");
     let login_again = login(&db, "dev@acme.example", PASSWORD).await.unwrap();
     let after = caller(&db, &login_again.session_token).await;
-    assert!(after.grants.scopes.is_empty(), "no membership, no scopes");
+    assert!(after.grants.scopes().is_empty(), "no membership, no scopes");
     let live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2::uuid",
     )

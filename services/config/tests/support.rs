@@ -77,6 +77,17 @@ pub fn caller(scopes: &[&str], org_id: Option<String>) -> Caller {
     }
 }
 
+/// A caller of the organization `team` belongs to, holding `scopes` (team scopes are held only
+/// within their organization).
+pub async fn caller_in_team_org(db: &TestDb, team: &str, scopes: &[&str]) -> Caller {
+    let org: uuid::Uuid = sqlx::query_scalar("SELECT org_id FROM teams WHERE name = $1")
+        .bind(team)
+        .fetch_one(&db.ctx.pool)
+        .await
+        .unwrap_or_else(|e| panic!("team {team}: {e}"));
+    caller(scopes, Some(org.to_string()))
+}
+
 pub fn admin() -> Caller {
     caller(&["admin:all"], None)
 }

@@ -2,7 +2,10 @@
 //! connections arriving there.
 
 mod http_options;
-pub use http_options::{AccessLog, AccessLogFormat, HttpOptions, Tracing};
+pub use http_options::{
+    AccessLog, AccessLogFormat, DEFAULT_ACCESS_LOG_DIR, HttpOptions, Tracing, access_log_dir,
+    access_log_path_problem, set_access_log_dir,
+};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

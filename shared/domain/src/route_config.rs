@@ -577,8 +577,8 @@ impl RetryPolicy {
     }
 }
 
-/// Envoy's URI template rules: `/`-separated segments, each literal or `{var}` / `{var=*}` /
-/// `{var=**}`; `**` only in the last segment.
+/// Envoy's URI template rules: `/`-separated segments, each literal, `*`, `{var}` /
+/// `{var=*}` / `{var=**}`, or `**`; `**` only in the last segment.
 pub fn check_uri_template(template: &str) -> Result<(), String> {
     let Some(rest) = template.strip_prefix('/') else {
         return Err("must start with '/'".into());
@@ -605,6 +605,10 @@ pub fn check_uri_template(template: &str) -> Result<(), String> {
                 "**" => return Err("'**' is only allowed in the last segment".into()),
                 _ => return Err(format!("variable '{name}' may only match '*' or '**'")),
             }
+        } else if *segment == "*" || (*segment == "**" && i + 1 == segments.len()) {
+            // Any one segment; any rest of the path.
+        } else if *segment == "**" {
+            return Err("'**' is only allowed in the last segment".into());
         } else if segment.contains(['{', '}']) {
             return Err(format!(
                 "segment '{segment}' must be a literal or a whole {{variable}}"

@@ -153,23 +153,31 @@ pub struct TeamRef<'a> {
     pub org_id: &'a str,
 }
 
-/// The caller's scopes and the organization its resource-level scopes apply to.
+/// The caller's scopes, bound to the one organization they apply in.
+///
+/// Every scope but `admin:all` belongs to the credential's organization: a resource-level
+/// scope reaches that organization's teams, a team scope reaches its team only when the team
+/// is in that organization. The binding lives here, in the only type that answers "may this
+/// caller…", so no path can honour, mint or grant a scope outside the organization whatever
+/// it stored. The fields are private for that reason: read them through the methods.
 #[derive(Debug, Clone)]
 pub struct Grants {
-    pub scopes: Vec<Scope>,
-    /// Resource-level scopes reach every team of this organization; `None` reaches none.
-    pub org_id: Option<String>,
+    scopes: Vec<Scope>,
+    /// `None` (a platform credential) reaches no team except through `admin:all`.
+    org_id: Option<String>,
 }
 
 /// The teams a query may touch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TeamFilter {
     All,
-    /// Teams of `org_id` (when set) plus the teams named.
-    Some {
-        org_id: Option<String>,
+    /// Teams of `org_id`: all of them with `whole_org`, else only those named.
+    InOrg {
+        org_id: String,
+        whole_org: bool,
         names: Vec<String>,
     },
+    None,
 }
 
 /// The outcome of one authorization decision.
@@ -186,11 +194,40 @@ impl Grants {
     pub fn parse(scopes: &[String], org_id: Option<String>) -> Self {
         // Stored scopes were validated on the way in; one that no longer parses grants nothing.
         let scopes = scopes.iter().filter_map(|s| s.parse().ok()).collect();
-        Self { scopes, org_id }
+        Self {
+            scopes,
+            org_id: org_id.filter(|o| !o.is_empty()),
+        }
     }
 
     pub fn is_admin(&self) -> bool {
         self.scopes.contains(&Scope::AdminAll)
+    }
+
+    /// The organization every scope but `admin:all` applies in.
+    pub fn org_id(&self) -> Option<&str> {
+        self.org_id.as_deref()
+    }
+
+    /// Whether these grants apply in `org_id` at all (`admin:all` aside).
+    pub fn in_org(&self, org_id: &str) -> bool {
+        self.org_id.as_deref() == Some(org_id)
+    }
+
+    /// The scopes as held, for showing them back to their holder.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
+    /// Whether the caller holds any scope on `resource` (in any team of its organization).
+    pub fn holds_any(&self, resource: ScopeResource) -> bool {
+        self.is_admin()
+            || self.scopes.iter().any(|s| match s {
+                Scope::Resource { resource: r, .. } | Scope::Team { resource: r, .. } => {
+                    *r == resource
+                }
+                Scope::AdminAll => false,
+            })
     }
 
     /// Whether `admin:all` is the only thing that allows this: the caller's other scopes would
@@ -221,31 +258,23 @@ impl Grants {
         if self.is_admin() {
             return Access::Allowed;
         }
-        let in_org = self.org_id.as_deref() == Some(team.org_id);
+        if !self.in_org(team.org_id) {
+            return Access::Hidden;
+        }
         let mut sees_team = false;
         for scope in &self.scopes {
-            match scope {
-                Scope::AdminAll => return Access::Allowed,
-                Scope::Resource {
-                    resource: r,
-                    action: a,
-                } if in_org => {
-                    sees_team = true;
-                    if *r == resource && a.permits(action) {
-                        return Access::Allowed;
-                    }
-                }
+            let (r, a) = match scope {
+                Scope::Resource { resource, action } => (resource, action),
                 Scope::Team {
                     team: t,
-                    resource: r,
-                    action: a,
-                } if t == team.name => {
-                    sees_team = true;
-                    if *r == resource && a.permits(action) {
-                        return Access::Allowed;
-                    }
-                }
-                _ => {}
+                    resource,
+                    action,
+                } if t == team.name => (resource, action),
+                _ => continue,
+            };
+            sees_team = true;
+            if *r == resource && a.permits(action) {
+                return Access::Allowed;
             }
         }
         if sees_team
@@ -261,39 +290,53 @@ impl Grants {
     /// Which teams a list of `resource` may read: the data layer takes this filter, so a list
     /// query cannot forget to scope itself.
     pub fn readable_teams(&self, resource: ScopeResource) -> TeamFilter {
+        self.team_filter(|r| r == resource)
+    }
+
+    /// The teams any of the caller's scopes reach, whatever the resource: what it sees of an
+    /// organization's teams and of the audit trail.
+    pub fn visible_teams(&self) -> TeamFilter {
+        self.team_filter(|_| true)
+    }
+
+    fn team_filter(&self, wanted: impl Fn(ScopeResource) -> bool) -> TeamFilter {
         if self.is_admin() {
             return TeamFilter::All;
         }
-        let mut filter = TeamFilter::Some {
-            org_id: None,
-            names: Vec::new(),
+        let Some(org_id) = self.org_id.clone() else {
+            return TeamFilter::None;
         };
+        let mut whole_org = false;
+        let mut names = Vec::new();
         for scope in &self.scopes {
-            match (scope, &mut filter) {
-                (Scope::Resource { resource: r, .. }, TeamFilter::Some { org_id, .. })
-                    if *r == resource =>
-                {
-                    org_id.clone_from(&self.org_id);
-                }
-                (
-                    Scope::Team {
-                        team, resource: r, ..
-                    },
-                    TeamFilter::Some { names, .. },
-                ) if *r == resource => {
-                    names.push(team.clone());
-                }
+            match scope {
+                Scope::Resource { resource, .. } if wanted(*resource) => whole_org = true,
+                Scope::Team { team, resource, .. } if wanted(*resource) => names.push(team.clone()),
                 _ => {}
             }
         }
-        filter
+        if !whole_org && names.is_empty() {
+            return TeamFilter::None;
+        }
+        names.sort_unstable();
+        names.dedup();
+        TeamFilter::InOrg {
+            org_id,
+            whole_org,
+            names,
+        }
     }
 
-    /// Whether every scope in `requested` is within what these grants hold, so a token can
-    /// never be minted or widened beyond its creator's own reach.
-    pub fn covers(&self, requested: &Scope) -> bool {
+    /// Whether the caller may hand `requested` to a credential or membership of `org_id`
+    /// (for a team scope, the organization its team is in): only within the caller's own
+    /// organization, and never beyond the caller's own scopes. A token can never be minted,
+    /// widened or granted past its creator's reach.
+    pub fn covers(&self, requested: &Scope, org_id: &str) -> bool {
         if self.is_admin() {
             return true;
+        }
+        if !self.in_org(org_id) {
+            return false;
         }
         self.scopes.iter().any(|held| match (held, requested) {
             (
@@ -435,12 +478,70 @@ mod tests {
             &["team:team-a:clusters:write", "routes:read"],
             Some("org-1"),
         );
-        let ok = |s: &str| g.covers(&s.parse().expect("scope"));
+        let ok = |s: &str| g.covers(&s.parse().expect("scope"), "org-1");
         assert!(ok("team:team-a:clusters:read"));
         assert!(ok("team:team-b:routes:read"));
         assert!(!ok("team:team-b:clusters:read"));
         assert!(!ok("routes:write"));
         assert!(!ok("admin:all"));
+    }
+
+    #[test]
+    fn covers_never_crosses_organizations() {
+        let g = grants(&["clusters:write", "tokens:write"], Some("org-1"));
+        let scope = |s: &str| s.parse::<Scope>().expect("scope");
+        assert!(g.covers(&scope("team:team-x:clusters:read"), "org-1"));
+        assert!(!g.covers(&scope("team:team-x:clusters:read"), "org-2"));
+        assert!(!g.covers(&scope("clusters:read"), "org-2"));
+        let platform = grants(&["clusters:write"], None);
+        assert!(!platform.covers(&scope("team:team-x:clusters:read"), "org-2"));
+        let admin = grants(&["admin:all"], None);
+        assert!(admin.covers(&scope("team:team-x:clusters:read"), "org-2"));
+    }
+
+    #[test]
+    fn team_scope_of_another_organization_grants_nothing() {
+        // A credential of org-1 that somehow holds a scope naming org-2's team (stored before
+        // the binding, or written by hand) reaches nothing there.
+        let g = grants(&["team:team-x:clusters:write"], Some("org-1"));
+        assert_eq!(
+            g.decide(OTHER_ORG, ScopeResource::Clusters, Action::Read),
+            Access::Hidden
+        );
+        assert_eq!(
+            g.readable_teams(ScopeResource::Clusters),
+            TeamFilter::InOrg {
+                org_id: "org-1".into(),
+                whole_org: false,
+                names: vec!["team-x".into()],
+            }
+        );
+        let orgless = grants(&["team:team-x:clusters:write"], None);
+        assert_eq!(
+            orgless.decide(OTHER_ORG, ScopeResource::Clusters, Action::Read),
+            Access::Hidden
+        );
+        assert_eq!(
+            orgless.readable_teams(ScopeResource::Clusters),
+            TeamFilter::None
+        );
+    }
+
+    #[test]
+    fn visible_teams_spans_resources() {
+        let g = grants(&["team:team-a:clusters:read", "routes:read"], Some("org-1"));
+        assert_eq!(
+            g.visible_teams(),
+            TeamFilter::InOrg {
+                org_id: "org-1".into(),
+                whole_org: true,
+                names: vec!["team-a".into()],
+            }
+        );
+        assert_eq!(
+            grants(&["admin:all"], None).visible_teams(),
+            TeamFilter::All
+        );
     }
 
     #[test]

@@ -126,6 +126,11 @@ impl Stack {
                 format!("http://127.0.0.1:{config_grpc}"),
             ),
             ("FLOWPLANE_LOG".to_string(), "info".to_string()),
+            // Scenarios' Envoys write their access logs into the scenario's directory.
+            (
+                "FLOWPLANE_ACCESS_LOG_DIR".to_string(),
+                dir.display().to_string(),
+            ),
             // Config refuses to start without a key that seals secrets at rest; any 32 bytes do.
             (
                 "FLOWPLANE_SECRETS_KEY".to_string(),

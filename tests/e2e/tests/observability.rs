@@ -49,6 +49,25 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     hcm["options"] = json!({"serverName": "flowplane-edge", "useRemoteAddress": true,
         "requestTimeoutMs": 10000});
 
+    // Envoy writes with the operator's rights: a tenant's log path stays under the directory
+    // the operator set (here the scenario's), or goes to stdout/stderr.
+    for path in ["/var/log/../../etc/cron.d/x", "/etc/cron.d/x"] {
+        let mut escaping = listener.clone();
+        escaping["filterChains"][0]["filters"][0]["accessLogs"][0]["path"] = json!(path);
+        let refused = api.post("/api/v1/listeners", &escaping).await?;
+        anyhow::ensure!(
+            refused.status.as_u16() == 400
+                && refused.body["errors"][0]["field"]
+                    == "/filterChains/0/filters/0/accessLogs/0/path",
+            "access log at {path}: {refused:?}"
+        );
+    }
+    let mut escaping = listener.clone();
+    escaping["filterChains"][0]["filters"][0]["accessLogs"][0]["path"] =
+        json!(format!("{}/../escaped.log", stack.dir.display()));
+    let refused = api.post("/api/v1/listeners", &escaping).await?;
+    anyhow::ensure!(refused.status.as_u16() == 400, "a '..' path: {refused:?}");
+
     let mut bad = listener.clone();
     bad["filterChains"][0]["filters"][0]["accessLogs"][1]["format"]["template"] =
         json!("%RESPONSE_CODE% %NOT_A_COMMAND%");

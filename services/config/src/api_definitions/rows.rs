@@ -141,19 +141,21 @@ pub async fn list(
     after: Option<(String, String)>,
     limit: i64,
 ) -> Result<Vec<DefinitionRow>, sqlx::Error> {
-    let (all, org_id, names) = crate::store::team_filter_binds(filter);
+    let binds = crate::store::team_filter_binds(filter);
     let (after_team, after_name) = after.unwrap_or_default();
     let sql = format!(
-        "{SELECT} WHERE ($1 OR t.org_id = $2 OR t.name = ANY($3)) \
-         AND ($4::text IS NULL OR t.name = $4) \
-         AND ($5::text IS NULL OR d.name = $5) \
-         AND (t.name, d.name) > ($6, $7) \
-         ORDER BY t.name, d.name LIMIT $8"
+        "{SELECT} WHERE {} \
+         AND ($5::text IS NULL OR t.name = $5) \
+         AND ($6::text IS NULL OR d.name = $6) \
+         AND (t.name, d.name) > ($7, $8) \
+         ORDER BY t.name, d.name LIMIT $9",
+        crate::store::team_filter_sql(1)
     );
     sqlx::query(&sql)
-        .bind(all)
-        .bind(org_id)
-        .bind(names)
+        .bind(binds.all)
+        .bind(binds.org_id)
+        .bind(binds.whole_org)
+        .bind(binds.names)
         .bind(team)
         .bind(name)
         .bind(after_team)

@@ -36,6 +36,9 @@ pub struct ImportOptions {
     pub port: Option<u32>,
 }
 
+/// A bound on what one document may generate (GitHub's full description has about 1,100).
+pub const MAX_OPERATIONS: usize = 5_000;
+
 const OPERATIONS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
@@ -82,21 +85,14 @@ pub fn to_definition(
 
     let mut exact = Vec::new();
     let mut templates = Vec::new();
-    let mut names = std::collections::HashSet::new();
+    let mut names = UniqueNames::default();
     match doc.get("paths") {
         Some(Value::Object(paths)) if !paths.is_empty() => {
             for (path, item) in paths {
                 let at = root.field("paths").field(&escape(path));
                 let routes = routes_of(path, item, &at, default_server.as_ref(), &mut errors);
                 for mut route in routes {
-                    let base = route.name.clone().unwrap_or_default();
-                    let mut unique = base.clone();
-                    let mut n = 2;
-                    while !names.insert(unique.clone()) {
-                        unique = truncate_name(&format!("{base}-{n}"));
-                        n += 1;
-                    }
-                    route.name = Some(unique);
+                    route.name = Some(names.claim(&route.name.clone().unwrap_or_default()));
                     if route.match_type == PathMatchType::Template {
                         templates.push(route);
                     } else {
@@ -108,6 +104,15 @@ pub fn to_definition(
         _ => errors.add("/paths", "at least one path is required"),
     }
     exact.extend(templates);
+    if exact.len() > MAX_OPERATIONS {
+        errors.add(
+            "/paths",
+            format!(
+                "{} operations to route; at most {MAX_OPERATIONS} can be imported into one API definition",
+                exact.len()
+            ),
+        );
+    }
     if exact.is_empty() && errors.is_empty() {
         errors.add("/paths", "no operation to route");
     }
@@ -386,8 +391,11 @@ struct RouteOverrides {
 }
 
 /// `Ok(None)` for a plain path, `Ok(Some(template))` for one with `{variables}` (renamed where
-/// Envoy's variable syntax is stricter than OpenAPI's), `Err` when a variable does not fill a
-/// whole segment, which Envoy's URI templates cannot express.
+/// Envoy's variable syntax is stricter than OpenAPI's; a segment with parameters that do not
+/// fill it becomes `*`), `Err` for unbalanced braces.
+/// Envoy's limit on a URI template variable's name.
+const MAX_VARIABLE_LEN: usize = 16;
+
 fn template_of(path: &str) -> Result<Option<String>, String> {
     if !path.contains(['{', '}']) {
         return Ok(None);
@@ -399,15 +407,19 @@ fn template_of(path: &str) -> Result<Option<String>, String> {
             segments.push(segment.to_string());
             continue;
         }
-        let variable = segment
+        let Some(variable) = segment
             .strip_prefix('{')
             .and_then(|s| s.strip_suffix('}'))
             .filter(|v| !v.is_empty() && !v.contains(['{', '}']))
-            .ok_or_else(|| {
-                format!(
-                    "path segment '{segment}': a path parameter must fill a whole segment to become an Envoy URI template"
-                )
-            })?;
+        else {
+            // Envoy's URI templates bind whole segments only; a segment such as
+            // `{base}...{head}` (GitHub's compare) matches any one segment instead.
+            if segment.matches('{').count() != segment.matches('}').count() {
+                return Err(format!("path segment '{segment}': unbalanced braces"));
+            }
+            segments.push("*".to_string());
+            continue;
+        };
         let mut name: String = variable
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -415,8 +427,18 @@ fn template_of(path: &str) -> Result<Option<String>, String> {
         if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
             name.insert(0, 'v');
         }
+        // Envoy allows 16 characters (`{custom_property_name}` becomes `{custom_property_}`);
+        // a clash takes a numbered suffix within them.
+        name.truncate(MAX_VARIABLE_LEN);
+        let base = name.clone();
+        let mut n = 2;
         while !seen.insert(name.clone()) {
-            name.push('_');
+            let suffix = n.to_string();
+            name = format!(
+                "{}{suffix}",
+                &base[..base.len().min(MAX_VARIABLE_LEN - suffix.len())]
+            );
+            n += 1;
         }
         segments.push(format!("{{{name}}}"));
     }
@@ -470,9 +492,46 @@ fn slug(text: &str) -> String {
     truncate_name(out.trim_matches('-'))
 }
 
+/// Route names made unique in one pass: the second `base` becomes `base-2`, the third
+/// `base-3`, each suffix taking its room from the end of `base` so the name stays within the
+/// length limit (a 63-character base once truncated back onto itself and was retried forever).
+#[derive(Default)]
+struct UniqueNames {
+    taken: std::collections::HashSet<String>,
+    /// The next suffix to try for each base.
+    next: std::collections::HashMap<String, usize>,
+}
+
+impl UniqueNames {
+    fn claim(&mut self, base: &str) -> String {
+        if self.taken.insert(base.to_string()) {
+            return base.to_string();
+        }
+        let n = self.next.entry(base.to_string()).or_insert(2);
+        // Every candidate differs from the ones before it (its suffix does), so this ends
+        // within one step per name already taken.
+        loop {
+            let suffix = format!("-{n}");
+            *n += 1;
+            let room = crate::names::MAX_NAME_LEN.saturating_sub(suffix.len());
+            let candidate = format!("{}{suffix}", truncate_name(&base[..floor_char(base, room)]));
+            if self.taken.insert(candidate.clone()) {
+                return candidate;
+            }
+        }
+    }
+}
+
+/// The largest char boundary of `s` at or below `at`.
+fn floor_char(s: &str, at: usize) -> usize {
+    (0..=at.min(s.len()))
+        .rev()
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(0)
+}
+
 fn truncate_name(name: &str) -> String {
-    let mut name = name.to_string();
-    name.truncate(crate::names::MAX_NAME_LEN);
+    let name = &name[..floor_char(name, crate::names::MAX_NAME_LEN)];
     name.trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_string()
 }
@@ -648,9 +707,9 @@ paths:
         );
         assert_eq!(
             fields(
-                r#"{"openapi":"3.0.0","info":{"title":"t"},"servers":[{"url":"http://h:1"}],"paths":{"/files/{name}.json":{"get":{}}}}"#
+                r#"{"openapi":"3.0.0","info":{"title":"t"},"servers":[{"url":"http://h:1"}],"paths":{"/files/{name}.json}":{"get":{}}}}"#
             ),
-            ["/paths/~1files~1{name}.json"]
+            ["/paths/~1files~1{name}.json}"]
         );
         assert_eq!(
             fields(
@@ -684,5 +743,57 @@ paths:
         };
         let errors = import(PETSTORE_30_JSON, &options).err().unwrap_or_default();
         assert!(errors.iter().any(|e| e.starts_with("/port ")), "{errors:?}");
+    }
+
+    #[test]
+    fn long_colliding_names_become_unique_in_one_pass() {
+        // GitHub's description has operationIds that agree for far more than 63 characters.
+        let long = "a".repeat(80);
+        let mut paths = serde_json::Map::new();
+        for i in 0..1_000 {
+            paths.insert(
+                format!("/things/{i}"),
+                serde_json::json!({"get": {"operationId": format!("{long}{i}")}}),
+            );
+        }
+        let doc = serde_json::json!({"openapi": "3.1.0", "info": {"title": "t"},
+            "servers": [{"url": "http://127.0.0.1:8080"}], "paths": paths});
+        let (_, spec) = to_definition(&doc, &ImportOptions::default()).expect("imports");
+        let names: std::collections::HashSet<_> =
+            spec.routes.iter().filter_map(|r| r.name.clone()).collect();
+        assert_eq!(names.len(), 1_000);
+        assert!(
+            names
+                .iter()
+                .all(|n| n.len() <= crate::names::MAX_NAME_LEN && name_problem(n).is_ok())
+        );
+        let mut unique = UniqueNames::default();
+        let base = "b".repeat(63);
+        assert_eq!(unique.claim(&base), base);
+        assert_eq!(unique.claim(&base), format!("{}-2", "b".repeat(61)));
+        assert_eq!(unique.claim(&base), format!("{}-3", "b".repeat(61)));
+        // A name ending in a multi-byte character at the limit is cut on a character boundary.
+        assert_eq!(
+            truncate_name(&format!("{}é", "c".repeat(62))),
+            "c".repeat(62)
+        );
+    }
+
+    #[test]
+    fn templates_fit_envoys_variable_rules() {
+        // A segment a parameter does not fill matches any one segment.
+        assert_eq!(
+            template_of("/repos/{owner}/{repo}/compare/{basehead}...{head}").unwrap(),
+            Some("/repos/{owner}/{repo}/compare/*".into())
+        );
+        assert_eq!(
+            template_of("/files/{name}.json").unwrap(),
+            Some("/files/*".into())
+        );
+        // Long names are cut to Envoy's 16 characters and stay distinct.
+        assert_eq!(
+            template_of("/a/{custom_property_name}/{custom_property_value}").unwrap(),
+            Some("/a/{custom_property_}/{custom_property2}".into())
+        );
     }
 }

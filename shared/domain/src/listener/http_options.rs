@@ -134,10 +134,105 @@ impl HttpOptions {
     }
 }
 
+/// Where tenants' access logs may be written on the Envoy hosts unless the operator says
+/// otherwise (`FLOWPLANE_ACCESS_LOG_DIR`). Envoy runs with the operator's file-system rights,
+/// so a tenant naming any path could make it append lines of the tenant's choosing to any file
+/// (`/etc/cron.d/x`).
+pub const DEFAULT_ACCESS_LOG_DIR: &str = "/var/log/envoy";
+
+static ACCESS_LOG_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the access log directory once, when the config service starts; it must be an absolute
+/// path without `.`/`..` segments.
+pub fn set_access_log_dir(dir: &str) -> Result<(), String> {
+    let dir = dir.trim_end_matches('/');
+    let canonical = dir.starts_with('/')
+        && dir[1..]
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains(['\0', '\n']));
+    if !canonical {
+        return Err(format!(
+            "FLOWPLANE_ACCESS_LOG_DIR '{dir}' must be an absolute path without '.' or '..' segments"
+        ));
+    }
+    match ACCESS_LOG_DIR.set(dir.to_string()) {
+        Ok(()) => Ok(()),
+        Err(_) if ACCESS_LOG_DIR.get().map(String::as_str) == Some(dir) => Ok(()),
+        Err(_) => Err("the access log directory is already set".into()),
+    }
+}
+
+pub fn access_log_dir() -> &'static str {
+    ACCESS_LOG_DIR
+        .get()
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_ACCESS_LOG_DIR)
+}
+
+/// `/dev/stdout`, `/dev/stderr`, or a canonical path under [`access_log_dir`]: no `.` or `..`
+/// segment, no empty segment, only `[A-Za-z0-9._-]` in a segment.
+pub fn access_log_path_problem(path: &str) -> Result<(), String> {
+    if path == "/dev/stdout" || path == "/dev/stderr" {
+        return Ok(());
+    }
+    let dir = access_log_dir();
+    let refused = || {
+        Err(format!(
+            "must be /dev/stdout, /dev/stderr or a file under {dir}/ (no '.' or '..' segments; letters, digits, '.', '_' and '-' only)"
+        ))
+    };
+    let Some(rest) = path.strip_prefix(dir).and_then(|r| r.strip_prefix('/')) else {
+        return refused();
+    };
+    if path.len() > 1024 || rest.is_empty() {
+        return refused();
+    }
+    let canonical = rest.split('/').all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    });
+    if canonical { Ok(()) } else { refused() }
+}
+
+#[cfg(test)]
+mod access_log_path_tests {
+    use super::*;
+
+    #[test]
+    fn only_stdio_and_canonical_paths_under_the_directory() {
+        for ok in [
+            "/dev/stdout",
+            "/dev/stderr",
+            "/var/log/envoy/access.log",
+            "/var/log/envoy/team-a/x.json",
+        ] {
+            assert!(access_log_path_problem(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "/var/log/../../etc/cron.d/x",
+            "/var/log/envoy/../../../etc/passwd",
+            "/var/log/envoy/./x",
+            "/var/log/envoy//x",
+            "/var/log/envoy/",
+            "/var/log/envoyx/a",
+            "/etc/cron.d/x",
+            "relative.log",
+            "/var/log/envoy/a b",
+            "/dev/stdout/../x",
+        ] {
+            assert!(access_log_path_problem(bad).is_err(), "{bad}");
+        }
+    }
+}
+
 impl AccessLog {
     pub(crate) fn validate(&self, at: &Path, errors: &mut ValidationErrors) {
-        if !self.path.starts_with('/') || self.path.contains(['\0', '\n']) {
-            errors.add(at.field("path").as_str(), "must be an absolute file path");
+        if let Err(message) = access_log_path_problem(&self.path) {
+            errors.add(at.field("path").as_str(), message);
         }
         if let Some(status) = self.min_status
             && !(100..=599).contains(&status)
