@@ -410,8 +410,12 @@ impl state_srv::StateService for StateApi {
         &self,
         _: Request<state_pb::GetRevisionRequest>,
     ) -> Reply<state_pb::GetRevisionResponse> {
-        let revision = state::get_revision(&self.0).await?;
-        Ok(Response::new(state_pb::GetRevisionResponse { revision }))
+        let (revision, origin) = state::get_revision(&self.0).await?;
+        Ok(Response::new(state_pb::GetRevisionResponse {
+            revision,
+            installation_id: origin.installation,
+            epoch: origin.epoch,
+        }))
     }
 
     async fn get_secrets(

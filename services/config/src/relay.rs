@@ -2,7 +2,9 @@
 //!
 //! Only one relay publishes at a time across config replicas (a transaction-scoped advisory
 //! lock). A revision is marked published only after the bus acknowledged it; a crash in
-//! between re-publishes it, and the bus drops the duplicate by its message id.
+//! between re-publishes it, and the bus drops the duplicate by its message id. Events carry the
+//! installation and epoch of the database (`installation` table), so another database's
+//! revision N is never taken for this one's.
 
 use std::time::Duration;
 
@@ -70,6 +72,7 @@ pub async fn publish_pending(ctx: &Context, bus: &Bus) -> anyhow::Result<usize> 
     if !leader {
         return Ok(0);
     }
+    let origin = crate::state::origin(&mut tx).await?;
     let rows = sqlx::query(
         "SELECT revision, payload FROM outbox WHERE published_at IS NULL ORDER BY revision LIMIT $1",
     )
@@ -81,7 +84,12 @@ pub async fn publish_pending(ctx: &Context, bus: &Bus) -> anyhow::Result<usize> 
     for row in rows {
         let revision: i64 = row.try_get("revision")?;
         let payload: Vec<u8> = row.try_get("payload")?;
-        match bus.publish(Event { revision, payload }).await {
+        let event = Event {
+            origin: origin.clone(),
+            revision,
+            payload,
+        };
+        match bus.publish(event).await {
             Ok(()) => published.push(revision),
             Err(e) => {
                 // Stop at the first failure so later revisions never overtake this one.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use flowplane_domain::ResourceKind;
 use flowplane_proto::resources::v1 as resources_pb;
 use flowplane_proto::state::v1 as pb;
+use flowplane_runtime::bus::Origin;
 use futures::TryStreamExt;
 use sqlx::Row;
 use tokio::sync::mpsc;
@@ -38,10 +39,16 @@ pub async fn stream_state(
         .execute(&mut *tx)
         .await?;
     let revision = store::current_revision(&mut tx).await?;
+    let Origin {
+        installation,
+        epoch,
+    } = origin(&mut tx).await?;
     let secret_material = crate::secret_material::open_all(&mut tx, &ctx.secrets_key).await?;
     let mut part = pb::State {
         revision,
         resources: Vec::new(),
+        installation_id: installation.clone(),
+        epoch: epoch.clone(),
     };
     let mut part_bytes = 0;
     let mut sent_any = false;
@@ -63,6 +70,8 @@ pub async fn stream_state(
                     pb::State {
                         revision,
                         resources: Vec::with_capacity(PART_RESOURCES),
+                        installation_id: installation.clone(),
+                        epoch: epoch.clone(),
                     },
                 );
                 part_bytes = 0;
@@ -111,9 +120,22 @@ fn served_resource(
     }))
 }
 
-pub async fn get_revision(ctx: &Context) -> Result<i64, ServiceError> {
+pub async fn get_revision(ctx: &Context) -> Result<(i64, Origin), ServiceError> {
     let mut conn = ctx.pool.acquire().await?;
-    Ok(store::current_revision(&mut conn).await?)
+    let revision = store::current_revision(&mut conn).await?;
+    Ok((revision, origin(&mut conn).await?))
+}
+
+/// This database's installation and epoch, which every change event and state answer carries.
+pub async fn origin(conn: &mut sqlx::PgConnection) -> Result<Origin, sqlx::Error> {
+    let (installation, epoch): (String, String) =
+        sqlx::query_as("SELECT id::text, epoch::text FROM installation")
+            .fetch_one(conn)
+            .await?;
+    Ok(Origin {
+        installation,
+        epoch,
+    })
 }
 
 /// Records one ACK or NACK. Envoy reports a NACK for a whole response; when its message names

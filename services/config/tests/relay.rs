@@ -105,3 +105,64 @@ async fn publishes_each_revision_once_in_order_and_resumes_after_a_crash() {
     delete_stream(&prefix).await;
     db.drop_db().await;
 }
+
+/// Two databases on one NATS stream, as after a reset or with a second installation sharing
+/// NATS: both start at revision 1 within the duplicate window, and every event of both is
+/// delivered, each naming its own installation (before, the second database's revisions 1-2
+/// were dropped as duplicates of the first's).
+#[tokio::test]
+async fn a_second_database_on_the_same_stream_loses_no_event() {
+    let prefix = unique("fprelay");
+    let bus = nats_bus(&prefix).await;
+    let mut events = bus.subscribe().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut installations = Vec::new();
+    for round in 0..2 {
+        let db = TestDb::new().await;
+        let team = identity::create_organization(&db.ctx, &admin(), "relay", "")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .default_team
+            .unwrap_or_default()
+            .name;
+        for i in 0..2 {
+            resources::create(
+                &db.ctx,
+                &admin(),
+                ResourceKind::Cluster,
+                "",
+                &cluster_body(&team, &format!("db{round}-c{i}"), 80),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(relay::publish_pending(&db.ctx, &bus).await.ok(), Some(2));
+        let installation: String = sqlx::query_scalar("SELECT id::text FROM installation")
+            .fetch_one(&db.ctx.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        installations.push(installation);
+        db.drop_db().await;
+    }
+    assert_ne!(installations[0], installations[1]);
+    let mut received = Vec::new();
+    while received.len() < 4 {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap_or_else(|_| panic!("only received {received:?}"))
+            .unwrap_or_else(|| panic!("stream ended"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let change =
+            ChangeEvent::decode(event.payload.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        received.push((event.origin.installation, event.revision, change.name));
+    }
+    assert_eq!(
+        received,
+        vec![
+            (installations[0].clone(), 1, "db0-c0".to_string()),
+            (installations[0].clone(), 2, "db0-c1".to_string()),
+            (installations[1].clone(), 1, "db1-c0".to_string()),
+            (installations[1].clone(), 2, "db1-c1".to_string()),
+        ]
+    );
+    delete_stream(&prefix).await;
+}

@@ -647,6 +647,7 @@ mod tests {
         store.replace_all(state_pb::State {
             revision: 7,
             resources,
+            ..Default::default()
         });
         let loaded = clusters(&store);
         assert_eq!(loaded.len(), 1000);

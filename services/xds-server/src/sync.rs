@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flowplane_proto::state::v1::state_service_client::StateServiceClient;
 use flowplane_proto::state::v1::{ChangeEvent, GetRevisionRequest, StreamStateRequest};
-use flowplane_runtime::bus::Bus;
+use flowplane_runtime::bus::{Bus, Origin};
 use flowplane_runtime::credential::ClientCredential;
 use flowplane_runtime::shutdown::Shutdown;
 use futures::StreamExt;
@@ -62,7 +62,7 @@ pub async fn run(
 /// Loads the full state from config, part by part: each part is translated on the blocking
 /// pool (on every core) while the next one arrives, so a cold replica's start overlaps
 /// config reading PostgreSQL with its own translation.
-async fn load_state(client: &mut StateClient) -> anyhow::Result<FullState> {
+async fn load_state(client: &mut StateClient) -> anyhow::Result<(FullState, Origin)> {
     let mut parts = client
         .stream_state(StreamStateRequest {})
         .await?
@@ -72,6 +72,10 @@ async fn load_state(client: &mut StateClient) -> anyhow::Result<FullState> {
         .await?
         .ok_or_else(|| anyhow::anyhow!("config sent no state"))?;
     let mut full = FullState::new(first.revision);
+    let origin = Origin {
+        installation: first.installation_id.clone(),
+        epoch: first.epoch.clone(),
+    };
     let mut next = Some(first);
     while let Some(part) = next.take() {
         anyhow::ensure!(
@@ -88,7 +92,7 @@ async fn load_state(client: &mut StateClient) -> anyhow::Result<FullState> {
         full = translated?;
         next = following?;
     }
-    Ok(full)
+    Ok((full, origin))
 }
 
 /// One subscription's life: returns `Ok` only on shutdown; any reason to re-sync is an error.
@@ -102,7 +106,7 @@ async fn follow(
 ) -> anyhow::Result<()> {
     // Subscribe before loading: every event after the loaded revision is then delivered.
     let mut events = bus.subscribe().await?;
-    let full = load_state(client).await?;
+    let (full, origin) = load_state(client).await?;
     let loaded = full.len();
     store.install(full);
     metrics::gauge!("xds_revision").set(store.revision() as f64);
@@ -121,6 +125,15 @@ async fn follow(
         tokio::select! {
             event = events.next() => {
                 let event = event.ok_or_else(|| anyhow::anyhow!("the bus closed the subscription"))??;
+                if event.origin.installation != origin.installation {
+                    // Another installation on the same NATS (or an older Flowplane's event):
+                    // never ours to apply.
+                    metrics::counter!("xds_foreign_events_total").increment(1);
+                    continue;
+                }
+                if event.origin.epoch != origin.epoch {
+                    anyhow::bail!("the database's epoch changed ({} → {}): re-syncing in full", origin.epoch, event.origin.epoch);
+                }
                 let mut change = ChangeEvent::decode(event.payload.as_slice())?;
                 crate::secret_material::fill(client, &mut change).await?;
                 if store.apply(&change)? {
@@ -128,8 +141,15 @@ async fn follow(
                 }
             }
             _ = check.tick() => {
-                let remote = client.get_revision(GetRevisionRequest {}).await?.into_inner().revision;
-                let local = store.revision();
+                let answer = client.get_revision(GetRevisionRequest {}).await?.into_inner();
+                if answer.installation_id != origin.installation || answer.epoch != origin.epoch {
+                    anyhow::bail!("config now serves another database (installation {}, epoch {})", answer.installation_id, answer.epoch);
+                }
+                let (remote, local) = (answer.revision, store.revision());
+                // A database restored to an earlier backup: its revisions are no longer ours.
+                if remote < local {
+                    anyhow::bail!("config's revision went back from {local} to {remote}: re-syncing in full");
+                }
                 // Behind, and no progress since the last check: events are not arriving.
                 if remote > local && local == revision_at_last_check {
                     anyhow::bail!("config is at revision {remote} but events stopped at {local}");

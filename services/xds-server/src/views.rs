@@ -228,6 +228,7 @@ mod tests {
         store.replace_all(State {
             revision: 1,
             resources: vec![cluster("b", 81), cluster("a", 80)],
+            ..Default::default()
         });
         let views = Views::new(store.clone());
         let key = ViewKey::sotw("t", &dataplane(), CLUSTER_TYPE, &[]);
@@ -270,6 +271,7 @@ mod tests {
         store.replace_all(State {
             revision: 1,
             resources: vec![cluster("a", 80)],
+            ..Default::default()
         });
         let views = Views::new(store);
         let key = ViewKey::sotw("t", &dataplane(), CLUSTER_TYPE, &[]);

@@ -61,6 +61,7 @@ fn initial_state() -> State {
                 "routes": [{"match": {"path": {"type": "prefix", "value": "/"}}, "action": {"type": "forward", "cluster": "a1"}}]}]}),
             ),
         ],
+        ..Default::default()
     }
 }
 

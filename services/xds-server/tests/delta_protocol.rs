@@ -96,6 +96,7 @@ fn initial_state() -> State {
             ),
             route_config("r1", "a1"),
         ],
+        ..Default::default()
     }
 }
 

@@ -60,6 +60,7 @@ fn store() -> Arc<Store> {
             secret("team-a", "shared-name", "team-a-value"),
             secret("team-b", "shared-name", "team-b-value"),
         ],
+        ..Default::default()
     });
     store
 }

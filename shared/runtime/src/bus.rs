@@ -1,8 +1,10 @@
 //! The change-event bus between config (publisher) and xds-server replicas (subscribers).
 //!
-//! In production this is a NATS JetStream stream: durable, de-duplicated by revision through
-//! `Nats-Msg-Id`, so a relay that publishes the same revision twice (after a crash between
-//! publish and bookkeeping) delivers it once. For a single-process laptop run without NATS, an
+//! In production this is a NATS JetStream stream: durable, de-duplicated through `Nats-Msg-Id`
+//! `{installation}.{epoch}.{revision}`, so a relay that publishes the same revision twice
+//! (after a crash between publish and bookkeeping) delivers it once, while another database's
+//! revision N (a second installation, a fresh database, a restored backup) is a message of its
+//! own. Every event names its installation and epoch; subscribers check them. For a single-process laptop run without NATS, an
 //! in-process broadcast channel stands in with the same interface.
 
 use std::pin::Pin;
@@ -16,6 +18,8 @@ use tokio::sync::broadcast;
 /// The default prefix; deployments sharing one NATS pick their own (`FLOWPLANE_NATS_PREFIX`).
 pub const DEFAULT_PREFIX: &str = "flowplane";
 const REVISION_HEADER: &str = "Flowplane-Revision";
+const INSTALLATION_HEADER: &str = "Flowplane-Installation";
+const EPOCH_HEADER: &str = "Flowplane-Epoch";
 
 /// The JetStream stream for a prefix (`flowplane` → `FLOWPLANE_CHANGES`).
 pub fn stream_name(prefix: &str) -> String {
@@ -37,11 +41,27 @@ pub fn subject(prefix: &str) -> String {
     format!("{prefix}.changes.v1")
 }
 
-/// One published change: its revision and the encoded event.
+/// One published change: whose it is, its revision and the encoded event.
 #[derive(Debug, Clone)]
 pub struct Event {
+    pub origin: Origin,
     pub revision: i64,
     pub payload: Vec<u8>,
+}
+
+/// The database an event comes from: its installation and the epoch of its revision sequence.
+/// Empty strings for an event that names none (published by an older Flowplane).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub installation: String,
+    pub epoch: String,
+}
+
+impl Origin {
+    /// The de-duplication key of revision `revision` of this origin.
+    fn message_id(&self, revision: i64) -> String {
+        format!("{}.{}.{revision}", self.installation, self.epoch)
+    }
 }
 
 #[derive(Clone)]
@@ -113,8 +133,13 @@ impl Bus {
         match self {
             Self::Nats(nats) => {
                 let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", format!("rev-{}", event.revision).as_str());
+                headers.insert(
+                    "Nats-Msg-Id",
+                    event.origin.message_id(event.revision).as_str(),
+                );
                 headers.insert(REVISION_HEADER, event.revision.to_string().as_str());
+                headers.insert(INSTALLATION_HEADER, event.origin.installation.as_str());
+                headers.insert(EPOCH_HEADER, event.origin.epoch.as_str());
                 let ack = nats
                     .jetstream
                     .publish_with_headers(nats.subject.clone(), headers, event.payload.into())
@@ -159,13 +184,21 @@ impl Bus {
                     .map_err(|e| anyhow!("subscribing: {e}"))?;
                 Ok(Box::pin(messages.map(|message| {
                     let message = message.map_err(|e| anyhow!("bus: {e}"))?;
-                    let revision = message
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(REVISION_HEADER))
-                        .and_then(|v| v.as_str().parse::<i64>().ok())
+                    let header = |name: &str| {
+                        message
+                            .headers
+                            .as_ref()
+                            .and_then(|h| h.get(name))
+                            .map(|v| v.as_str().to_string())
+                    };
+                    let revision = header(REVISION_HEADER)
+                        .and_then(|v| v.parse::<i64>().ok())
                         .ok_or_else(|| anyhow!("event without a {REVISION_HEADER} header"))?;
                     Ok(Event {
+                        origin: Origin {
+                            installation: header(INSTALLATION_HEADER).unwrap_or_default(),
+                            epoch: header(EPOCH_HEADER).unwrap_or_default(),
+                        },
                         revision,
                         payload: message.payload.to_vec(),
                     })

@@ -45,6 +45,7 @@ fn rebuild_after_one_change(routes: usize) -> anyhow::Result<()> {
     store.replace_all(State {
         revision: 1,
         resources,
+        ..Default::default()
     });
     let dataplane = Dataplane {
         id: "dp".into(),
@@ -102,6 +103,7 @@ fn cold_load(count: usize) -> anyhow::Result<()> {
     store.replace_all(State {
         revision: 1,
         resources,
+        ..Default::default()
     });
     let loaded = start.elapsed();
     let served = store.view(TEAM, &dataplane, CLUSTER_TYPE, &[]);

@@ -62,6 +62,9 @@ pub struct Dependencies {
     /// `host:port` of PostgreSQL.
     pub database_addr: Option<String>,
     pub nats_url: Option<String>,
+    /// Share another stack's NATS subjects and stream (two installations on one NATS with the
+    /// same settings) instead of a prefix of this stack's own.
+    pub nats_prefix: Option<String>,
     /// Serve ADS, the ratelimit service and the learning service over TLS with these PEM
     /// files; bootstraps then reach them at `localhost` (the name the certificate carries)
     /// and trust the CA.
@@ -76,6 +79,11 @@ pub struct ServiceTls {
 }
 
 impl Stack {
+    /// The NATS prefix this stack's services use (see [`Dependencies::nats_prefix`]).
+    pub fn nats_prefix(&self) -> &str {
+        &self.nats_prefix
+    }
+
     pub async fn start(name: &str) -> anyhow::Result<Self> {
         Self::start_with(name, Dependencies::default()).await
     }
@@ -87,7 +95,10 @@ impl Stack {
             .map(|n| n.to_string_lossy().replace(['-', '.'], "_"))
             .unwrap_or_default();
         let database = format!("fp_{}", &unique[unique.len().saturating_sub(40)..]);
-        let nats_prefix = format!("fpe2e{}", &unique[unique.len().saturating_sub(12)..]);
+        let nats_prefix = dependencies
+            .nats_prefix
+            .clone()
+            .unwrap_or_else(|| format!("fpe2e{}", &unique[unique.len().saturating_sub(12)..]));
         let db_base = match dependencies.database_addr {
             Some(addr) => format!("postgres://postgres@{addr}"),
             None => std::env::var("FLOWPLANE_TEST_DATABASE_URL")
