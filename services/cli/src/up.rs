@@ -47,6 +47,11 @@ pub async fn run() -> anyhow::Result<()> {
         // The gateway of this process, reached on loopback whatever address it binds.
         mcp.api_url = format!("http://127.0.0.1:{}", api.api_addr.port());
     }
+    loopback_unless_set("FLOWPLANE_XDS_ADDR", &mut xds.xds_addr);
+    loopback_unless_set("FLOWPLANE_RATELIMIT_ADDR", &mut ratelimit.grpc_addr);
+    loopback_unless_set("FLOWPLANE_LEARNING_ADDR", &mut learning.grpc_addr);
+    loopback_unless_set("FLOWPLANE_MCP_ADDR", &mut mcp.addr);
+    loopback_unless_set("FLOWPLANE_API_ADDR", &mut api.api_addr);
     let bus = choose_bus(&config.nats_url, &config.nats_prefix).await;
 
     tracing::info!("Flowplane is starting");
@@ -81,45 +86,82 @@ pub async fn run() -> anyhow::Result<()> {
     // in-process channel.
     let notices = bus.auth_notices();
 
-    let stop = shutdown::on_signals();
-    let config_task = tokio::spawn(flowplane_config::run_with_notices(
-        config,
-        bus.clone(),
-        notices.clone(),
-        stop.clone(),
-    ));
-    let xds_task = tokio::spawn(flowplane_xds_server::run(xds, bus, stop.clone()));
-    let api_task = tokio::spawn(flowplane_api_gateway::run_with_notices(
-        api,
-        Some(notices),
-        stop.clone(),
-    ));
-    let ratelimit_task = tokio::spawn(flowplane_ratelimit::run(ratelimit, stop.clone()));
-    let learning_task = tokio::spawn(flowplane_learning::run(learning, stop.clone()));
-    let mcp_task = tokio::spawn(flowplane_mcp::run(mcp, stop.clone()));
-    let (config_result, xds_result, api_result, ratelimit_result, learning_result, mcp_result) = tokio::join!(
-        config_task,
-        xds_task,
-        api_task,
-        ratelimit_task,
-        learning_task,
-        mcp_task
-    );
-    for (name, result) in [
-        ("config", config_result),
-        ("xds-server", xds_result),
-        ("api-gateway", api_result),
-        ("ratelimit", ratelimit_result),
-        ("learning", learning_result),
-        ("mcp", mcp_result),
-    ] {
+    // All or nothing: the first service to end (a port taken, a database missing) stops the
+    // others, and `up` exits with its error, so no half-started instance keeps serving while
+    // its peers talk to another instance's services.
+    let (trigger, stop) = shutdown::channel();
+    let trigger = std::sync::Arc::new(trigger);
+    let on_signal = shutdown::on_signals();
+    let signalled = trigger.clone();
+    tokio::spawn(async move {
+        on_signal.wait().await;
+        signalled.fire();
+    });
+    let mut services = tokio::task::JoinSet::new();
+    let (config_bus, config_stop) = (bus.clone(), stop.clone());
+    let config_notices = notices.clone();
+    services.spawn(async move {
+        let result =
+            flowplane_config::run_with_notices(config, config_bus, config_notices, config_stop)
+                .await;
+        ("config", result)
+    });
+    let xds_stop = stop.clone();
+    services.spawn(async move {
+        (
+            "xds-server",
+            flowplane_xds_server::run(xds, bus, xds_stop).await,
+        )
+    });
+    let api_stop = stop.clone();
+    services.spawn(async move {
+        let result = flowplane_api_gateway::run_with_notices(api, Some(notices), api_stop).await;
+        ("api-gateway", result)
+    });
+    let ratelimit_stop = stop.clone();
+    services.spawn(async move {
+        (
+            "ratelimit",
+            flowplane_ratelimit::run(ratelimit, ratelimit_stop).await,
+        )
+    });
+    let learning_stop = stop.clone();
+    services.spawn(async move {
+        (
+            "learning",
+            flowplane_learning::run(learning, learning_stop).await,
+        )
+    });
+    services.spawn(async move { ("mcp", flowplane_mcp::run(mcp, stop).await) });
+
+    let mut failure = None;
+    while let Some(joined) = services.join_next().await {
+        let (name, result) = match joined {
+            Ok(ended) => ended,
+            Err(e) => ("a service", Err(anyhow::anyhow!("crashed: {e}"))),
+        };
         match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => anyhow::bail!("{name} failed: {e:#}"),
-            Err(e) => anyhow::bail!("{name} crashed: {e}"),
+            Err(e) if failure.is_none() => {
+                tracing::error!("{name} failed: {e:#}; stopping every service");
+                failure = Some(anyhow::anyhow!("{name} failed: {e:#}"));
+            }
+            Err(e) => tracing::warn!("{name} stopped: {e:#}"),
+            Ok(()) => {}
         }
+        trigger.fire();
     }
-    Ok(())
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `up` is for a laptop: every port it listens on is loopback-only unless its setting says
+/// otherwise (the services' own defaults listen on every interface, for containers).
+fn loopback_unless_set(setting: &str, addr: &mut std::net::SocketAddr) {
+    if std::env::var_os(setting).is_none() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
 }
 
 /// A laptop install needs no key management: the first `flowplane up` generates each secret

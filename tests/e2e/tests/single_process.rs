@@ -108,6 +108,49 @@ async fn flowplane_up_runs_everything_in_one_process() {
             if body.lines().any(|l| l.starts_with("xds_revision ") && l.ends_with(" 1")) { Ok(()) } else { Err(body) }
         })
         .await?;
+
+        // A second `up` whose config port is taken (its own database, every other port free)
+        // says which service could not start and exits non-zero; it never runs half-started.
+        let second_log = dir.join("second.log");
+        let second_out = std::fs::File::create(&second_log)?;
+        let second = Command::new(binary("flowplane")?)
+            .arg("up")
+            .env("FLOWPLANE_DATABASE_URL", format!("{base}/{database}_second"))
+            .env("XDG_CONFIG_HOME", &dir)
+            .env_remove("FLOWPLANE_SECRETS_KEY")
+            .env("FLOWPLANE_NATS_URL", format!("nats://127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_API_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_XDS_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_XDS_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_CONFIG_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+            .env("FLOWPLANE_CONFIG_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_CONFIG_URL", format!("http://127.0.0.1:{grpc}"))
+            .env("FLOWPLANE_RATELIMIT_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_RATELIMIT_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_LEARNING_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_LEARNING_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("FLOWPLANE_MCP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env_remove("FLOWPLANE_API_URL")
+            .env_remove("FLOWPLANE_REDIS_URL")
+            .env_remove("FLOWPLANE_SERVICE_TOKEN")
+            .stdout(second_out.try_clone()?)
+            .stderr(second_out)
+            .kill_on_drop(true)
+            .status();
+        let status = tokio::time::timeout(Duration::from_secs(60), second)
+            .await
+            .map_err(|_| anyhow::anyhow!("a second `up` on a taken port kept running"))??;
+        let said = std::fs::read_to_string(&second_log)?;
+        anyhow::ensure!(
+            !status.success() && said.contains("config failed"),
+            "a second `up` on a taken port: {status}; {}",
+            tail(&second_log, 20)
+        );
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS {database}_second WITH (FORCE)"))
+            .output()
+            .await;
         Ok::<_, anyhow::Error>(())
     }
     .await;
