@@ -43,9 +43,15 @@ pub async fn run() -> anyhow::Result<()> {
     learning.service_token.clone_from(&api.service_token);
     learning.config_url.clone_from(&api.config_url);
     let mut mcp = McpConfig::from_env()?;
+    // A laptop's Envoy listens on loopback: API tools may call it there (still never on the
+    // control plane's own ports).
+    if std::env::var_os("FLOWPLANE_MCP_TOOL_ALLOW_LOOPBACK").is_none() {
+        mcp.tool_destinations.allow_loopback = true;
+    }
     if std::env::var_os("FLOWPLANE_API_URL").is_none() {
         // The gateway of this process, reached on loopback whatever address it binds.
         mcp.api_url = format!("http://127.0.0.1:{}", api.api_addr.port());
+        mcp.tool_destinations.denied_ports.push(api.api_addr.port());
     }
     loopback_unless_set("FLOWPLANE_XDS_ADDR", &mut xds.xds_addr);
     loopback_unless_set("FLOWPLANE_RATELIMIT_ADDR", &mut ratelimit.grpc_addr);

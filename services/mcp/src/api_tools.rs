@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use axum::http::request::Parts;
 use reqwest::Method;
+
+use crate::destination::DestinationPolicy;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -23,14 +25,17 @@ use serde_json::{Map, Value, json};
 
 use crate::tools::{Api, segment};
 
-/// The most of an upstream's answer handed to the agent.
+/// The most of an upstream's answer handed to the agent; no more is read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The tools of one team's routes.
 #[derive(Clone)]
 pub struct ApiTools {
     api: Api,
     upstream: reqwest::Client,
+    destinations: DestinationPolicy,
 }
 
 /// One route an agent may call.
@@ -38,8 +43,9 @@ pub struct ApiTools {
 struct RouteTool {
     name: String,
     description: String,
-    /// `http://host:port` of the listener.
-    base: String,
+    /// Where the listener is reached: the dataplane's gateway host and the listener's port.
+    host: String,
+    port: u16,
     host_header: Option<String>,
     path_type: String,
     path_value: String,
@@ -47,14 +53,18 @@ struct RouteTool {
 }
 
 impl ApiTools {
-    pub fn new(api: Api) -> Self {
+    pub fn new(api: Api, destinations: DestinationPolicy) -> Self {
         Self {
             api,
-            // An upstream's redirect is the agent's to follow, not ours.
+            // An upstream's redirect is the agent's to follow, not ours; a listener that does
+            // not answer does not hold the agent (or this service) for long.
             upstream: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(CALL_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
+            destinations,
         }
     }
 
@@ -134,7 +144,10 @@ fn tools_of(flows: &Value, gateway_hosts: &Map<String, Value>) -> Vec<RouteTool>
                 "0.0.0.0" | "::" | "" => "127.0.0.1".to_string(),
                 other => other.to_string(),
             });
-        let base = format!("http://{host}:{}", row["port"]);
+        let port = row["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_default();
         let host_header = row["domains"]
             .as_array()
             .into_iter()
@@ -175,7 +188,8 @@ fn tools_of(flows: &Value, gateway_hosts: &Map<String, Value>) -> Vec<RouteTool>
         tools.push(RouteTool {
             name,
             description,
-            base,
+            host,
+            port,
             host_header,
             path_type,
             path_value,
@@ -294,12 +308,20 @@ impl ServerHandler for ApiTools {
             .unwrap_or(tool.methods.first().map_or("GET", String::as_str));
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .map_err(|_| ErrorData::invalid_params("method is not an HTTP method", None))?;
+        // Checked, then called at the checked address: no second lookup can move it.
+        let target = self
+            .destinations
+            .resolve(&tool.host, tool.port)
+            .await
+            .map_err(|refused| ErrorData::invalid_params(refused, None))?;
+        let host_header = tool
+            .host_header
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", tool.host, tool.port));
         let mut call = self
             .upstream
-            .request(method, format!("{}{path}", tool.base));
-        if let Some(host) = &tool.host_header {
-            call = call.header(reqwest::header::HOST, host);
-        }
+            .request(method, format!("http://{target}{path}"))
+            .header(reqwest::header::HOST, host_header);
         if let Some(body) = arguments.get("body") {
             call = call.json(body);
         }
@@ -307,10 +329,21 @@ impl ServerHandler for ApiTools {
             ErrorData::internal_error(format!("the listener is unreachable: {e}"), None)
         })?;
         let status = answer.status();
-        let bytes = answer
-            .bytes()
-            .await
-            .map_err(|e| ErrorData::internal_error(format!("the answer broke off: {e}"), None))?;
+        let mut answer = answer;
+        let mut bytes = Vec::new();
+        while bytes.len() < MAX_ANSWER_BYTES {
+            match answer.chunk().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ErrorData::internal_error(
+                        format!("the answer broke off: {e}"),
+                        None,
+                    ));
+                }
+            }
+        }
+        // The rest of a longer answer is never read: dropping the response closes it.
         let body = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ANSWER_BYTES)]);
         let text = format!("HTTP {}\n{body}", status.as_u16());
         let content = vec![ContentBlock::text(text)];
@@ -358,10 +391,13 @@ mod tests {
         let tools = tools_of(&flows(), &hosts);
         assert_eq!(tools.len(), 2, "the direct response is no tool");
         assert_eq!(tools[0].name, "edge__users");
-        assert_eq!(tools[0].base, "http://gw.example.internal:10000");
+        assert_eq!(
+            (tools[0].host.as_str(), tools[0].port),
+            ("gw.example.internal", 10000)
+        );
         assert_eq!(tools[0].host_header.as_deref(), Some("api.example.com"));
         assert_eq!(tools[1].name, "internal__api_2");
-        assert_eq!(tools[1].base, "http://10.0.0.9:10001");
+        assert_eq!((tools[1].host.as_str(), tools[1].port), ("10.0.0.9", 10001));
         assert_eq!(tools[1].host_header, None);
     }
 
@@ -369,7 +405,8 @@ mod tests {
     fn only_paths_the_route_takes_are_sent() {
         let tools = tools_of(&flows(), &Map::new());
         assert_eq!(
-            tools[0].base, "http://127.0.0.1:10000",
+            (tools[0].host.as_str(), tools[0].port),
+            ("127.0.0.1", 10000),
             "0.0.0.0 is reached on loopback"
         );
         assert!(tools[0].checked_path("/users/7?x=1").is_ok());

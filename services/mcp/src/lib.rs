@@ -12,6 +12,7 @@
 //! without a valid token are refused before any MCP handling (`401`).
 
 pub mod api_tools;
+pub mod destination;
 pub mod prompts;
 pub mod resources;
 pub mod settings;
@@ -56,7 +57,8 @@ pub async fn run(config: McpConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let mcp_api = StreamableHttpService::new(
         {
             let api = api.clone();
-            move || Ok(api_tools::ApiTools::new(api.clone()))
+            let destinations = config.tool_destinations.clone();
+            move || Ok(api_tools::ApiTools::new(api.clone(), destinations.clone()))
         },
         LocalSessionManager::default().into(),
         transport(),

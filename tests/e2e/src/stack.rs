@@ -322,6 +322,8 @@ impl Stack {
             &[
                 ("FLOWPLANE_MCP_ADDR", format!("127.0.0.1:{port}")),
                 ("FLOWPLANE_API_URL", api_url),
+                // The scenarios' Envoys listen on loopback, as on a laptop.
+                ("FLOWPLANE_MCP_TOOL_ALLOW_LOOPBACK", "true".to_string()),
             ],
         )?;
         let url = format!("http://127.0.0.1:{port}");

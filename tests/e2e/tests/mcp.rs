@@ -419,6 +419,56 @@ async fn api_tools(stack: &mut Stack) -> anyhow::Result<()> {
         "a URL instead of a path: {refused}"
     );
 
+    // A dataplane whose gateway host is the cloud metadata address: its route is a tool, but
+    // calling it is refused before anything is sent (the mcp service never fetches there).
+    let metadata = tenant
+        .api
+        .expect(
+            Method::POST,
+            "/api/v1/dataplanes",
+            Some(&json!({"team": team, "name": "meta", "gatewayHost": "169.254.169.254"})),
+            201,
+        )
+        .await?;
+    let meta_port = flowplane_e2e::free_port();
+    tenant
+        .api
+        .expect(
+            Method::POST,
+            "/api/v1/listeners",
+            Some(&tenant.listener(
+                "meta-listener",
+                meta_port,
+                metadata["id"].as_str().unwrap_or_default(),
+                "users-routes",
+            )),
+            201,
+        )
+        .await?;
+    let (_, listed) = agent.send("tools/list", json!({}), false).await?;
+    let meta_tool = listed["result"]["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .find(|n| n.starts_with("meta-listener"))
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no tool for the metadata listener: {listed}"))?;
+    let (_, refused) = agent
+        .send(
+            "tools/call",
+            json!({"name": meta_tool, "arguments": {"path": "/latest/meta-data/"}}),
+            false,
+        )
+        .await?;
+    anyhow::ensure!(
+        refused["error"]["code"] == -32602
+            && refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("link-local")),
+        "a call to the metadata address: {refused}"
+    );
+
     // Without ?team=, or for another team, there are no tools.
     let (mut nowhere, _) = Agent::connect(format!("{base}/api/v1/mcp/api"), &token).await?;
     let (_, listed) = nowhere.send("tools/list", json!({}), false).await?;
