@@ -5,7 +5,8 @@
 //! (`INCR` + `EXPIRE … NX`), so five failures spread over two gateways count as five. Without
 //! Redis (`flowplane up`, one process) an in-process counter stands in, and says so in the log.
 //!
-//! Once a counter reaches its limit, login answers 429 with `Retry-After` (the window's
+//! Every attempt is counted before the password is checked (a success gives its count back), so
+//! parallel guesses cannot slip past the limit. Once a counter passes its limit, login answers 429 with `Retry-After` (the window's
 //! remaining time) even for the right password: that is what stops guessing. A successful
 //! login clears the account's counter, not the address's. If Redis cannot be reached, login
 //! answers 503 rather than letting unthrottled guesses through. Keys hold a digest of the
@@ -88,38 +89,48 @@ impl LoginThrottle {
         }
     }
 
-    /// 429 when either counter has reached its limit.
-    pub async fn check(&self, email: &str, address: &str) -> Result<(), Problem> {
+    /// Counts this attempt against the account and the address *before* the password is
+    /// checked, and answers 429 when either counter is past its limit. Counting first is what
+    /// makes the limit hold for parallel guesses: each one takes its number atomically, so at
+    /// most the limit's worth ever reach the password check in a window. [`Self::succeeded`]
+    /// and [`Self::refund`] give back what was not a failed guess.
+    pub async fn attempt(&self, email: &str, address: &str) -> Result<(), Problem> {
         let keys = self.keys(email, address);
+        let window = self.limits.window_seconds;
         let [(account, account_ttl), (address_count, address_ttl)] = match &self.counters {
             Counters::Redis { .. } => {
                 let mut pipe = redis::pipe();
-                pipe.get(&keys.account)
-                    .ttl(&keys.account)
-                    .get(&keys.address)
-                    .ttl(&keys.address);
-                let (a, a_ttl, b, b_ttl): (Option<u32>, i64, Option<u32>, i64) =
-                    self.run(&pipe).await?;
-                [(a.unwrap_or(0), a_ttl), (b.unwrap_or(0), b_ttl)]
+                pipe.atomic();
+                for key in [&keys.account, &keys.address] {
+                    pipe.incr(key, 1);
+                    // NX: the window starts at the first attempt and is not extended by later
+                    // ones, so a throttled account frees up on schedule.
+                    pipe.cmd("EXPIRE").arg(key).arg(window).arg("NX").ignore();
+                    pipe.ttl(key);
+                }
+                let (a, a_ttl, b, b_ttl): (u32, i64, u32, i64) = self.run(&pipe).await?;
+                [(a, a_ttl), (b, b_ttl)]
             }
             Counters::Local(map) => {
                 let now = Instant::now();
                 let mut map = lock(map);
                 map.retain(|_, (_, until)| *until > now);
-                let read = |key: &str| {
-                    map.get(key).map_or((0, 0), |(count, until)| {
-                        (
-                            *count,
-                            i64::try_from((*until - now).as_secs()).unwrap_or(0) + 1,
-                        )
-                    })
+                let mut take = |key: String| {
+                    let (count, until) = map
+                        .entry(key)
+                        .or_insert((0, now + Duration::from_secs(window)));
+                    *count += 1;
+                    (
+                        *count,
+                        i64::try_from((*until - now).as_secs()).unwrap_or(0) + 1,
+                    )
                 };
-                [read(&keys.account), read(&keys.address)]
+                [take(keys.account), take(keys.address)]
             }
         };
         let over = [
-            (account >= self.limits.per_account, account_ttl),
-            (address_count >= self.limits.per_address, address_ttl),
+            (account > self.limits.per_account, account_ttl),
+            (address_count > self.limits.per_address, address_ttl),
         ];
         match over
             .iter()
@@ -139,44 +150,42 @@ impl LoginThrottle {
         }
     }
 
-    /// Counts one failed login against the account and the address.
-    pub async fn record_failure(&self, email: &str, address: &str) -> Result<(), Problem> {
+    /// A successful login clears the account's failures and does not count against the
+    /// address.
+    pub async fn succeeded(&self, email: &str, address: &str) -> Result<(), Problem> {
+        self.give_back(email, address, true).await
+    }
+
+    /// An attempt that was not a failed guess (config could not answer) counts against
+    /// neither.
+    pub async fn refund(&self, email: &str, address: &str) -> Result<(), Problem> {
+        self.give_back(email, address, false).await
+    }
+
+    async fn give_back(&self, email: &str, address: &str, clear: bool) -> Result<(), Problem> {
         let keys = self.keys(email, address);
-        let window = self.limits.window_seconds;
         match &self.counters {
             Counters::Redis { .. } => {
                 let mut pipe = redis::pipe();
                 pipe.atomic();
-                for key in [&keys.account, &keys.address] {
-                    pipe.incr(key, 1).ignore();
-                    // NX: the window starts at the first failure and is not extended by later
-                    // ones, so a throttled account frees up on schedule.
-                    pipe.cmd("EXPIRE").arg(key).arg(window).arg("NX").ignore();
+                if clear {
+                    pipe.del(&keys.account).ignore();
+                } else {
+                    pipe.decr(&keys.account, 1).ignore();
                 }
+                pipe.decr(&keys.address, 1).ignore();
                 self.run::<()>(&pipe).await
             }
             Counters::Local(map) => {
-                let until = Instant::now() + Duration::from_secs(window);
                 let mut map = lock(map);
-                for key in [keys.account, keys.address] {
-                    map.entry(key).or_insert((0, until)).0 += 1;
+                if clear {
+                    map.remove(&keys.account);
+                } else if let Some((count, _)) = map.get_mut(&keys.account) {
+                    *count = count.saturating_sub(1);
                 }
-                Ok(())
-            }
-        }
-    }
-
-    /// A successful login clears the account's failures.
-    pub async fn clear_account(&self, email: &str) -> Result<(), Problem> {
-        let keys = self.keys(email, "");
-        match &self.counters {
-            Counters::Redis { .. } => {
-                let mut pipe = redis::pipe();
-                pipe.del(&keys.account).ignore();
-                self.run::<()>(&pipe).await
-            }
-            Counters::Local(map) => {
-                lock(map).remove(&keys.account);
+                if let Some((count, _)) = map.get_mut(&keys.address) {
+                    *count = count.saturating_sub(1);
+                }
                 Ok(())
             }
         }
@@ -227,22 +236,24 @@ mod tests {
     async fn an_account_is_throttled_after_its_limit() {
         let throttle = LoginThrottle::local(limits());
         for _ in 0..3 {
-            throttle.check("a@example.com", "10.0.0.1").await.unwrap();
             throttle
-                .record_failure("A@example.com ", "10.0.0.1")
+                .attempt("A@example.com ", "10.0.0.1")
                 .await
                 .unwrap();
         }
         let refused = throttle
-            .check("a@example.com", "10.0.0.2")
+            .attempt("a@example.com", "10.0.0.2")
             .await
             .unwrap_err();
         assert_eq!(refused.status().as_u16(), 429);
         // Another account from another address is unaffected.
-        throttle.check("b@example.com", "10.0.0.2").await.unwrap();
+        throttle.attempt("b@example.com", "10.0.0.3").await.unwrap();
         // Success clears the account.
-        throttle.clear_account("a@example.com").await.unwrap();
-        throttle.check("a@example.com", "10.0.0.2").await.unwrap();
+        throttle
+            .succeeded("a@example.com", "10.0.0.2")
+            .await
+            .unwrap();
+        throttle.attempt("a@example.com", "10.0.0.4").await.unwrap();
     }
 
     #[tokio::test]
@@ -250,26 +261,68 @@ mod tests {
         let throttle = LoginThrottle::local(limits());
         for i in 0..5 {
             throttle
-                .record_failure(&format!("user{i}@example.com"), "10.0.0.9")
+                .attempt(&format!("user{i}@example.com"), "10.0.0.9")
                 .await
                 .unwrap();
         }
         let refused = throttle
-            .check("new@example.com", "10.0.0.9")
+            .attempt("new@example.com", "10.0.0.9")
             .await
             .unwrap_err();
         assert_eq!(refused.status().as_u16(), 429);
         throttle
-            .check("new@example.com", "10.0.0.10")
+            .attempt("new@example.com", "10.0.0.10")
             .await
             .unwrap();
+    }
+
+    /// Guesses sent in parallel each take their number before any password is checked, so no
+    /// more than the limit get through however many race (in Redis, as replicas share it).
+    #[tokio::test]
+    async fn parallel_guesses_never_pass_the_limit() {
+        let url = std::env::var("FLOWPLANE_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("throttle-test-{}", uuid::Uuid::new_v4().simple());
+        let throttle = std::sync::Arc::new(LoginThrottle::redis(&url, &prefix, limits()).unwrap());
+        let guesses = (0..40).map(|i| {
+            let throttle = throttle.clone();
+            tokio::spawn(async move {
+                throttle
+                    .attempt("target@example.com", &format!("10.1.0.{i}"))
+                    .await
+            })
+        });
+        let mut allowed = 0;
+        for guess in futures::future::join_all(guesses).await {
+            match guess.unwrap() {
+                Ok(()) => allowed += 1,
+                Err(p) => assert_eq!(p.status().as_u16(), 429, "Redis must be running"),
+            }
+        }
+        assert_eq!(
+            allowed, 3,
+            "exactly the account's limit reached the password check"
+        );
+        let local = std::sync::Arc::new(LoginThrottle::local(limits()));
+        let guesses = (0..40).map(|i| {
+            let local = local.clone();
+            tokio::spawn(
+                async move { local.attempt("t@example.com", &format!("10.2.0.{i}")).await },
+            )
+        });
+        let allowed = futures::future::join_all(guesses)
+            .await
+            .into_iter()
+            .filter(|g| matches!(g, Ok(Ok(()))))
+            .count();
+        assert_eq!(allowed, 3);
     }
 
     #[tokio::test]
     async fn an_unreachable_redis_refuses_rather_than_letting_guesses_through() {
         let throttle = LoginThrottle::redis("redis://127.0.0.1:1", "test", limits()).unwrap();
         let refused = throttle
-            .check("a@example.com", "10.0.0.1")
+            .attempt("a@example.com", "10.0.0.1")
             .await
             .unwrap_err();
         assert_eq!(refused.status().as_u16(), 503);

@@ -1,5 +1,6 @@
 //! Random secrets and their Argon2id hashes. Hashing is deliberately slow, so it runs on the
-//! blocking pool.
+//! blocking pool, at most one per core at a time: each takes about 19 MiB, and junk secrets
+//! for a known token id must not be able to fill the blocking pool (and memory) with them.
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -35,7 +36,19 @@ pub fn digest_matches(secret: &str, stored_digest: &str) -> bool {
             == 0
 }
 
+/// The permits for Argon2 work: one per core.
+fn argon2_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
 pub async fn hash(secret: String) -> Result<String, ServiceError> {
+    let _permit = argon2_permits()
+        .acquire()
+        .await
+        .map_err(|e| ServiceError::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -48,6 +61,9 @@ pub async fn hash(secret: String) -> Result<String, ServiceError> {
 }
 
 pub async fn verify(secret: String, stored_hash: String) -> bool {
+    let Ok(_permit) = argon2_permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored_hash)
             .map(|parsed| {

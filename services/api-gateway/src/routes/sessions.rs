@@ -110,7 +110,7 @@ pub async fn login(
         );
     }
     let throttle = &state.login_throttle;
-    throttle.check(&body.email, &meta.client_address).await?;
+    throttle.attempt(&body.email, &meta.client_address).await?;
     let answer = state
         .config
         .identity
@@ -126,15 +126,16 @@ pub async fn login(
         Ok(answer) => answer.into_inner(),
         Err(status) => {
             let problem = Problem::from_status(&status);
-            if problem.status() == StatusCode::UNAUTHORIZED {
-                throttle
-                    .record_failure(&body.email, &meta.client_address)
-                    .await?;
+            // A wrong password stays counted; anything else was not a guess.
+            if problem.status() != StatusCode::UNAUTHORIZED {
+                throttle.refund(&body.email, &meta.client_address).await?;
             }
             return Err(problem);
         }
     };
-    throttle.clear_account(&body.email).await?;
+    throttle
+        .succeeded(&body.email, &meta.client_address)
+        .await?;
     let cookie = session_cookie(
         &answer.session_token,
         answer.ttl_seconds,
