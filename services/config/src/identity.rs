@@ -76,14 +76,22 @@ pub async fn initialize(
     if req.name.trim().is_empty() {
         errors.add("/name", "is required");
     }
-    let stored: Option<(String, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT secret_hash, used_at FROM setup_token WHERE id")
+    let stored: Option<(String, Option<DateTime<Utc>>, DateTime<Utc>)> =
+        sqlx::query_as("SELECT secret_hash, used_at, created_at FROM setup_token WHERE id")
             .fetch_optional(&ctx.pool)
             .await?;
     let refused = || ServiceError::Unauthenticated("invalid or already used setup token".into());
-    let Some((hash, None)) = stored else {
+    let Some((hash, None, created_at)) = stored else {
         return Err(refused());
     };
+    // A setup token left lying in a log is not a standing way to become platform admin.
+    let ttl =
+        chrono::Duration::from_std(ctx.identity.setup_token_ttl).unwrap_or(chrono::Duration::MAX);
+    if created_at + ttl <= Utc::now() {
+        return Err(ServiceError::Unauthenticated(
+            "the setup token expired; restart the config service to issue a new one".into(),
+        ));
+    }
     if !req.setup_token.starts_with(SETUP_PREFIX) || !secrets::verify(req.setup_token, hash).await {
         return Err(refused());
     }

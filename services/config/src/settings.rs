@@ -50,6 +50,9 @@ pub struct IdentitySettings {
     pub session_ttl: Duration,
     /// How long an invitation can be accepted (`FLOWPLANE_INVITE_TTL_SECONDS`, default 7 days).
     pub invite_ttl: Duration,
+    /// How long the first-run setup token can be used (`FLOWPLANE_SETUP_TOKEN_TTL_SECONDS`,
+    /// default 24 hours); a restart issues a new one.
+    pub setup_token_ttl: Duration,
 }
 
 impl Default for IdentitySettings {
@@ -57,6 +60,7 @@ impl Default for IdentitySettings {
         Self {
             session_ttl: Duration::from_secs(8 * 3600),
             invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            setup_token_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -99,6 +103,9 @@ impl ConfigServiceConfig {
                 ),
                 invite_ttl: Duration::from_secs(
                     env::parsed::<u64>("FLOWPLANE_INVITE_TTL_SECONDS", 7 * 24 * 3600)?.max(1),
+                ),
+                setup_token_ttl: Duration::from_secs(
+                    env::parsed::<u64>("FLOWPLANE_SETUP_TOKEN_TTL_SECONDS", 24 * 3600)?.max(1),
                 ),
             },
         })

@@ -535,3 +535,35 @@ async fn a_stored_cross_organization_token_reaches_nothing_and_the_migration_rev
     assert!(try_login(&db, &secret).await.is_err());
     db.drop_db().await;
 }
+
+/// The setup token stops working after its lifetime; a restart (which announces a new one)
+/// makes initialization possible again.
+#[tokio::test]
+async fn an_expired_setup_token_is_refused_until_a_restart_issues_a_new_one() {
+    let db = TestDb::new().await;
+    identity::announce_setup_token(&db.ctx, Some(SETUP))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE setup_token SET created_at = now() - interval '25 hours'")
+        .execute(&db.ctx.pool)
+        .await
+        .unwrap();
+    let request = || pb::InitializeRequest {
+        setup_token: SETUP.into(),
+        email: "admin@example.com".into(),
+        password: "correct horse battery".into(),
+        name: "Admin".into(),
+        request_id: "r".into(),
+        client_address: "127.0.0.1".into(),
+    };
+    let refused = identity::initialize(&db.ctx, request()).await;
+    assert!(
+        matches!(&refused, Err(ServiceError::Unauthenticated(m)) if m.contains("expired")),
+        "{refused:?}"
+    );
+    identity::announce_setup_token(&db.ctx, Some(SETUP))
+        .await
+        .unwrap();
+    identity::initialize(&db.ctx, request()).await.unwrap();
+    db.drop_db().await;
+}
