@@ -20,6 +20,24 @@ use crate::snapshot::{FullState, Store};
 
 pub type StateClient = StateServiceClient<InterceptedService<Channel, ClientCredential>>;
 
+/// The longest one answer from config (a revision, secret material, the next part of the full
+/// state) may take: a config that hangs makes the replica re-sync, never stall with it.
+const CONFIG_DEADLINE: Duration = Duration::from_secs(30);
+
+/// `call`, or an error once it has taken [`CONFIG_DEADLINE`].
+async fn within<T, E>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    match tokio::time::timeout(CONFIG_DEADLINE, call).await {
+        Ok(answer) => answer.map_err(Into::into),
+        Err(_) => anyhow::bail!("config did not answer {what} within {CONFIG_DEADLINE:?}"),
+    }
+}
+
 pub async fn run(
     store: Arc<Store>,
     mut client: StateClient,
@@ -63,12 +81,13 @@ pub async fn run(
 /// pool (on every core) while the next one arrives, so a cold replica's start overlaps
 /// config reading PostgreSQL with its own translation.
 async fn load_state(client: &mut StateClient) -> anyhow::Result<(FullState, Origin)> {
-    let mut parts = client
-        .stream_state(StreamStateRequest {})
-        .await?
-        .into_inner();
-    let first = parts
-        .message()
+    let mut parts = within(
+        "the state request",
+        client.stream_state(StreamStateRequest {}),
+    )
+    .await?
+    .into_inner();
+    let first = within("the first state part", parts.message())
         .await?
         .ok_or_else(|| anyhow::anyhow!("config sent no state"))?;
     let mut full = FullState::new(first.revision);
@@ -88,7 +107,8 @@ async fn load_state(client: &mut StateClient) -> anyhow::Result<(FullState, Orig
             full.add(&part.resources);
             full
         });
-        let (translated, following) = tokio::join!(translating, parts.message());
+        let (translated, following) =
+            tokio::join!(translating, within("the next state part", parts.message()));
         full = translated?;
         next = following?;
     }
@@ -135,13 +155,13 @@ async fn follow(
                     anyhow::bail!("the database's epoch changed ({} → {}): re-syncing in full", origin.epoch, event.origin.epoch);
                 }
                 let mut change = ChangeEvent::decode(event.payload.as_slice())?;
-                crate::secret_material::fill(client, &mut change).await?;
+                within("secret material", crate::secret_material::fill(client, &mut change)).await?;
                 if store.apply(&change)? {
                     metrics::gauge!("xds_revision").set(store.revision() as f64);
                 }
             }
             _ = check.tick() => {
-                let answer = client.get_revision(GetRevisionRequest {}).await?.into_inner();
+                let answer = within("its revision", client.get_revision(GetRevisionRequest {})).await?.into_inner();
                 if answer.installation_id != origin.installation || answer.epoch != origin.epoch {
                     anyhow::bail!("config now serves another database (installation {}, epoch {})", answer.installation_id, answer.epoch);
                 }
