@@ -32,18 +32,42 @@ async fn delete_stream(prefix: &str) {
     }
 }
 
+/// A fresh organization's default team in `db`.
+async fn relay_team(db: &TestDb) -> String {
+    identity::create_organization(&db.ctx, &admin(), "relay", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .default_team
+        .unwrap_or_default()
+        .name
+}
+
+/// The next `count` events with their decoded changes, failing after 5 s without one.
+async fn receive(
+    events: &mut flowplane_runtime::bus::EventStream,
+    count: usize,
+) -> Vec<(flowplane_runtime::bus::Event, ChangeEvent)> {
+    let mut received = Vec::new();
+    while received.len() < count {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap_or_else(|_| panic!("only received {} events", received.len()))
+            .unwrap_or_else(|| panic!("stream ended"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let change =
+            ChangeEvent::decode(event.payload.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        received.push((event, change));
+    }
+    received
+}
+
 #[tokio::test]
 async fn publishes_each_revision_once_in_order_and_resumes_after_a_crash() {
     let db = TestDb::new().await;
     let prefix = unique("fprelay");
     let bus = nats_bus(&prefix).await;
     let mut events = bus.subscribe().await.unwrap_or_else(|e| panic!("{e}"));
-    let team = identity::create_organization(&db.ctx, &admin(), "relay", "")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .default_team
-        .unwrap_or_default()
-        .name;
+    let team = relay_team(&db).await;
     for i in 0..3 {
         resources::create(
             &db.ctx,
@@ -74,18 +98,14 @@ async fn publishes_each_revision_once_in_order_and_resumes_after_a_crash() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(relay::publish_pending(&db.ctx, &bus).await.ok(), Some(1));
 
-    let mut received = Vec::new();
-    while received.len() < 4 {
-        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
-            .await
-            .unwrap_or_else(|_| panic!("only received {received:?}"))
-            .unwrap_or_else(|| panic!("stream ended"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let change =
-            ChangeEvent::decode(event.payload.as_slice()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(change.revision, event.revision);
-        received.push((change.revision, change.name, change.op));
-    }
+    let received: Vec<_> = receive(&mut events, 4)
+        .await
+        .into_iter()
+        .map(|(event, change)| {
+            assert_eq!(change.revision, event.revision);
+            (change.revision, change.name, change.op)
+        })
+        .collect();
     assert_eq!(
         received,
         vec![
@@ -118,12 +138,7 @@ async fn a_second_database_on_the_same_stream_loses_no_event() {
     let mut installations = Vec::new();
     for round in 0..2 {
         let db = TestDb::new().await;
-        let team = identity::create_organization(&db.ctx, &admin(), "relay", "")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .default_team
-            .unwrap_or_default()
-            .name;
+        let team = relay_team(&db).await;
         for i in 0..2 {
             resources::create(
                 &db.ctx,
@@ -144,17 +159,11 @@ async fn a_second_database_on_the_same_stream_loses_no_event() {
         db.drop_db().await;
     }
     assert_ne!(installations[0], installations[1]);
-    let mut received = Vec::new();
-    while received.len() < 4 {
-        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
-            .await
-            .unwrap_or_else(|_| panic!("only received {received:?}"))
-            .unwrap_or_else(|| panic!("stream ended"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let change =
-            ChangeEvent::decode(event.payload.as_slice()).unwrap_or_else(|e| panic!("{e}"));
-        received.push((event.origin.installation, event.revision, change.name));
-    }
+    let received: Vec<_> = receive(&mut events, 4)
+        .await
+        .into_iter()
+        .map(|(event, change)| (event.origin.installation, event.revision, change.name))
+        .collect();
     assert_eq!(
         received,
         vec![
