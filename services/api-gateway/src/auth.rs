@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
-use flowplane_proto::common::v1::Principal;
+use flowplane_proto::common::v1::{Principal, SignedPrincipal};
 use flowplane_proto::identity::v1::AuthenticateRequest;
 use flowplane_runtime::bus::AuthNotices;
 use futures::StreamExt;
@@ -63,6 +63,8 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub principal: Principal,
+    /// What config signed, passed back to it on every call for this caller.
+    pub signed_principal: SignedPrincipal,
     /// SHA-256 of the session's CSRF token; `None` for tokens, which need no CSRF check.
     pub csrf_sha256: Option<[u8; 32]>,
 }
@@ -194,9 +196,12 @@ impl Authenticator {
                 return Err(problem);
             }
         };
-        let principal = answer.principal.ok_or_else(|| {
-            Problem::internal("config authenticated a credential without a principal")
-        })?;
+        let (Some(principal), Some(signed_principal)) = (answer.principal, answer.signed_principal)
+        else {
+            return Err(Problem::internal(
+                "config authenticated a credential without a signed principal",
+            ));
+        };
         let csrf_sha256 = match answer.csrf_token_sha256.as_str() {
             "" => None,
             hex_digest => Some(
@@ -208,6 +213,7 @@ impl Authenticator {
         };
         let authenticated = Authenticated {
             principal,
+            signed_principal,
             csrf_sha256,
         };
         let ttl = Duration::from_secs(u64::from(answer.cache_seconds)).min(MAX_CACHE_TTL);
@@ -354,6 +360,7 @@ mod tests {
                 email: "a@example.com".into(),
                 session_id: String::new(),
             },
+            signed_principal: SignedPrincipal::default(),
             csrf_sha256: None,
         }
     }
@@ -364,6 +371,7 @@ mod tests {
                 session_id: session_id.into(),
                 ..principal("").principal
             },
+            signed_principal: SignedPrincipal::default(),
             csrf_sha256: Some(Sha256::digest(csrf.as_bytes()).into()),
         }
     }

@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::Method;
 use axum::http::request::Parts;
 use flowplane_domain::ErrorCode;
-use flowplane_proto::common::v1::{Principal, RequestContext};
+use flowplane_proto::common::v1::{RequestContext, SignedPrincipal};
 
 use crate::problem::Problem;
 use crate::request_id::RequestId;
@@ -72,14 +72,15 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// attaches them to a request without the caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub principal: Principal,
+    /// The principal as config signed it, which is all config acts on.
+    pub signed_principal: SignedPrincipal,
     pub meta: RequestMeta,
 }
 
 impl Caller {
     pub fn context(&self) -> RequestContext {
         RequestContext {
-            principal: Some(self.principal.clone()),
+            signed_principal: Some(self.signed_principal.clone()),
             request_id: self.meta.request_id.clone(),
             client_address: self.meta.client_address.clone(),
         }
@@ -109,8 +110,10 @@ impl FromRequestParts<AppState> for Caller {
                 ));
             }
         }
-        let principal = authenticated.principal;
-        tracing::Span::current().record("user_id", principal.user_id.as_str());
-        Ok(Self { principal, meta })
+        tracing::Span::current().record("user_id", authenticated.principal.user_id.as_str());
+        Ok(Self {
+            signed_principal: authenticated.signed_principal,
+            meta,
+        })
     }
 }

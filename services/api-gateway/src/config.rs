@@ -10,9 +10,10 @@ pub struct ApiGatewayConfig {
     pub api_addr: SocketAddr,
     /// `FLOWPLANE_CONFIG_URL`: the config service's internal gRPC endpoint.
     pub config_url: String,
-    /// `FLOWPLANE_SERVICE_TOKEN`: the shared internal credential. Required, but checked when
-    /// the gateway starts rather than here, so `flowplane up` can supply one of its own.
-    pub service_token: String,
+    /// `FLOWPLANE_SERVICE_CREDENTIAL`: the gateway's own credential on calls to config
+    /// (`flowplane service-credential api-gateway`). Required, but checked when the gateway
+    /// starts rather than here, so `flowplane up` can supply one of its own.
+    pub service_credential: String,
     /// `FLOWPLANE_XDS_PUBLIC_HOST`: the xds-server address Envoy bootstraps point at.
     pub xds_public_host: String,
     /// `FLOWPLANE_XDS_PUBLIC_PORT`
@@ -113,7 +114,7 @@ impl ApiGatewayConfig {
         Ok(Self {
             api_addr: env::parsed("FLOWPLANE_API_ADDR", DEFAULT_API_ADDR)?,
             config_url: env::string("FLOWPLANE_CONFIG_URL", DEFAULT_CONFIG_URL),
-            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            service_credential: env::string("FLOWPLANE_SERVICE_CREDENTIAL", ""),
             xds_public_host: env::string("FLOWPLANE_XDS_PUBLIC_HOST", DEFAULT_XDS_PUBLIC_HOST),
             xds_public_port: env::parsed("FLOWPLANE_XDS_PUBLIC_PORT", DEFAULT_XDS_PUBLIC_PORT)?,
             xds_public_ca_file: env::optional("FLOWPLANE_XDS_PUBLIC_CA_FILE"),
@@ -159,7 +160,7 @@ impl std::fmt::Debug for ApiGatewayConfig {
         f.debug_struct("ApiGatewayConfig")
             .field("api_addr", &self.api_addr)
             .field("config_url", &self.config_url)
-            .field("service_token", &"<redacted>")
+            .field("service_credential", &"<redacted>")
             .field("xds_public_host", &self.xds_public_host)
             .field("xds_public_port", &self.xds_public_port)
             .field("xds_public_ca_file", &self.xds_public_ca_file)
@@ -187,11 +188,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_output_never_shows_the_service_token() {
+    fn debug_output_never_shows_the_service_credential() {
         let config = ApiGatewayConfig {
             api_addr: DEFAULT_API_ADDR,
             config_url: DEFAULT_CONFIG_URL.into(),
-            service_token: "super-secret-service-token".into(),
+            service_credential: "super-secret-service-credential".into(),
             xds_public_host: DEFAULT_XDS_PUBLIC_HOST.into(),
             xds_public_port: DEFAULT_XDS_PUBLIC_PORT,
             xds_public_ca_file: None,

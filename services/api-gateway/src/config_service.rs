@@ -10,7 +10,7 @@ use flowplane_proto::learning::v1::learning_results_service_client::LearningResu
 use flowplane_proto::reports::v1::report_service_client::ReportServiceClient;
 use flowplane_proto::resources::v1::api_definition_service_client::ApiDefinitionServiceClient;
 use flowplane_proto::resources::v1::resource_service_client::ResourceServiceClient;
-use flowplane_runtime::credential::{ClientCredential, ServiceCredential};
+use flowplane_runtime::credential::{ClientCredential, Service, ServiceCredential};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
@@ -36,8 +36,8 @@ pub struct ConfigService {
 }
 
 impl ConfigService {
-    pub fn connect_lazy(url: &str, service_token: &str) -> anyhow::Result<Self> {
-        let credential = ServiceCredential::new(service_token)?;
+    pub fn connect_lazy(url: &str, service_credential: &str) -> anyhow::Result<Self> {
+        let credential = ServiceCredential::new(Service::ApiGateway, service_credential)?;
         let endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| anyhow::anyhow!("FLOWPLANE_CONFIG_URL={url:?} is not a valid URL: {e}"))?
             .connect_timeout(CONNECT_TIMEOUT)

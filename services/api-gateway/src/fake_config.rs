@@ -18,11 +18,48 @@ use flowplane_proto::resources::v1 as res;
 use flowplane_proto::resources::v1::resource_service_server::{
     ResourceService, ResourceServiceServer,
 };
-use flowplane_runtime::credential::ServiceCredential;
+use flowplane_runtime::credential::{Service, ServiceSecret};
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
-pub const SERVICE_TOKEN: &str = "test-service-token-0123456789";
+/// The service secret the fake derives credentials and dataplane tokens from, as config does.
+pub const SERVICE_SECRET: &str = "test-service-secret-0123456789";
+
+fn secret() -> ServiceSecret {
+    ServiceSecret::new(SERVICE_SECRET).unwrap_or_else(|e| unreachable!("secret: {e}"))
+}
+
+/// The gateway's credential under [`SERVICE_SECRET`].
+pub fn gateway_credential() -> String {
+    secret().credential(Service::ApiGateway)
+}
+
+/// Refuses calls that do not carry the gateway's credential, as config does.
+fn only_the_gateway(request: Request<()>) -> Result<Request<()>, Status> {
+    let presented = request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match secret().authenticate(presented) {
+        Some(Service::ApiGateway) => Ok(request),
+        _ => Err(Status::unauthenticated(
+            "missing or invalid service credential",
+        )),
+    }
+}
+
+/// The principal "signed" as config would; the fake's MAC is empty (nothing checks it here).
+fn signed(principal: &common::Principal) -> Option<common::SignedPrincipal> {
+    Some(common::SignedPrincipal {
+        claims: common::AssertedPrincipal {
+            principal: Some(principal.clone()),
+            expires_at_unix_ms: i64::MAX,
+        }
+        .encode_to_vec(),
+        mac: Vec::new(),
+    })
+}
 pub const SETUP_TOKEN: &str = "setup-secret";
 /// A session credential the fake accepts, and its CSRF token.
 pub const SESSION: &str = "fp_session_s1.ok";
@@ -82,17 +119,15 @@ impl FakeConfig {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| unreachable!("local addr: {e}"));
-        let credential = ServiceCredential::new(SERVICE_TOKEN)
-            .unwrap_or_else(|e| unreachable!("credential: {e}"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
             .add_service(IdentityServiceServer::with_interceptor(
                 FakeIdentity(calls.clone()),
-                credential.server(),
+                only_the_gateway,
             ))
             .add_service(ResourceServiceServer::with_interceptor(
                 FakeResources(calls.clone()),
-                credential.server(),
+                only_the_gateway,
             ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
@@ -191,14 +226,16 @@ impl IdentityService for FakeIdentity {
         let r = request.into_inner();
         if r.credential == SESSION {
             use sha2::Digest;
+            let principal = common::Principal {
+                user_id: "user-session".into(),
+                scopes: vec!["admin:all".into()],
+                email: "admin@example.com".into(),
+                session_id: "s1".into(),
+                ..Default::default()
+            };
             return Ok(Response::new(id::AuthenticateResponse {
-                principal: Some(common::Principal {
-                    user_id: "user-session".into(),
-                    scopes: vec!["admin:all".into()],
-                    email: "admin@example.com".into(),
-                    session_id: "s1".into(),
-                    ..Default::default()
-                }),
+                signed_principal: signed(&principal),
+                principal: Some(principal),
                 cache_seconds: self.0.cache_seconds.load(Ordering::SeqCst),
                 csrf_token_sha256: hex::encode(sha2::Sha256::digest(SESSION_CSRF.as_bytes())),
             }));
@@ -214,18 +251,22 @@ impl IdentityService for FakeIdentity {
             })
             .filter(|t| !lock(&self.0.revoked).contains(*t));
         match token_id {
-            Some(token_id) => Ok(Response::new(id::AuthenticateResponse {
-                principal: Some(common::Principal {
+            Some(token_id) => {
+                let principal = common::Principal {
                     user_id: format!("user-{token_id}"),
                     token_id: token_id.into(),
                     scopes: vec!["admin:all".into()],
                     org_id: String::new(),
                     email: "admin@example.com".into(),
                     session_id: String::new(),
-                }),
-                cache_seconds: self.0.cache_seconds.load(Ordering::SeqCst),
-                csrf_token_sha256: String::new(),
-            })),
+                };
+                Ok(Response::new(id::AuthenticateResponse {
+                    signed_principal: signed(&principal),
+                    principal: Some(principal),
+                    cache_seconds: self.0.cache_seconds.load(Ordering::SeqCst),
+                    csrf_token_sha256: String::new(),
+                }))
+            }
             None => Err(refusal(
                 Code::Unauthenticated,
                 "unauthenticated",
@@ -621,6 +662,7 @@ impl ResourceService for FakeResources {
             created_at: "2025-01-01T00:00:00Z".into(),
             updated_at: "2025-01-01T00:00:00Z".into(),
             status: vec![],
+            deployment_token: String::new(),
         };
         lock(&self.0.resources).push(resource.clone());
         Ok(Response::new(resource))
@@ -633,7 +675,11 @@ impl ResourceService for FakeResources {
         let r = request.into_inner();
         self.0.record(&r.context);
         lock(&self.0.teams).push(r.team.clone());
-        self.find(r.kind, &r.team, &r.name).map(Response::new)
+        let mut found = self.find(r.kind, &r.team, &r.name)?;
+        if r.for_deployment && r.kind == res::ResourceKind::Dataplane as i32 {
+            found.deployment_token = secret().dataplane_tokens().issue(&found.team, &found.id);
+        }
+        Ok(Response::new(found))
     }
 
     async fn list(

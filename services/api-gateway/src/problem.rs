@@ -193,7 +193,14 @@ impl Problem {
             // can do nothing about.
             None if status.code() == tonic::Code::Unauthenticated => {
                 return Self::internal(format!(
-                    "config refused the gateway's service credential (check FLOWPLANE_SERVICE_TOKEN): {}",
+                    "config refused the gateway's service credential (check FLOWPLANE_SERVICE_CREDENTIAL): {}",
+                    status.message()
+                ));
+            }
+            // Likewise a bare `PermissionDenied`: a method config does not allow the gateway.
+            None if status.code() == tonic::Code::PermissionDenied => {
+                return Self::internal(format!(
+                    "config refused the gateway this method: {}",
                     status.message()
                 ));
             }
@@ -547,13 +554,14 @@ mod tests {
             (tonic::Code::AlreadyExists, 409),
             (tonic::Code::FailedPrecondition, 412),
             (tonic::Code::Aborted, 409),
-            (tonic::Code::PermissionDenied, 403),
             (tonic::Code::Unavailable, 503),
             (tonic::Code::DeadlineExceeded, 503),
             (tonic::Code::Internal, 500),
             (tonic::Code::Unimplemented, 500),
-            // A bare Unauthenticated is config refusing our service credential, not the caller.
+            // A bare Unauthenticated or PermissionDenied is config refusing our service
+            // credential or a method, not the caller.
             (tonic::Code::Unauthenticated, 500),
+            (tonic::Code::PermissionDenied, 500),
         ];
         for (code, status) in cases {
             let problem = Problem::from_status(&status_with(code, "m", None));

@@ -144,6 +144,7 @@ mod tests {
                     updated_at: "2025-01-02T00:00:02Z".into(),
                 },
             ],
+            deployment_token: String::new(),
         }
     }
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use flowplane_runtime::bus::AuthNotices;
-use flowplane_runtime::credential::DataplaneTokens;
 use flowplane_runtime::health::Readiness;
 
 use crate::auth::Authenticator;
@@ -39,8 +38,6 @@ pub(crate) struct EnvoyBootstrapSettings {
     pub ratelimit_ca: Option<String>,
     pub learning_ca: Option<String>,
     pub admin_port: u16,
-    /// Each bootstrap carries its dataplane's token for the xDS streams.
-    pub tokens: DataplaneTokens,
 }
 
 /// The PEM of a CA file named by setting `name`, read once at start.
@@ -56,12 +53,7 @@ impl AppState {
     /// Builds the state without touching the network: the channel to config connects on first
     /// use.
     pub fn new(config: &ApiGatewayConfig) -> anyhow::Result<Self> {
-        if config.service_token.is_empty() {
-            anyhow::bail!(
-                "FLOWPLANE_SERVICE_TOKEN must be set (the credential shared by Flowplane's services)"
-            );
-        }
-        let service = ConfigService::connect_lazy(&config.config_url, &config.service_token)?;
+        let service = ConfigService::connect_lazy(&config.config_url, &config.service_credential)?;
         let login_throttle = match &config.redis_url {
             Some(url) => LoginThrottle::redis(url, &config.redis_prefix, config.login_throttle)?,
             None => LoginThrottle::local(config.login_throttle),
@@ -94,7 +86,6 @@ impl AppState {
                 learning_host: config.learning_public_host.clone(),
                 learning_port: config.learning_public_port,
                 admin_port: config.envoy_admin_port,
-                tokens: DataplaneTokens::new(&config.service_token),
             },
             readiness: Readiness::new(),
             notices: None,

@@ -17,14 +17,14 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::fake_config::{FakeConfig, SERVICE_TOKEN, SETUP_TOKEN, credential};
+use crate::fake_config::{FakeConfig, SERVICE_SECRET, SETUP_TOKEN, credential, gateway_credential};
 use crate::{ApiGatewayConfig, AppState};
 
 fn gateway_config(config_url: String) -> ApiGatewayConfig {
     ApiGatewayConfig {
         api_addr: "127.0.0.1:0".parse().unwrap(),
         config_url,
-        service_token: SERVICE_TOKEN.into(),
+        service_credential: gateway_credential(),
         xds_public_host: "xds.example.internal".into(),
         xds_public_port: 18000,
         xds_public_ca_file: None,
@@ -471,7 +471,15 @@ async fn every_call_to_config_carries_the_request_context() {
     let context = h.fake.calls.last_context().expect("a context was sent");
     assert_eq!(context.request_id, "ctx-check");
     assert_eq!(context.client_address, "192.0.2.10");
-    let principal = context.principal.expect("principal");
+    let signed = context
+        .signed_principal
+        .expect("the principal config signed");
+    let principal = <flowplane_proto::common::v1::AssertedPrincipal as prost::Message>::decode(
+        signed.claims.as_slice(),
+    )
+    .unwrap()
+    .principal
+    .expect("principal");
     assert_eq!(principal.token_id, "t7");
     assert_eq!(principal.user_id, "user-t7");
 }
@@ -888,9 +896,11 @@ async fn envoy_config_renders_the_dataplane_bootstrap() {
         "both formats carry the same bootstrap"
     );
 
-    // The dataplane's token is the one every xds-server (sharing the service secret) checks.
-    let token = flowplane_runtime::credential::DataplaneTokens::new(SERVICE_TOKEN);
-    let issued = token.issue("team-a", &id);
+    // The dataplane's token is the one config issued (and every xds-server checks).
+    let issued = flowplane_runtime::credential::ServiceSecret::new(SERVICE_SECRET)
+        .unwrap()
+        .dataplane_tokens()
+        .issue("team-a", &id);
     assert_eq!(
         flowplane_xds::bootstrap::dataplane_token(&from_yaml),
         Some(issued.as_str())
@@ -976,15 +986,18 @@ async fn an_unreachable_config_is_a_503_problem() {
 }
 
 #[test]
-fn a_missing_service_token_is_refused_at_start() {
+fn a_missing_service_credential_is_refused_at_start() {
     let mut config = gateway_config("http://127.0.0.1:1".into());
-    config.service_token = String::new();
+    config.service_credential = String::new();
     let error = AppState::new(&config).err().expect("refused");
     assert!(
-        error.to_string().contains("FLOWPLANE_SERVICE_TOKEN"),
+        error.to_string().contains("FLOWPLANE_SERVICE_CREDENTIAL"),
         "{error}"
     );
-    config.service_token = "short".into();
+    // Another service's credential is not the gateway's.
+    config.service_credential = flowplane_runtime::credential::ServiceSecret::new(SERVICE_SECRET)
+        .unwrap()
+        .credential(flowplane_runtime::credential::Service::Learning);
     assert!(AppState::new(&config).is_err());
 }
 
@@ -992,7 +1005,10 @@ fn a_missing_service_token_is_refused_at_start() {
 async fn a_wrong_service_credential_is_an_internal_error_not_the_callers_401() {
     let fake = FakeConfig::start().await;
     let mut config = gateway_config(fake.url());
-    config.service_token = "another-service-token-xyz".into();
+    config.service_credential =
+        flowplane_runtime::credential::ServiceSecret::new("another-secret-0123456789")
+            .unwrap()
+            .credential(flowplane_runtime::credential::Service::ApiGateway);
     let app = crate::router(AppState::new(&config).unwrap());
     call(&app, Method::GET, "/api/v1/bootstrap/status", None, None)
         .await

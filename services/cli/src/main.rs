@@ -58,6 +58,9 @@ enum Command {
     Get(commands::Get),
     /// Delete a resource.
     Delete(commands::Delete),
+    /// Print a service's own credential on internal gRPC, derived from
+    /// `FLOWPLANE_SERVICE_SECRET` (give it to that service as `FLOWPLANE_SERVICE_CREDENTIAL`).
+    ServiceCredential(ServiceCredentialArgs),
     /// Print a dataplane's Envoy bootstrap.
     EnvoyConfig(commands::EnvoyConfig),
     /// Organizations (platform admin).
@@ -108,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let out = cli.output;
     match cli.command {
         Command::Up => up::run().await,
+        Command::ServiceCredential(args) => print_service_credential(&args),
         Command::Bootstrap(args) => commands::bootstrap(&client, args, out).await,
         Command::Apply(args) => commands::apply(&client, args, out).await,
         Command::Get(args) => commands::get(&client, args, out).await,
@@ -126,4 +130,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Learn(cmd) => learning_commands::learn(&client, cmd, out).await,
         Command::Report(cmd) => report_commands::report(&client, cmd, out).await,
     }
+}
+
+#[derive(clap::Args)]
+struct ServiceCredentialArgs {
+    /// api-gateway, xds-server, learning or ratelimit.
+    service: String,
+}
+
+/// Prints `args.service`'s credential under the secret in `FLOWPLANE_SERVICE_SECRET`.
+fn print_service_credential(args: &ServiceCredentialArgs) -> anyhow::Result<()> {
+    use flowplane_runtime::credential::{Service, ServiceSecret};
+    let service = Service::parse(&args.service).ok_or_else(|| {
+        let names: Vec<_> = Service::ALL.iter().map(|s| s.name()).collect();
+        anyhow::anyhow!("no service '{}': one of {}", args.service, names.join(", "))
+    })?;
+    let secret = std::env::var("FLOWPLANE_SERVICE_SECRET")
+        .map_err(|_| anyhow::anyhow!("FLOWPLANE_SERVICE_SECRET is not set"))?;
+    println!("{}", ServiceSecret::new(&secret)?.credential(service));
+    Ok(())
 }

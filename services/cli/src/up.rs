@@ -8,16 +8,18 @@ use flowplane_learning::LearningConfig;
 use flowplane_mcp::McpConfig;
 use flowplane_ratelimit::RateLimitConfig;
 use flowplane_runtime::bus::Bus;
+use flowplane_runtime::credential::{Service, ServiceSecret};
 use flowplane_runtime::{env, shutdown, telemetry};
 use flowplane_xds_server::XdsServerConfig;
 
 pub async fn run() -> anyhow::Result<()> {
     telemetry::init("flowplane");
-    // One process needs no shared secret from outside; make one up unless the operator set it.
-    // It is kept across restarts: it also keys the dataplane tokens in Envoy bootstraps.
-    let service_token = match env::optional("FLOWPLANE_SERVICE_TOKEN") {
-        Some(token) => token,
-        None => kept_dev_secret("service.token", "FLOWPLANE_SERVICE_TOKEN", || {
+    // One process needs no secret from outside; make one up unless the operator set it. It is
+    // kept across restarts: it also keys the dataplane tokens in Envoy bootstraps. Each service
+    // still gets only its own credential derived from it, as in a split deployment.
+    let service_secret = match env::optional("FLOWPLANE_SERVICE_SECRET") {
+        Some(secret) => secret,
+        None => kept_dev_secret("service.token", "FLOWPLANE_SERVICE_SECRET", || {
             let mut bytes = [0u8; 24];
             getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
             Ok(hex::encode(bytes))
@@ -32,15 +34,18 @@ pub async fn run() -> anyhow::Result<()> {
             || Ok(flowplane_config::secrets_key::SecretsKey::generate_base64()?),
         )?);
     }
-    config.service_token.clone_from(&service_token);
+    let secret = ServiceSecret::new(&service_secret)
+        .map_err(|e| anyhow::anyhow!("FLOWPLANE_SERVICE_SECRET: {e}"))?;
+    config.service_secret = service_secret;
     let mut xds = XdsServerConfig::from_env()?;
-    xds.service_token.clone_from(&service_token);
+    xds.service_credential = secret.credential(Service::XdsServer);
     let mut api = ApiGatewayConfig::from_env()?;
-    api.service_token = service_token;
+    api.service_credential = secret.credential(Service::ApiGateway);
     let mut ratelimit = RateLimitConfig::from_env()?;
-    ratelimit.service_token.clone_from(&api.service_token);
+    ratelimit.service_credential = secret.credential(Service::Ratelimit);
+    ratelimit.config_url.clone_from(&api.config_url);
     let mut learning = LearningConfig::from_env()?;
-    learning.service_token.clone_from(&api.service_token);
+    learning.service_credential = secret.credential(Service::Learning);
     learning.config_url.clone_from(&api.config_url);
     let mut mcp = McpConfig::from_env()?;
     // A laptop's Envoy listens on loopback: API tools may call it there (still never on the

@@ -8,9 +8,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ServiceError;
+use crate::service_auth::Keys;
 use crate::store;
 
-/// The authenticated caller of one request, as api-gateway established it.
+/// The authenticated caller of one request: the principal config signed when it
+/// authenticated the credential, passed back by api-gateway unaltered.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub grants: Grants,
@@ -23,11 +25,20 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn from_context(context: Option<RequestContext>) -> Result<Self, ServiceError> {
+    pub fn from_context(
+        keys: &Keys,
+        context: Option<RequestContext>,
+    ) -> Result<Self, ServiceError> {
         let context = context.ok_or_else(|| ServiceError::Unauthenticated("no caller".into()))?;
-        let principal = context
-            .principal
+        let signed = context
+            .signed_principal
             .ok_or_else(|| ServiceError::Unauthenticated("no principal".into()))?;
+        let principal = keys
+            .verify_principal(&signed, chrono::Utc::now().timestamp_millis())
+            .map_err(|e| {
+                metrics::counter!("config_principals_refused_total").increment(1);
+                ServiceError::Unauthenticated(e.into())
+            })?;
         let org_id = Some(principal.org_id).filter(|s| !s.is_empty());
         Ok(Self {
             grants: Grants::parse(&principal.scopes, org_id),

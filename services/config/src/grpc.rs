@@ -12,8 +12,9 @@ use flowplane_proto::resources::v1::{
     self as resources_pb, api_definition_service_server as api_definitions_srv,
     resource_service_server as resources_srv,
 };
-use flowplane_proto::state::v1::{self as state_pb, state_service_server as state_srv};
-use flowplane_runtime::credential::ServiceCredential;
+use flowplane_proto::state::v1::{
+    self as state_pb, dataplane_service_server as dataplanes_srv, state_service_server as state_srv,
+};
 use flowplane_runtime::shutdown::Shutdown;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,47 +27,36 @@ use crate::{
     sessions, state, teams,
 };
 
-/// Serves every internal API on `addr`, each behind the service credential.
-pub async fn serve(
-    ctx: Context,
-    addr: SocketAddr,
-    credential: ServiceCredential,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let check = credential.server();
+/// Serves every internal API on `addr`, each behind the service credential and the table of
+/// which service may call which method (`service_auth`).
+pub async fn serve(ctx: Context, addr: SocketAddr, shutdown: Shutdown) -> anyhow::Result<()> {
     tonic::transport::Server::builder()
-        .add_service(resources_srv::ResourceServiceServer::with_interceptor(
-            ResourceApi(ctx.clone()),
-            check.clone(),
-        ))
-        .add_service(identity_srv::IdentityServiceServer::with_interceptor(
-            IdentityApi(ctx.clone()),
-            check.clone(),
-        ))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
+        .layer(ctx.keys.layer())
+        .add_service(resources_srv::ResourceServiceServer::new(ResourceApi(
+            ctx.clone(),
+        )))
+        .add_service(identity_srv::IdentityServiceServer::new(IdentityApi(
+            ctx.clone(),
+        )))
+        .add_service(
             // OpenAPI documents being imported can be tens of MB.
             api_definitions_srv::ApiDefinitionServiceServer::new(ApiDefinitionApi(ctx.clone()))
                 .max_decoding_message_size(API_DOCUMENT_LIMIT)
                 .max_encoding_message_size(API_DOCUMENT_LIMIT),
-            check.clone(),
-        ))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
+        )
+        .add_service(
             // The state streams in parts of a few MB, but one resource (a route config
             // generated from a large API) can be large on its own.
             state_srv::StateServiceServer::new(StateApi(ctx.clone()))
                 .max_encoding_message_size(STATE_PART_LIMIT),
-            check.clone(),
-        ))
-        .add_service(
-            learning_srv::LearningResultsServiceServer::with_interceptor(
-                LearningApi(ctx.clone()),
-                check.clone(),
-            ),
         )
-        .add_service(reports_srv::ReportServiceServer::with_interceptor(
-            ReportApi(ctx),
-            check,
+        .add_service(dataplanes_srv::DataplaneServiceServer::new(DataplaneApi(
+            ctx.clone(),
+        )))
+        .add_service(learning_srv::LearningResultsServiceServer::new(
+            LearningApi(ctx.clone()),
         ))
+        .add_service(reports_srv::ReportServiceServer::new(ReportApi(ctx)))
         .serve_with_shutdown(addr, shutdown.wait())
         .await?;
     Ok(())
@@ -85,6 +75,7 @@ pub struct IdentityApi(Context);
 pub struct StateApi(Context);
 pub struct LearningApi(Context);
 pub struct ReportApi(Context);
+pub struct DataplaneApi(Context);
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -95,7 +86,7 @@ impl resources_srv::ResourceService for ResourceApi {
         request: Request<resources_pb::CreateResourceRequest>,
     ) -> Reply<resources_pb::Resource> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let kind = kind_from_proto(r.kind)?;
         Ok(Response::new(
             resources::create(&self.0, &caller, kind, &r.team, &r.body_json).await?,
@@ -107,7 +98,7 @@ impl resources_srv::ResourceService for ResourceApi {
         request: Request<resources_pb::GetResourceRequest>,
     ) -> Reply<resources_pb::Resource> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let kind = kind_from_proto(r.kind)?;
         let read = if r.for_deployment {
             resources::get_for_deployment(&self.0, &caller, kind, &r.team, &r.name).await?
@@ -122,7 +113,7 @@ impl resources_srv::ResourceService for ResourceApi {
         request: Request<resources_pb::ListResourcesRequest>,
     ) -> Reply<resources_pb::ListResourcesResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let kind = kind_from_proto(r.kind)?;
         Ok(Response::new(
             resources::list(&self.0, &caller, kind, &r.team, r.limit, &r.cursor).await?,
@@ -134,7 +125,7 @@ impl resources_srv::ResourceService for ResourceApi {
         request: Request<resources_pb::UpdateResourceRequest>,
     ) -> Reply<resources_pb::Resource> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let kind = kind_from_proto(r.kind)?;
         let updated = resources::update(
             &self.0,
@@ -154,7 +145,7 @@ impl resources_srv::ResourceService for ResourceApi {
         request: Request<resources_pb::DeleteResourceRequest>,
     ) -> Reply<resources_pb::DeleteResourceResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let kind = kind_from_proto(r.kind)?;
         let revision =
             resources::delete(&self.0, &caller, kind, &r.team, &r.name, r.if_revision).await?;
@@ -199,7 +190,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::CreateOrganizationRequest>,
     ) -> Reply<identity_pb::CreateOrganizationResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(
             identity::create_organization(&self.0, &caller, &r.name, &r.display_name).await?,
         ))
@@ -209,7 +200,7 @@ impl identity_srv::IdentityService for IdentityApi {
         &self,
         request: Request<identity_pb::ListOrganizationsRequest>,
     ) -> Reply<identity_pb::ListOrganizationsResponse> {
-        let caller = Caller::from_context(request.into_inner().context)?;
+        let caller = Caller::from_context(&self.0.keys, request.into_inner().context)?;
         Ok(Response::new(
             identity::list_organizations(&self.0, &caller).await?,
         ))
@@ -220,7 +211,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::CreateTokenRequest>,
     ) -> Reply<identity_pb::CreateTokenResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context.clone())?;
+        let caller = Caller::from_context(&self.0.keys, r.context.clone())?;
         Ok(Response::new(
             identity::create_token(&self.0, &caller, r).await?,
         ))
@@ -231,7 +222,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::GetTokenRequest>,
     ) -> Reply<identity_pb::Token> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(
             identity::get_token(&self.0, &caller, &r.id).await?,
         ))
@@ -242,7 +233,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::ListTokensRequest>,
     ) -> Reply<identity_pb::ListTokensResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(
             identity::list_tokens(&self.0, &caller, r.limit, r.offset).await?,
         ))
@@ -253,7 +244,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::RevokeTokenRequest>,
     ) -> Reply<identity_pb::Token> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(
             identity::revoke_token(&self.0, &caller, &r.id).await?,
         ))
@@ -264,7 +255,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::UpdateTokenRequest>,
     ) -> Reply<identity_pb::Token> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context.clone())?;
+        let caller = Caller::from_context(&self.0.keys, r.context.clone())?;
         Ok(Response::new(
             identity::update_token(&self.0, &caller, r).await?,
         ))
@@ -275,7 +266,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::RotateTokenRequest>,
     ) -> Reply<identity_pb::RotateTokenResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(
             identity::rotate_token(&self.0, &caller, &r.id).await?,
         ))
@@ -286,7 +277,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::ListAuditLogsRequest>,
     ) -> Reply<identity_pb::ListAuditLogsResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context.clone())?;
+        let caller = Caller::from_context(&self.0.keys, r.context.clone())?;
         Ok(Response::new(audit_log::list(&self.0, &caller, r).await?))
     }
 
@@ -295,7 +286,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::ListTeamsRequest>,
     ) -> Reply<identity_pb::ListTeamsResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(teams::list(&self.0, &caller, &r.org).await?))
     }
 
@@ -304,7 +295,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::CreateTeamRequest>,
     ) -> Reply<identity_pb::Team> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context.clone())?;
+        let caller = Caller::from_context(&self.0.keys, r.context.clone())?;
         Ok(Response::new(teams::create(&self.0, &caller, r).await?))
     }
 
@@ -321,7 +312,7 @@ impl identity_srv::IdentityService for IdentityApi {
         &self,
         request: Request<identity_pb::LogoutRequest>,
     ) -> Reply<identity_pb::LogoutResponse> {
-        let caller = Caller::from_context(request.into_inner().context)?;
+        let caller = Caller::from_context(&self.0.keys, request.into_inner().context)?;
         Ok(Response::new(sessions::logout(&self.0, &caller).await?))
     }
 
@@ -329,7 +320,7 @@ impl identity_srv::IdentityService for IdentityApi {
         &self,
         request: Request<identity_pb::WhoAmIRequest>,
     ) -> Reply<identity_pb::WhoAmIResponse> {
-        let caller = Caller::from_context(request.into_inner().context)?;
+        let caller = Caller::from_context(&self.0.keys, request.into_inner().context)?;
         Ok(Response::new(sessions::whoami(&self.0, &caller).await?))
     }
 
@@ -338,7 +329,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::CreateInvitationRequest>,
     ) -> Reply<identity_pb::CreateInvitationResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context.clone())?;
+        let caller = Caller::from_context(&self.0.keys, r.context.clone())?;
         Ok(Response::new(
             membership::create_invitation(&self.0, &caller, r).await?,
         ))
@@ -358,7 +349,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::ListMembersRequest>,
     ) -> Reply<identity_pb::ListMembersResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(
             membership::list_members(&self.0, &caller, &r.org).await?,
         ))
@@ -369,7 +360,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::UpdateMemberRequest>,
     ) -> Reply<identity_pb::Member> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context.clone())?;
+        let caller = Caller::from_context(&self.0.keys, r.context.clone())?;
         Ok(Response::new(
             membership::update_member(&self.0, &caller, r).await?,
         ))
@@ -380,7 +371,7 @@ impl identity_srv::IdentityService for IdentityApi {
         request: Request<identity_pb::RemoveMemberRequest>,
     ) -> Reply<identity_pb::RemoveMemberResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context.clone())?;
+        let caller = Caller::from_context(&self.0.keys, r.context.clone())?;
         Ok(Response::new(
             membership::remove_member(&self.0, &caller, r).await?,
         ))
@@ -434,6 +425,27 @@ impl state_srv::StateService for StateApi {
         state::report_status(&self.0, request.into_inner()).await?;
         Ok(Response::new(state_pb::ReportStatusResponse {}))
     }
+
+    async fn get_replica_keys(
+        &self,
+        _: Request<state_pb::GetReplicaKeysRequest>,
+    ) -> Reply<state_pb::ReplicaKeys> {
+        Ok(Response::new(state_pb::ReplicaKeys {
+            dataplane_tokens: self.0.keys.dataplanes.key().to_vec(),
+            change_events: self.0.keys.events.as_bytes().to_vec(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl dataplanes_srv::DataplaneService for DataplaneApi {
+    async fn verify(
+        &self,
+        request: Request<state_pb::VerifyDataplaneRequest>,
+    ) -> Reply<state_pb::VerifyDataplaneResponse> {
+        let valid = crate::dataplane_tokens::verify(&self.0, &request.into_inner()).await?;
+        Ok(Response::new(state_pb::VerifyDataplaneResponse { valid }))
+    }
 }
 
 #[tonic::async_trait]
@@ -451,7 +463,7 @@ impl learning_srv::LearningResultsService for LearningApi {
         request: Request<learning_pb::ListLearnedRequest>,
     ) -> Reply<learning_pb::ListLearnedResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let endpoints = learning::list_learned(&self.0, &caller, &r.team, &r.session).await?;
         let endpoints_json = endpoints
             .iter()
@@ -470,7 +482,7 @@ impl reports_srv::ReportService for ReportApi {
         request: Request<reports_pb::RouteFlowsRequest>,
     ) -> Reply<reports_pb::RouteFlowsResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let flows = reports::route_flows_of(&self.0, &caller, &r.team).await?;
         Ok(Response::new(reports_pb::RouteFlowsResponse {
             flows_json: to_json_strings(&flows)?,
@@ -490,7 +502,7 @@ impl reports_srv::ReportService for ReportApi {
         request: Request<reports_pb::UsageRequest>,
     ) -> Reply<reports_pb::UsageResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let window = reports::Window::parse(&r.since, &r.until)?;
         let rows = reports::usage_of(&self.0, &caller, &r.team, &window).await?;
         Ok(Response::new(reports_pb::UsageResponse {
@@ -516,7 +528,7 @@ impl api_definitions_srv::ApiDefinitionService for ApiDefinitionApi {
         request: Request<resources_pb::ApplyApiDefinitionRequest>,
     ) -> Reply<resources_pb::ApplyApiDefinitionResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context.clone())?;
+        let caller = Caller::from_context(&self.0.keys, r.context.clone())?;
         Ok(Response::new(
             api_definitions::apply(&self.0, &caller, r).await?,
         ))
@@ -527,7 +539,7 @@ impl api_definitions_srv::ApiDefinitionService for ApiDefinitionApi {
         request: Request<resources_pb::GetApiDefinitionRequest>,
     ) -> Reply<resources_pb::ApiDefinition> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(
             api_definitions::get(&self.0, &caller, &r.team, &r.name).await?,
         ))
@@ -538,7 +550,7 @@ impl api_definitions_srv::ApiDefinitionService for ApiDefinitionApi {
         request: Request<resources_pb::ListApiDefinitionsRequest>,
     ) -> Reply<resources_pb::ListApiDefinitionsResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         Ok(Response::new(
             api_definitions::list(&self.0, &caller, &r.team, r.limit, &r.cursor).await?,
         ))
@@ -549,7 +561,7 @@ impl api_definitions_srv::ApiDefinitionService for ApiDefinitionApi {
         request: Request<resources_pb::DeleteApiDefinitionRequest>,
     ) -> Reply<resources_pb::DeleteResourceResponse> {
         let r = request.into_inner();
-        let caller = Caller::from_context(r.context)?;
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
         let revision =
             api_definitions::delete(&self.0, &caller, &r.team, &r.name, r.if_revision).await?;
         Ok(Response::new(resources_pb::DeleteResourceResponse {

@@ -20,8 +20,6 @@ use crate::store::{self, AuditEntry};
 
 pub const SETUP_PREFIX: &str = "fp_setup_";
 pub const PAT_PREFIX: &str = "fp_pat_";
-/// How long api-gateway may reuse a verified credential before asking again.
-const AUTH_CACHE_SECONDS: i64 = 30;
 
 /// On a database with no users, makes sure a setup token exists and logs it once. Each start
 /// while initialization is pending issues a fresh token (only its hash is stored, so the old
@@ -208,27 +206,62 @@ pub async fn authenticate(
     .await?;
     tx.commit().await?;
     metrics::counter!("auth_authentications_total", "status" => "success").increment(1);
-    let cache_seconds = expires_at
+    let principal = Principal {
+        user_id: user_id.to_string(),
+        token_id: id.to_string(),
+        scopes: crate::sessions::within_membership(
+            &ctx.pool,
+            user_id,
+            org_id,
+            row.try_get("scopes").map_err(sqlx_err)?,
+        )
+        .await?,
+        org_id: org_id.map(|o| o.to_string()).unwrap_or_default(),
+        email: row.try_get("email").map_err(sqlx_err)?,
+        session_id: String::new(),
+    };
+    Ok(authenticated(
+        ctx,
+        principal,
+        now,
+        expires_at,
+        String::new(),
+    ))
+}
+
+/// How long api-gateway may reuse a verified credential (token or session) before asking
+/// again. Revocation, logout and membership changes evict at once through notices; this
+/// bounds a lost notice.
+const AUTH_CACHE_SECONDS: i64 = 30;
+/// How much longer than the cache a signed principal lasts: a request authenticated from the
+/// cache at its last moment still reaches config in time.
+const PRINCIPAL_GRACE_SECONDS: i64 = 10;
+
+/// The answer to a successful authentication: the principal, signed for as long as
+/// api-gateway may cache it (never past the credential's own expiry).
+pub(crate) fn authenticated(
+    ctx: &Context,
+    principal: Principal,
+    now: DateTime<Utc>,
+    credential_expires: Option<DateTime<Utc>>,
+    csrf_token_sha256: String,
+) -> pb::AuthenticateResponse {
+    let cache_seconds = credential_expires
         .map(|e| (e - now).num_seconds().clamp(0, AUTH_CACHE_SECONDS))
         .unwrap_or(AUTH_CACHE_SECONDS);
-    Ok(pb::AuthenticateResponse {
-        principal: Some(Principal {
-            user_id: user_id.to_string(),
-            token_id: id.to_string(),
-            scopes: crate::sessions::within_membership(
-                &ctx.pool,
-                user_id,
-                org_id,
-                row.try_get("scopes").map_err(sqlx_err)?,
-            )
-            .await?,
-            org_id: org_id.map(|o| o.to_string()).unwrap_or_default(),
-            email: row.try_get("email").map_err(sqlx_err)?,
-            session_id: String::new(),
-        }),
+    let mut signed_until = now + chrono::Duration::seconds(cache_seconds + PRINCIPAL_GRACE_SECONDS);
+    if let Some(expires) = credential_expires {
+        signed_until = signed_until.min(expires);
+    }
+    pb::AuthenticateResponse {
+        signed_principal: Some(
+            ctx.keys
+                .sign_principal(principal.clone(), signed_until.timestamp_millis()),
+        ),
+        principal: Some(principal),
         cache_seconds: u32::try_from(cache_seconds).unwrap_or(0),
-        csrf_token_sha256: String::new(),
-    })
+        csrf_token_sha256,
+    }
 }
 
 pub async fn create_organization(

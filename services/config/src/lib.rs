@@ -15,11 +15,15 @@
 //! - [`secrets_key`], [`secret_material`]: secret material sealed at rest, opened only for
 //!   xds-server
 //! - [`relay`]: the outbox relay that publishes change events to the bus
+//! - [`service_auth`]: which service is calling and which methods it may call; the keys
+//!   derived from the service secret (signed principals, change events, dataplane tokens)
+//! - [`dataplane_tokens`]: the tokens Envoys present, issued and verified here
 //! - [`grpc`]: the tonic services (thin: decode, call, encode)
 
 pub mod api_definitions;
 pub mod audit_log;
 pub mod authz;
+pub mod dataplane_tokens;
 pub mod db;
 pub mod error;
 pub mod grpc;
@@ -32,6 +36,7 @@ pub mod resources;
 pub mod secret_material;
 pub mod secrets;
 pub mod secrets_key;
+pub mod service_auth;
 pub mod sessions;
 pub mod settings;
 pub mod state;
@@ -44,7 +49,7 @@ pub use settings::ConfigServiceConfig;
 use std::sync::Arc;
 
 use flowplane_runtime::bus::{AuthNotices, Bus};
-use flowplane_runtime::credential::ServiceCredential;
+use flowplane_runtime::credential::ServiceSecret;
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
 use sqlx::PgPool;
@@ -62,6 +67,9 @@ pub struct Context {
     pub identity: settings::IdentitySettings,
     /// Seals secret material at rest (`FLOWPLANE_SECRETS_KEY`).
     pub secrets_key: Arc<secrets_key::SecretsKey>,
+    /// What the service secret derives: service credentials, signed principals, change-event
+    /// MACs, dataplane tokens.
+    pub keys: Arc<service_auth::Keys>,
 }
 
 /// Runs the config service until `shutdown`: migrations, the setup token, the gRPC API, the
@@ -92,8 +100,13 @@ pub async fn run_with_notices(
              (`flowplane up` makes a development key on its own)"
         ),
     };
+    let keys =
+        service_auth::Keys::new(ServiceSecret::new(&config.service_secret).map_err(|e| {
+            anyhow::anyhow!("FLOWPLANE_SERVICE_SECRET: {e} (`flowplane up` makes its own)")
+        })?);
     let pool = db::connect(&config.database_url, config.create_database).await?;
     let ctx = Context {
+        keys: Arc::new(keys),
         pool,
         outbox_ready: Arc::new(Notify::new()),
         notices,
@@ -120,7 +133,6 @@ pub async fn run_with_notices(
         shutdown.clone(),
     ));
 
-    let credential = ServiceCredential::new(&config.service_token)?;
     let relay = tokio::spawn(relay::run(ctx.clone(), bus, shutdown.clone()));
     let http = tokio::spawn(health::serve(
         config.http_addr,
@@ -129,7 +141,7 @@ pub async fn run_with_notices(
     ));
     tracing::info!(grpc = %config.grpc_addr, http = %config.http_addr, "config service listening");
     readiness.set(true);
-    grpc::serve(ctx, config.grpc_addr, credential, shutdown).await?;
+    grpc::serve(ctx, config.grpc_addr, shutdown).await?;
     readiness.set(false);
     let _ = relay.await;
     let _ = sweep.await;

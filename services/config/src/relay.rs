@@ -84,11 +84,7 @@ pub async fn publish_pending(ctx: &Context, bus: &Bus) -> anyhow::Result<usize> 
     for row in rows {
         let revision: i64 = row.try_get("revision")?;
         let payload: Vec<u8> = row.try_get("payload")?;
-        let event = Event {
-            origin: origin.clone(),
-            revision,
-            payload,
-        };
+        let event = Event::signed(&ctx.keys.events, origin.clone(), revision, payload);
         match bus.publish(event).await {
             Ok(()) => published.push(revision),
             Err(e) => {

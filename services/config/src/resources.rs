@@ -222,7 +222,12 @@ pub async fn get_for_deployment(
     team: &str,
     name: &str,
 ) -> Result<pb::Resource, ServiceError> {
-    read(ctx, caller, kind, team, name, Action::Write).await
+    let mut resource = read(ctx, caller, kind, team, name, Action::Write).await?;
+    if kind == ResourceKind::Dataplane {
+        resource.deployment_token =
+            crate::dataplane_tokens::issue(ctx, &resource.team, &resource.id);
+    }
+    Ok(resource)
 }
 
 async fn read(
@@ -574,6 +579,7 @@ pub fn to_proto(resource: &StoredResource, status: Vec<store::StatusRow>) -> pb:
                 updated_at: s.updated_at.to_rfc3339(),
             })
             .collect(),
+        deployment_token: String::new(),
     }
 }
 

@@ -198,6 +198,7 @@ pub async fn get_secrets(
             created_at: created_at.to_rfc3339(),
             updated_at: updated_at.to_rfc3339(),
             status: Vec::new(),
+            deployment_token: String::new(),
         });
     }
     Ok(secrets)

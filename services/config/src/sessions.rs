@@ -25,9 +25,6 @@ use crate::secrets;
 use crate::store::{self, AuditEntry};
 
 pub const SESSION_PREFIX: &str = "fp_session_";
-/// How long api-gateway may reuse a verified session before asking again. Logout and
-/// membership changes evict at once through notices; this bounds a lost notice.
-const AUTH_CACHE_SECONDS: i64 = 30;
 
 fn invalid_login() -> ServiceError {
     // One message for an unknown email and a wrong password: no account oracle.
@@ -171,24 +168,24 @@ pub async fn authenticate(
     let user_id: Uuid = row.try_get("user_id")?;
     let membership = membership_of(&ctx.pool, user_id).await?;
     metrics::counter!("auth_authentications_total", "status" => "success").increment(1);
-    let cache_seconds = (expires_at - now)
-        .num_seconds()
-        .clamp(0, AUTH_CACHE_SECONDS);
-    Ok(pb::AuthenticateResponse {
-        principal: Some(Principal {
-            user_id: user_id.to_string(),
-            token_id: String::new(),
-            scopes: session_scopes(membership.as_ref()),
-            org_id: membership
-                .as_ref()
-                .map(|m| m.org_id.to_string())
-                .unwrap_or_default(),
-            email: row.try_get("email")?,
-            session_id: id.to_string(),
-        }),
-        cache_seconds: u32::try_from(cache_seconds).unwrap_or(0),
-        csrf_token_sha256: row.try_get("csrf_hash")?,
-    })
+    let principal = Principal {
+        user_id: user_id.to_string(),
+        token_id: String::new(),
+        scopes: session_scopes(membership.as_ref()),
+        org_id: membership
+            .as_ref()
+            .map(|m| m.org_id.to_string())
+            .unwrap_or_default(),
+        email: row.try_get("email")?,
+        session_id: id.to_string(),
+    };
+    Ok(crate::identity::authenticated(
+        ctx,
+        principal,
+        now,
+        Some(expires_at),
+        row.try_get("csrf_hash")?,
+    ))
 }
 
 /// The scopes a session of this membership holds; none without a membership.

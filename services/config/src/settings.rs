@@ -17,8 +17,9 @@ pub struct ConfigServiceConfig {
     pub nats_url: String,
     /// `FLOWPLANE_NATS_PREFIX`: subject and stream prefix, so deployments can share a NATS.
     pub nats_prefix: String,
-    /// `FLOWPLANE_SERVICE_TOKEN`: the shared internal credential.
-    pub service_token: String,
+    /// `FLOWPLANE_SERVICE_SECRET`: the root of every internal key; only config holds it
+    /// (services get their own credentials, `flowplane service-credential`).
+    pub service_secret: String,
     /// `FLOWPLANE_SETUP_TOKEN`: preset the first-run setup token (otherwise one is generated
     /// and logged once).
     pub setup_token: Option<String>,
@@ -79,9 +80,9 @@ impl ConfigServiceConfig {
                 "FLOWPLANE_NATS_PREFIX",
                 flowplane_runtime::bus::DEFAULT_PREFIX,
             ),
-            // Checked when the service starts (ServiceCredential::new), so `flowplane up` can
+            // Checked when the service starts (ServiceSecret::new), so `flowplane up` can
             // supply one of its own.
-            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            service_secret: env::string("FLOWPLANE_SERVICE_SECRET", ""),
             setup_token: env::optional("FLOWPLANE_SETUP_TOKEN"),
             secrets_key: env::optional("FLOWPLANE_SECRETS_KEY"),
             secrets_key_previous: env::optional("FLOWPLANE_SECRETS_KEY_PREVIOUS"),

@@ -40,11 +40,14 @@ async fn bootstrap(db: &TestDb) -> Caller {
 /// Authenticates a bearer secret and turns the principal into a caller, as api-gateway does.
 async fn login(db: &TestDb, secret: &str) -> Caller {
     let answer = try_login(db, secret).await.unwrap();
-    Caller::from_context(Some(RequestContext {
-        principal: answer.principal,
-        request_id: "req".into(),
-        client_address: "127.0.0.1".into(),
-    }))
+    Caller::from_context(
+        &db.ctx.keys,
+        Some(RequestContext {
+            signed_principal: answer.signed_principal,
+            request_id: "req".into(),
+            client_address: "127.0.0.1".into(),
+        }),
+    )
     .unwrap()
 }
 

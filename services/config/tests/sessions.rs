@@ -105,11 +105,14 @@ async fn authenticate(
 /// The caller api-gateway would build for this credential.
 async fn caller(db: &TestDb, credential: &str) -> Caller {
     let answer = authenticate(db, credential).await.unwrap();
-    Caller::from_context(Some(RequestContext {
-        principal: answer.principal,
-        request_id: "req".into(),
-        client_address: "127.0.0.1".into(),
-    }))
+    Caller::from_context(
+        &db.ctx.keys,
+        Some(RequestContext {
+            signed_principal: answer.signed_principal,
+            request_id: "req".into(),
+            client_address: "127.0.0.1".into(),
+        }),
+    )
     .unwrap()
 }
 

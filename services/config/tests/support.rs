@@ -43,6 +43,7 @@ impl TestDb {
                 notices: flowplane_runtime::bus::AuthNotices::local(),
                 identity: Default::default(),
                 secrets_key: Arc::new(test_secrets_key()),
+                keys: Arc::new(test_keys()),
             },
             name,
             base,
@@ -58,6 +59,15 @@ impl TestDb {
             let _ = sqlx::query(&drop).execute(&mut conn).await;
         }
     }
+}
+
+/// The service secret of these tests' config.
+pub const SERVICE_SECRET: &str = "config-test-service-secret-0123456789";
+
+pub fn test_keys() -> flowplane_config::service_auth::Keys {
+    flowplane_config::service_auth::Keys::new(
+        flowplane_runtime::credential::ServiceSecret::new(SERVICE_SECRET).unwrap(),
+    )
 }
 
 pub fn test_secrets_key() -> flowplane_config::secrets_key::SecretsKey {

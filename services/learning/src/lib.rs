@@ -3,7 +3,7 @@
 //!
 //! - [`settings`]: its `FLOWPLANE_*` settings
 //! - [`processor`]: the External Processor Envoys copy exchanges to (gRPC), authenticated by
-//!   dataplane token
+//!   dataplane token (config checks it; learning holds no key)
 //! - [`exchange`]: one exchange put back together from Envoy's messages
 //! - [`aggregate`]: per-session aggregates, mergeable (the shapes are
 //!   `flowplane_domain::learning`)
@@ -29,14 +29,15 @@ use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::A
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessorServer;
 use flowplane_proto::learning::v1::learning_results_service_client::LearningResultsServiceClient;
 use flowplane_proto::reports::v1::report_service_client::ReportServiceClient;
-use flowplane_runtime::credential::{DataplaneTokens, ServiceCredential};
+use flowplane_runtime::credential::{Service, ServiceCredential};
+use flowplane_runtime::dataplanes::DataplaneVerifier;
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
 use tonic::transport::Endpoint;
 
 /// Serves the External Processor until `shutdown`, flushing to config as it goes.
 pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    let credential = ServiceCredential::new(&config.service_token)?;
+    let credential = ServiceCredential::new(Service::Learning, &config.service_credential)?;
     // A bad certificate stops the start here.
     let tls = config
         .tls
@@ -51,8 +52,9 @@ pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<(
             channel.clone(),
             credential.client(),
         ),
-        reports: ReportServiceClient::with_interceptor(channel, credential.client()),
+        reports: ReportServiceClient::with_interceptor(channel.clone(), credential.client()),
     };
+    let dataplanes = Arc::new(DataplaneVerifier::new(channel, credential.client()));
     let aggregator = Arc::new(aggregate::Aggregator::default());
     let counter = Arc::new(usage::UsageCounter::default());
     let readiness = Readiness::new();
@@ -70,9 +72,8 @@ pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<(
     ));
     tracing::info!(addr = %config.grpc_addr, "learning serving Envoy's External Processor and Access Log Service");
     readiness.set(true);
-    let tokens = DataplaneTokens::new(&config.service_token);
-    let processor = processor::Processor::new(tokens.clone(), aggregator);
-    let access_logs = usage::AccessLogs::new(tokens, counter);
+    let processor = processor::Processor::new(dataplanes.clone(), aggregator);
+    let access_logs = usage::AccessLogs::new(dataplanes, counter);
     let router = tonic::transport::Server::builder()
         .add_service(ExternalProcessorServer::new(processor))
         .add_service(AccessLogServiceServer::new(access_logs));

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::ExternalProcessor;
 use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
-use flowplane_runtime::credential::{DataplaneTokens, metadata_text};
+use flowplane_runtime::credential::metadata_text;
+use flowplane_runtime::dataplanes::DataplaneVerifier;
 use flowplane_xds::bootstrap::{DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER};
 use flowplane_xds::learning::{PATH_PREFIX_HEADER, SESSION_HEADER, TEAM_HEADER};
 use tokio::sync::mpsc;
@@ -18,25 +19,28 @@ use crate::aggregate::{Aggregator, SessionKey};
 use crate::exchange::{Exchange, Progress};
 
 pub struct Processor {
-    tokens: DataplaneTokens,
+    dataplanes: Arc<DataplaneVerifier>,
     aggregator: Arc<Aggregator>,
 }
 
 impl Processor {
-    pub fn new(tokens: DataplaneTokens, aggregator: Arc<Aggregator>) -> Self {
-        Self { tokens, aggregator }
+    pub fn new(dataplanes: Arc<DataplaneVerifier>, aggregator: Arc<Aggregator>) -> Self {
+        Self {
+            dataplanes,
+            aggregator,
+        }
     }
 
     /// The session the stream is for, once the caller is proven to be a dataplane of its
     /// team; and the session's path prefix.
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<(SessionKey, String), Status> {
+    async fn authenticate(&self, metadata: &MetadataMap) -> Result<(SessionKey, String), Status> {
         let header = |name: &str| metadata_text(metadata, name).to_string();
         let team = header(TEAM_HEADER);
         let token = header(DATAPLANE_TOKEN_HEADER);
-        if token.is_empty()
-            || !self
-                .tokens
-                .verify(&team, &header(DATAPLANE_ID_HEADER), &token)
+        if !self
+            .dataplanes
+            .verify(&team, &header(DATAPLANE_ID_HEADER), &token)
+            .await?
         {
             metrics::counter!("learning_refused_total").increment(1);
             return Err(Status::unauthenticated(format!(
@@ -65,7 +69,7 @@ impl ExternalProcessor for Processor {
         &self,
         request: Request<Streaming<ProcessingRequest>>,
     ) -> Result<Response<Self::ProcessStream>, Status> {
-        let (session, prefix) = self.authenticate(request.metadata())?;
+        let (session, prefix) = self.authenticate(request.metadata()).await?;
         let mut inbound = request.into_inner();
         let aggregator = self.aggregator.clone();
         // Nothing is ever sent back (observability mode); the stream stays open until the

@@ -14,9 +14,9 @@ pub struct LearningConfig {
     pub http_addr: SocketAddr,
     /// `FLOWPLANE_CONFIG_URL`: the config service, which stores what was learned.
     pub config_url: String,
-    /// `FLOWPLANE_SERVICE_TOKEN`: authenticates calls to config and keys the dataplane
-    /// tokens Envoys present.
-    pub service_token: String,
+    /// `FLOWPLANE_SERVICE_CREDENTIAL`: learning's own credential on calls to config
+    /// (`flowplane service-credential learning`).
+    pub service_credential: String,
     /// `FLOWPLANE_LEARNING_FLUSH_MS`: how often aggregates go to config (default 1000).
     pub flush_interval: Duration,
     /// `FLOWPLANE_LEARNING_TLS_CERT_FILE` and `…_KEY_FILE`: serve TLS (optional).
@@ -38,7 +38,7 @@ impl LearningConfig {
             )?,
             config_url: env::string("FLOWPLANE_CONFIG_URL", "http://127.0.0.1:18090"),
             // Checked when the service starts, so `flowplane up` can supply one of its own.
-            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            service_credential: env::string("FLOWPLANE_SERVICE_CREDENTIAL", ""),
             flush_interval: Duration::from_millis(env::parsed(
                 "FLOWPLANE_LEARNING_FLUSH_MS",
                 1000,
@@ -54,7 +54,7 @@ impl std::fmt::Debug for LearningConfig {
             .field("grpc_addr", &self.grpc_addr)
             .field("http_addr", &self.http_addr)
             .field("config_url", &self.config_url)
-            .field("service_token", &"<redacted>")
+            .field("service_credential", &"<redacted>")
             .field("flush_interval", &self.flush_interval)
             .field("tls", &self.tls)
             .finish()

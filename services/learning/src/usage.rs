@@ -13,7 +13,8 @@ use envoy_types::pb::envoy::service::accesslog::v3::{
     StreamAccessLogsMessage, StreamAccessLogsResponse,
 };
 use flowplane_proto::reports::v1::UsageCount;
-use flowplane_runtime::credential::{DataplaneTokens, metadata_text};
+use flowplane_runtime::credential::metadata_text;
+use flowplane_runtime::dataplanes::DataplaneVerifier;
 use flowplane_xds::bootstrap::{
     DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER, NODE_TEAM_KEY, node_metadata,
 };
@@ -109,15 +110,29 @@ impl UsageCounter {
 }
 
 /// The Access Log Service face: only a dataplane's Envoy, proven by its token, may stream,
-/// and its counts go to the team its node names.
+/// and its counts go to the team its node names. The token is checked again with every
+/// message (answers are cached), so a deleted dataplane's open stream stops counting too.
 pub struct AccessLogs {
-    tokens: DataplaneTokens,
+    dataplanes: Arc<DataplaneVerifier>,
     counter: Arc<UsageCounter>,
 }
 
 impl AccessLogs {
-    pub fn new(tokens: DataplaneTokens, counter: Arc<UsageCounter>) -> Self {
-        Self { tokens, counter }
+    pub fn new(dataplanes: Arc<DataplaneVerifier>, counter: Arc<UsageCounter>) -> Self {
+        Self {
+            dataplanes,
+            counter,
+        }
+    }
+
+    async fn authenticate(&self, team: &str, dataplane: &str, token: &str) -> Result<(), Status> {
+        if self.dataplanes.verify(team, dataplane, token).await? {
+            return Ok(());
+        }
+        metrics::counter!("learning_refused_total").increment(1);
+        Err(Status::unauthenticated(format!(
+            "missing or wrong {DATAPLANE_TOKEN_HEADER} for this node; use the bootstrap from the envoy-config endpoint"
+        )))
     }
 }
 
@@ -141,15 +156,10 @@ impl AccessLogService for AccessLogs {
             .as_ref()
             .and_then(|node| node_metadata(node, NODE_TEAM_KEY))
             .unwrap_or_default();
-        if token.is_empty() || !self.tokens.verify(&team, &dataplane, &token) {
-            metrics::counter!("learning_refused_total").increment(1);
-            return Err(Status::unauthenticated(format!(
-                "missing or wrong {DATAPLANE_TOKEN_HEADER} for this node; use the bootstrap from the envoy-config endpoint"
-            )));
-        }
         let listener = identifier.log_name;
         let mut next = Some(first);
         while let Some(message) = next {
+            self.authenticate(&team, &dataplane, &token).await?;
             if let Some(LogEntries::HttpLogs(logs)) = message.log_entries {
                 for entry in &logs.log_entry {
                     self.counter.count(&team, &listener, entry);

@@ -11,9 +11,10 @@
 //! accepted, and scales out as a stateless deployment.
 //!
 //! Only dataplanes may ask, and only about their own team: every call carries the dataplane's
-//! token and id (set by the bootstrap's `flowplane_ratelimit` cluster), and the token must be
-//! that dataplane's in the team the request names as its domain. A stranger that reaches the
-//! port can neither spend a team's limits nor read its counts.
+//! token and id (set by the bootstrap's `flowplane_ratelimit` cluster), and config must vouch
+//! that the token is that live dataplane's in the team the request names as its domain
+//! (`DataplaneVerifier`; ratelimit holds no key). A stranger that reaches the port can neither
+//! spend a team's limits nor read its counts.
 
 pub mod counters;
 pub mod decide;
@@ -21,13 +22,15 @@ pub mod settings;
 
 pub use settings::RateLimitConfig;
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
     RateLimitService, RateLimitServiceServer,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
-use flowplane_runtime::credential::{DataplaneTokens, metadata_text};
+use flowplane_runtime::credential::{Service, ServiceCredential, metadata_text};
+use flowplane_runtime::dataplanes::DataplaneVerifier;
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
 use flowplane_xds::bootstrap::{DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER};
@@ -78,20 +81,23 @@ impl RateLimiter {
 /// The gRPC face: checks who is asking, then lets the limiter decide.
 pub struct RateLimitApi {
     limiter: RateLimiter,
-    tokens: DataplaneTokens,
+    dataplanes: Arc<DataplaneVerifier>,
 }
 
 impl RateLimitApi {
-    pub fn new(limiter: RateLimiter, tokens: DataplaneTokens) -> Self {
-        Self { limiter, tokens }
+    pub fn new(limiter: RateLimiter, dataplanes: Arc<DataplaneVerifier>) -> Self {
+        Self {
+            limiter,
+            dataplanes,
+        }
     }
 
     /// Whether the call comes from a dataplane of the team its request is about.
-    fn authenticate(&self, request: &Request<RateLimitRequest>) -> Result<(), Status> {
+    async fn authenticate(&self, request: &Request<RateLimitRequest>) -> Result<(), Status> {
         let header = |name: &str| metadata_text(request.metadata(), name);
         let (token, dataplane) = (header(DATAPLANE_TOKEN_HEADER), header(DATAPLANE_ID_HEADER));
         let team = &request.get_ref().domain;
-        if token.is_empty() || !self.tokens.verify(team, dataplane, token) {
+        if !self.dataplanes.verify(team, dataplane, token).await? {
             metrics::counter!("ratelimit_refused_total").increment(1);
             return Err(Status::unauthenticated(format!(
                 "missing or wrong {DATAPLANE_TOKEN_HEADER} for this domain; use the bootstrap from the envoy-config endpoint"
@@ -107,7 +113,7 @@ impl RateLimitService for RateLimitApi {
         &self,
         request: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
-        self.authenticate(&request)?;
+        self.authenticate(&request).await?;
         self.limiter
             .decide(request.get_ref())
             .await
@@ -117,11 +123,11 @@ impl RateLimitService for RateLimitApi {
 
 /// Serves Envoy's Rate Limit Service until `shutdown`.
 pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    if config.service_token.len() < 16 {
-        anyhow::bail!(
-            "FLOWPLANE_SERVICE_TOKEN must be set (at least 16 characters): it keys the dataplane tokens Envoys present"
-        );
-    }
+    let credential = ServiceCredential::new(Service::Ratelimit, &config.service_credential)?;
+    let channel = tonic::transport::Endpoint::from_shared(config.config_url.clone())?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect_lazy();
+    let dataplanes = Arc::new(DataplaneVerifier::new(channel, credential.client()));
     // A bad certificate stops the start here.
     let tls = config
         .tls
@@ -147,7 +153,7 @@ pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<
     let limiter = RateLimiter::new(counters, &config.redis_prefix);
     readiness.set(true);
     let router = tonic::transport::Server::builder().add_service(RateLimitServiceServer::new(
-        RateLimitApi::new(limiter, DataplaneTokens::new(&config.service_token)),
+        RateLimitApi::new(limiter, dataplanes),
     ));
     flowplane_runtime::tls::serve(router, config.grpc_addr, tls, shutdown.clone().wait()).await?;
     readiness.set(false);

@@ -16,9 +16,12 @@ pub struct RateLimitConfig {
     pub redis_url: Option<String>,
     /// `FLOWPLANE_REDIS_PREFIX`: key prefix, so deployments can share a Redis.
     pub redis_prefix: String,
-    /// `FLOWPLANE_SERVICE_TOKEN`: keys the dataplane tokens Envoys present (see
-    /// `DataplaneTokens`).
-    pub service_token: String,
+    /// `FLOWPLANE_CONFIG_URL`: the config service, which says whether an Envoy's token is a
+    /// live dataplane's.
+    pub config_url: String,
+    /// `FLOWPLANE_SERVICE_CREDENTIAL`: ratelimit's own credential on calls to config
+    /// (`flowplane service-credential ratelimit`).
+    pub service_credential: String,
     /// `FLOWPLANE_RATELIMIT_TLS_CERT_FILE` and `…_KEY_FILE`: serve TLS (optional).
     pub tls: Option<TlsFiles>,
 }
@@ -39,7 +42,8 @@ impl RateLimitConfig {
             redis_url: env::optional("FLOWPLANE_REDIS_URL"),
             redis_prefix: env::string("FLOWPLANE_REDIS_PREFIX", "flowplane"),
             // Checked when the service starts, so `flowplane up` can supply one of its own.
-            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            config_url: env::string("FLOWPLANE_CONFIG_URL", "http://127.0.0.1:18090"),
+            service_credential: env::string("FLOWPLANE_SERVICE_CREDENTIAL", ""),
             tls: TlsFiles::from_env("FLOWPLANE_RATELIMIT")?,
         })
     }
@@ -53,7 +57,8 @@ impl std::fmt::Debug for RateLimitConfig {
             .field("http_addr", &self.http_addr)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("redis_prefix", &self.redis_prefix)
-            .field("service_token", &"<redacted>")
+            .field("config_url", &self.config_url)
+            .field("service_credential", &"<redacted>")
             .field("tls", &self.tls)
             .finish()
     }

@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use flowplane_proto::state::v1::state_service_client::StateServiceClient;
 use flowplane_runtime::bus::Bus;
-use flowplane_runtime::credential::ServiceCredential;
+use flowplane_runtime::credential::{Service, ServiceCredential};
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
 use tonic::transport::Endpoint;
@@ -54,7 +54,7 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
         .map(flowplane_runtime::tls::TlsFiles::acceptor)
         .transpose()?;
     let readiness = Readiness::new();
-    let credential = ServiceCredential::new(&config.service_token)?;
+    let credential = ServiceCredential::new(Service::XdsServer, &config.service_credential)?;
     let channel = Endpoint::from_shared(config.config_url.clone())?
         .connect_timeout(std::time::Duration::from_secs(3))
         .connect_lazy();
@@ -69,11 +69,16 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
         shutdown.clone(),
     ));
 
+    // The keys come from config (the replica holds no secret of its own but its credential).
+    let Some(keys) = sync::replica_keys(&mut state_client.clone(), &shutdown).await else {
+        return Ok(());
+    };
     let (synced_tx, synced_rx) = tokio::sync::oneshot::channel();
     let syncer = tokio::spawn(sync::run(
         store.clone(),
         state_client.clone(),
         bus,
+        keys.events,
         config.resync_interval,
         synced_tx,
         shutdown.clone(),
@@ -87,8 +92,7 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
     readiness.set(true);
 
     let reporter = status::Reporter::spawn(state_client, shutdown.clone());
-    let tokens = flowplane_runtime::credential::DataplaneTokens::new(&config.service_token);
-    let ads = service::AdsService::new(store, reporter, tokens);
+    let ads = service::AdsService::new(store, reporter, keys.dataplanes);
     tracing::info!(addr = %config.xds_addr, "xds-server serving ADS (state of the world and delta)");
     per_core::serve(
         ads,

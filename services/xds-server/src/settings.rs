@@ -6,7 +6,7 @@ use std::time::Duration;
 use flowplane_runtime::env;
 use flowplane_runtime::tls::TlsFiles;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct XdsServerConfig {
     /// `FLOWPLANE_XDS_ADDR`: where Envoys connect (ADS).
     pub xds_addr: SocketAddr,
@@ -14,8 +14,9 @@ pub struct XdsServerConfig {
     pub http_addr: SocketAddr,
     /// `FLOWPLANE_CONFIG_URL`: the config service's internal gRPC.
     pub config_url: String,
-    /// `FLOWPLANE_SERVICE_TOKEN`
-    pub service_token: String,
+    /// `FLOWPLANE_SERVICE_CREDENTIAL`: the replica's own credential on calls to config
+    /// (`flowplane service-credential xds-server`).
+    pub service_credential: String,
     /// `FLOWPLANE_NATS_URL`
     pub nats_url: String,
     /// `FLOWPLANE_NATS_PREFIX`: subject and stream prefix, so deployments can share a NATS.
@@ -45,7 +46,7 @@ impl XdsServerConfig {
             config_url: env::string("FLOWPLANE_CONFIG_URL", "http://127.0.0.1:18090"),
             // Checked when the service starts (ServiceCredential::new), so `flowplane up` can
             // supply one of its own.
-            service_token: env::string("FLOWPLANE_SERVICE_TOKEN", ""),
+            service_credential: env::string("FLOWPLANE_SERVICE_CREDENTIAL", ""),
             nats_url: env::string("FLOWPLANE_NATS_URL", "nats://127.0.0.1:4222"),
             nats_prefix: env::string(
                 "FLOWPLANE_NATS_PREFIX",
@@ -61,5 +62,21 @@ impl XdsServerConfig {
             )?,
             tls: TlsFiles::from_env("FLOWPLANE_XDS")?,
         })
+    }
+}
+
+impl std::fmt::Debug for XdsServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdsServerConfig")
+            .field("xds_addr", &self.xds_addr)
+            .field("http_addr", &self.http_addr)
+            .field("config_url", &self.config_url)
+            .field("service_credential", &"<redacted>")
+            .field("nats_url", &"<set>")
+            .field("nats_prefix", &self.nats_prefix)
+            .field("resync_interval", &self.resync_interval)
+            .field("ads_threads", &self.ads_threads)
+            .field("tls", &self.tls)
+            .finish()
     }
 }

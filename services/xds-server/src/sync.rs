@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowplane_proto::state::v1::state_service_client::StateServiceClient;
-use flowplane_proto::state::v1::{ChangeEvent, GetRevisionRequest, StreamStateRequest};
-use flowplane_runtime::bus::{Bus, Origin};
-use flowplane_runtime::credential::ClientCredential;
+use flowplane_proto::state::v1::{
+    ChangeEvent, GetReplicaKeysRequest, GetRevisionRequest, StreamStateRequest,
+};
+use flowplane_runtime::bus::{Bus, EventKey, Origin};
+use flowplane_runtime::credential::{ClientCredential, DataplaneTokens};
 use flowplane_runtime::shutdown::Shutdown;
 use futures::StreamExt;
 use prost::Message;
@@ -38,10 +40,54 @@ where
     }
 }
 
+/// The keys a replica gets from config.
+pub struct ReplicaKeys {
+    /// Checks the tokens Envoys present.
+    pub dataplanes: DataplaneTokens,
+    /// Checks the MAC on every change event.
+    pub events: EventKey,
+}
+
+/// The replica's keys, asked of config until it answers; `None` on shutdown first.
+pub async fn replica_keys(client: &mut StateClient, shutdown: &Shutdown) -> Option<ReplicaKeys> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let asked = within(
+            "the replica keys",
+            client.get_replica_keys(GetReplicaKeysRequest {}),
+        )
+        .await
+        .and_then(|answer| {
+            let keys = answer.into_inner();
+            let dataplanes: [u8; 32] =
+                keys.dataplane_tokens.as_slice().try_into().map_err(|_| {
+                    anyhow::anyhow!(
+                        "config sent a dataplane-token key of {} bytes",
+                        keys.dataplane_tokens.len()
+                    )
+                })?;
+            Ok(ReplicaKeys {
+                dataplanes: DataplaneTokens::from_key(dataplanes),
+                events: EventKey::from_bytes(&keys.change_events)?,
+            })
+        });
+        match asked {
+            Ok(keys) => return Some(keys),
+            Err(e) => tracing::info!(error = %e, "waiting for config to hand out the replica keys"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.clone().wait() => return None,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 pub async fn run(
     store: Arc<Store>,
     mut client: StateClient,
     bus: Bus,
+    key: EventKey,
     check_every: Duration,
     synced: oneshot::Sender<()>,
     shutdown: Shutdown,
@@ -53,6 +99,7 @@ pub async fn run(
             &store,
             &mut client,
             &bus,
+            &key,
             check_every,
             &mut synced,
             &shutdown,
@@ -120,6 +167,7 @@ async fn follow(
     store: &Store,
     client: &mut StateClient,
     bus: &Bus,
+    key: &EventKey,
     check_every: Duration,
     synced: &mut Option<oneshot::Sender<()>>,
     shutdown: &Shutdown,
@@ -149,6 +197,12 @@ async fn follow(
                     // Another installation on the same NATS (or an older Flowplane's event):
                     // never ours to apply.
                     metrics::counter!("xds_foreign_events_total").increment(1);
+                    continue;
+                }
+                if !key.verify(&event) {
+                    // Not signed by config: whatever published it reached NATS, not config.
+                    metrics::counter!("xds_forged_events_total").increment(1);
+                    tracing::warn!(revision = event.revision, "dropped a change event without config's MAC");
                     continue;
                 }
                 if event.origin.epoch != origin.epoch {

@@ -351,9 +351,10 @@ async fn a_reconnect_with_the_current_version_gets_no_push_and_strangers_are_ref
 async fn a_stream_must_carry_its_own_dataplanes_token() {
     let mut h = harness().await;
     let edge_of_b = support::token_for(&h.store, &node("team-b", "edge"));
-    let other_secret =
-        flowplane_runtime::credential::DataplaneTokens::new("another-secret-0123456")
-            .issue("team-a", "id-edge");
+    let other_secret = flowplane_runtime::credential::ServiceSecret::new("another-secret-0123456")
+        .unwrap()
+        .dataplane_tokens()
+        .issue("team-a", "id-edge");
     for (label, token) in [
         ("no token", String::new()),
         ("another dataplane's token", edge_of_b),

@@ -20,6 +20,7 @@ pub const DEFAULT_PREFIX: &str = "flowplane";
 const REVISION_HEADER: &str = "Flowplane-Revision";
 const INSTALLATION_HEADER: &str = "Flowplane-Installation";
 const EPOCH_HEADER: &str = "Flowplane-Epoch";
+const MAC_HEADER: &str = "Flowplane-Mac";
 
 /// The JetStream stream for a prefix (`flowplane` → `FLOWPLANE_CHANGES`).
 pub fn stream_name(prefix: &str) -> String {
@@ -41,12 +42,75 @@ pub fn subject(prefix: &str) -> String {
     format!("{prefix}.changes.v1")
 }
 
-/// One published change: whose it is, its revision and the encoded event.
+/// One published change: whose it is, its revision, the encoded event, and config's MAC over
+/// all three ([`EventKey`]).
 #[derive(Debug, Clone)]
 pub struct Event {
     pub origin: Origin,
     pub revision: i64,
     pub payload: Vec<u8>,
+    /// Hex HMAC-SHA256; empty on an event that carries none (which no replica applies).
+    pub mac: String,
+}
+
+impl Event {
+    /// An event signed with `key`.
+    pub fn signed(key: &EventKey, origin: Origin, revision: i64, payload: Vec<u8>) -> Self {
+        let mac = key.mac(&origin, revision, &payload);
+        Self {
+            origin,
+            revision,
+            payload,
+            mac,
+        }
+    }
+}
+
+/// The key change events are signed with: config signs every event it publishes, and a
+/// replica applies only events whose MAC it can check, so whatever else reaches NATS cannot
+/// put config into any team's Envoys.
+#[derive(Clone)]
+pub struct EventKey([u8; 32]);
+
+impl std::fmt::Debug for EventKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventKey(<redacted>)")
+    }
+}
+
+impl EventKey {
+    /// config's key (derived from the service secret).
+    pub fn of(secret: &crate::credential::ServiceSecret) -> Self {
+        Self(secret.derive("flowplane change events v1"))
+    }
+
+    /// The key config handed a replica.
+    pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        Ok(Self(bytes.try_into().map_err(|_| {
+            anyhow!("a change-event key is 32 bytes, not {}", bytes.len())
+        })?))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn mac(&self, origin: &Origin, revision: i64, payload: &[u8]) -> String {
+        // The message id is unambiguous (installation and epoch hold no dots), the payload
+        // follows it whole.
+        let id = origin.message_id(revision);
+        let len = (id.len() as u64).to_be_bytes();
+        hex::encode(crate::credential::hmac_sha256(
+            &self.0,
+            &[&len, id.as_bytes(), payload],
+        ))
+    }
+
+    /// Whether `event` is what config signed.
+    pub fn verify(&self, event: &Event) -> bool {
+        let expected = self.mac(&event.origin, event.revision, &event.payload);
+        crate::credential::constant_time_eq(expected.as_bytes(), event.mac.as_bytes())
+    }
 }
 
 /// The database an event comes from: its installation and the epoch of its revision sequence.
@@ -140,6 +204,7 @@ impl Bus {
                 headers.insert(REVISION_HEADER, event.revision.to_string().as_str());
                 headers.insert(INSTALLATION_HEADER, event.origin.installation.as_str());
                 headers.insert(EPOCH_HEADER, event.origin.epoch.as_str());
+                headers.insert(MAC_HEADER, event.mac.as_str());
                 let ack = nats
                     .jetstream
                     .publish_with_headers(nats.subject.clone(), headers, event.payload.into())
@@ -201,6 +266,7 @@ impl Bus {
                         },
                         revision,
                         payload: message.payload.to_vec(),
+                        mac: header(MAC_HEADER).unwrap_or_default(),
                     })
                 })))
             }

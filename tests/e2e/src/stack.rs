@@ -118,9 +118,11 @@ impl Stack {
         );
         let (ratelimit, learning) = (free_port(), free_port());
         let common = vec![
+            // Config's secret; every other service gets only its own credential derived from
+            // it (`spawn_named`).
             (
-                "FLOWPLANE_SERVICE_TOKEN".to_string(),
-                format!("e2e-service-token-{unique}"),
+                "FLOWPLANE_SERVICE_SECRET".to_string(),
+                format!("e2e-service-secret-{unique}"),
             ),
             ("FLOWPLANE_NATS_URL".to_string(), nats),
             ("FLOWPLANE_NATS_PREFIX".to_string(), nats_prefix.clone()),
@@ -373,8 +375,22 @@ impl Stack {
         let log_path = self.log_path(name);
         let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(binary(binary_name)?);
+        command.envs(common.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // As in a split deployment: the secret stays with config, each other service holds
+        // only its own credential.
+        let service = binary_name
+            .strip_prefix("flowplane-")
+            .and_then(flowplane_runtime::credential::Service::parse);
+        if binary_name != "flowplane-config" {
+            command.env_remove("FLOWPLANE_SERVICE_SECRET");
+        }
+        if let Some(service) = service {
+            command.env(
+                "FLOWPLANE_SERVICE_CREDENTIAL",
+                self.service_secret()?.credential(service),
+            );
+        }
         command
-            .envs(common.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(own.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
             // A service's fatal error is one readable line in its log, not a backtrace.
             .env("RUST_LIB_BACKTRACE", "0")
@@ -384,6 +400,17 @@ impl Stack {
         let child = command.spawn()?;
         self.children.push((name.to_string(), child));
         Ok(())
+    }
+
+    /// Config's service secret, from which every service's credential derives.
+    pub fn service_secret(&self) -> anyhow::Result<flowplane_runtime::credential::ServiceSecret> {
+        let secret = self
+            .common
+            .iter()
+            .find(|(k, _)| k == "FLOWPLANE_SERVICE_SECRET")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        flowplane_runtime::credential::ServiceSecret::new(secret)
     }
 
     /// Waits until `service` answers `url` with success. A service that exits first fails at

@@ -55,7 +55,7 @@ async fn flowplane_up_runs_everything_in_one_process() {
         .env("FLOWPLANE_MCP_ADDR", format!("127.0.0.1:{mcp}"))
         .env_remove("FLOWPLANE_API_URL")
         .env_remove("FLOWPLANE_REDIS_URL")
-        .env_remove("FLOWPLANE_SERVICE_TOKEN")
+        .env_remove("FLOWPLANE_SERVICE_SECRET")
         .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))
         .stderr(log)
         .kill_on_drop(true)
@@ -77,7 +77,7 @@ async fn flowplane_up_runs_everything_in_one_process() {
         anyhow::ensure!(log.contains("FLOWPLANE_SECRETS_KEY is unset; generated a development value"), "the log must say a development secrets key was made");
         anyhow::ensure!(dir.join("flowplane/secrets.key").is_file(), "the development key is kept");
         // Kept too, so Envoy bootstraps (their dataplane tokens) survive a restart.
-        anyhow::ensure!(log.contains("FLOWPLANE_SERVICE_TOKEN is unset; generated a development value"), "the log must say a development service token was made");
+        anyhow::ensure!(log.contains("FLOWPLANE_SERVICE_SECRET is unset; generated a development value"), "the log must say a development service secret was made");
         anyhow::ensure!(dir.join("flowplane/service.token").is_file(), "the development service token is kept");
         anyhow::ensure!(log.contains(&format!("127.0.0.1:{api}")), "the log must say where the API listens");
         anyhow::ensure!(log.contains("global rate limits are counted in this process only"), "without Redis the ratelimit service counts in-process, and says so");
@@ -132,7 +132,7 @@ async fn flowplane_up_runs_everything_in_one_process() {
             .env("FLOWPLANE_MCP_ADDR", format!("127.0.0.1:{}", free_port()))
             .env_remove("FLOWPLANE_API_URL")
             .env_remove("FLOWPLANE_REDIS_URL")
-            .env_remove("FLOWPLANE_SERVICE_TOKEN")
+            .env_remove("FLOWPLANE_SERVICE_SECRET")
             .stdout(second_out.try_clone()?)
             .stderr(second_out)
             .kill_on_drop(true)

@@ -1,13 +1,20 @@
 {{- define "flowplane.name" -}}{{ .Release.Name }}-flowplane{{- end -}}
+{{- /* Env every service shares, plus its identity: config gets the service secret, every
+other service only its own credential. Argument: (dict "root" . "service" NAME). */ -}}
 {{- define "flowplane.env" -}}
-- name: FLOWPLANE_SERVICE_TOKEN
-  valueFrom: { secretKeyRef: { name: {{ include "flowplane.name" . }}, key: service-token } }
+{{- if eq .service "config" }}
+- name: FLOWPLANE_SERVICE_SECRET
+  valueFrom: { secretKeyRef: { name: {{ include "flowplane.name" .root }}, key: service-token } }
+{{- else }}
+- name: FLOWPLANE_SERVICE_CREDENTIAL
+  valueFrom: { secretKeyRef: { name: {{ include "flowplane.name" .root }}-{{ .service }}, key: credential } }
+{{- end }}
 - name: FLOWPLANE_NATS_URL
-  value: {{ .Values.natsUrl | quote }}
+  value: {{ .root.Values.natsUrl | quote }}
 - name: FLOWPLANE_NATS_PREFIX
-  value: {{ .Values.natsPrefix | quote }}
+  value: {{ .root.Values.natsPrefix | quote }}
 - name: FLOWPLANE_CONFIG_URL
-  value: http://{{ include "flowplane.name" . }}-config:18090
+  value: http://{{ include "flowplane.name" .root }}-config:18090
 - name: FLOWPLANE_LOG_FORMAT
   value: json
 {{- end -}}

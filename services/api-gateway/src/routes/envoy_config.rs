@@ -60,12 +60,16 @@ pub(crate) fn render(
     format: Option<&str>,
 ) -> Result<Response, Problem> {
     let format = Format::parse(format)?;
-    let token = state.envoy.tokens.issue(&dataplane.team, &dataplane.id);
+    if dataplane.deployment_token.is_empty() {
+        return Err(Problem::internal(
+            "config read the dataplane for deployment without its token",
+        ));
+    }
     let config = bootstrap(&BootstrapParams {
         team: &dataplane.team,
         dataplane_name: &dataplane.name,
         dataplane_id: &dataplane.id,
-        dataplane_token: &token,
+        dataplane_token: &dataplane.deployment_token,
         xds_host: &state.envoy.xds_host,
         xds_port: state.envoy.xds_port,
         xds_ca: state.envoy.xds_ca.as_deref(),

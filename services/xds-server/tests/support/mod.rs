@@ -10,7 +10,9 @@ use flowplane_xds_server::snapshot::Store;
 const SERVICE_SECRET: &str = "test-service-secret-0123456789";
 
 pub fn tokens() -> DataplaneTokens {
-    DataplaneTokens::new(SERVICE_SECRET)
+    flowplane_runtime::credential::ServiceSecret::new(SERVICE_SECRET)
+        .unwrap()
+        .dataplane_tokens()
 }
 
 /// The token of the dataplane `node` names (by id or name) in `store`, as its bootstrap has.
