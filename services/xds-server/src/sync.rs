@@ -1,6 +1,8 @@
 //! Keeps the snapshot store current: subscribe to the bus, load the full state from config,
 //! then apply events in revision order. Any gap, bus failure, or revision lag seen by the
 //! periodic check triggers a full re-sync, so a replica never serves stale config silently.
+//! While the bus is away the replica still loads and serves, and polls config's revision at
+//! the check interval instead: a change re-syncs it, and so does the bus coming back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,7 +175,15 @@ async fn follow(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     // Subscribe before loading: every event after the loaded revision is then delivered.
-    let mut events = bus.subscribe().await?;
+    // Without the bus, load anyway and poll.
+    let mut events = match bus.subscribe().await {
+        Ok(events) => Some(events),
+        Err(e) => {
+            tracing::warn!(error = %e, "the bus is unavailable: polling config for changes");
+            metrics::counter!("xds_bus_unavailable_total").increment(1);
+            None
+        }
+    };
     let (full, origin) = load_state(client).await?;
     let loaded = full.len();
     store.install(full);
@@ -190,8 +200,14 @@ async fn follow(
     check.tick().await;
     let mut revision_at_last_check = store.revision();
     loop {
+        let next_event = async {
+            match events.as_mut() {
+                Some(events) => events.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            event = events.next() => {
+            event = next_event => {
                 let event = event.ok_or_else(|| anyhow::anyhow!("the bus closed the subscription"))??;
                 if event.origin.installation != origin.installation {
                     // Another installation on the same NATS (or an older Flowplane's event):
@@ -223,6 +239,23 @@ async fn follow(
                 // A database restored to an earlier backup: its revisions are no longer ours.
                 if remote < local {
                     anyhow::bail!("config's revision went back from {local} to {remote}: re-syncing in full");
+                }
+                if events.is_none() {
+                    // Polling: a change since the last look is loaded in full, here.
+                    if remote != local {
+                        let (full, now) = load_state(client).await?;
+                        anyhow::ensure!(now == origin, "config now serves another database");
+                        store.install(full);
+                        metrics::gauge!("xds_revision").set(store.revision() as f64);
+                        metrics::counter!("xds_polled_loads_total").increment(1);
+                        tracing::info!(revision = store.revision(), "the bus is away: loaded the state config has now");
+                    }
+                    // A short look, so polling keeps its pace while NATS stays away.
+                    let back = tokio::time::timeout(Duration::from_millis(500), bus.subscribe()).await;
+                    if matches!(back, Ok(Ok(_))) {
+                        anyhow::bail!("the bus is back: re-syncing to follow it");
+                    }
+                    continue;
                 }
                 // Behind, and no progress since the last check: events are not arriving.
                 if remote > local && local == revision_at_last_check {

@@ -179,6 +179,24 @@ impl Bus {
         })))
     }
 
+    /// A subscriber's bus: connects in the background and creates nothing, so a replica starts
+    /// (and serves) while NATS is away; [`Bus::subscribe`] fails until NATS and the stream
+    /// (config's to create) are there.
+    pub async fn nats_subscriber(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(3))
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to NATS at {url}"))?;
+        Ok(Self::Nats(Box::new(NatsBus {
+            jetstream: jetstream::new(client),
+            url: url.to_string(),
+            stream: stream_name(prefix),
+            subject: subject(prefix),
+        })))
+    }
+
     /// An in-process bus for single-process runs.
     pub fn local() -> Self {
         let (tx, _) = broadcast::channel(4096);
@@ -230,23 +248,29 @@ impl Bus {
     pub async fn subscribe(&self) -> anyhow::Result<EventStream> {
         match self {
             Self::Nats(nats) => {
-                let stream = nats
-                    .jetstream
-                    .get_stream(&nats.stream)
+                // Bounded: while NATS is away, requests would otherwise wait for it.
+                let subscribing = async {
+                    let stream = nats
+                        .jetstream
+                        .get_stream(&nats.stream)
+                        .await
+                        .map_err(|e| anyhow!("opening stream {}: {e}", nats.stream))?;
+                    let consumer = stream
+                        .create_consumer(consumer::pull::OrderedConfig {
+                            deliver_policy: consumer::DeliverPolicy::New,
+                            filter_subject: nats.subject.clone(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|e| anyhow!("creating consumer: {e}"))?;
+                    consumer
+                        .messages()
+                        .await
+                        .map_err(|e| anyhow!("subscribing: {e}"))
+                };
+                let messages = tokio::time::timeout(Duration::from_secs(5), subscribing)
                     .await
-                    .map_err(|e| anyhow!("opening stream {}: {e}", nats.stream))?;
-                let consumer = stream
-                    .create_consumer(consumer::pull::OrderedConfig {
-                        deliver_policy: consumer::DeliverPolicy::New,
-                        filter_subject: nats.subject.clone(),
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| anyhow!("creating consumer: {e}"))?;
-                let messages = consumer
-                    .messages()
-                    .await
-                    .map_err(|e| anyhow!("subscribing: {e}"))?;
+                    .map_err(|_| anyhow!("NATS at {} did not answer within 5s", nats.url))??;
                 Ok(Box::pin(messages.map(|message| {
                     let message = message.map_err(|e| anyhow!("bus: {e}"))?;
                     let header = |name: &str| {

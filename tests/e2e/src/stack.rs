@@ -230,9 +230,19 @@ impl Stack {
     /// Starts another xds-server replica on the same config and NATS; returns its xDS port
     /// and the base URL of its health and metrics endpoint. Its log is `<name>.log`.
     pub async fn add_xds_server(&mut self, name: &str) -> anyhow::Result<(u16, String)> {
+        self.add_xds_server_with(name, &[]).await
+    }
+
+    /// [`Stack::add_xds_server`] with settings of its own (overriding the stack's).
+    pub async fn add_xds_server_with(
+        &mut self,
+        name: &str,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<(u16, String)> {
         let (xds, http) = (free_port(), free_port());
         let common = self.common.clone();
-        let settings = envoy_facing("XDS", xds, http, self.tls.as_ref());
+        let mut settings = envoy_facing("XDS", xds, http, self.tls.as_ref());
+        settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         self.spawn_named(name, "flowplane-xds-server", &common, &settings)?;
         let http_url = format!("http://127.0.0.1:{http}");
         self.wait_ready(name, &format!("{http_url}/readyz")).await?;

@@ -27,6 +27,13 @@ async fn a_killed_xds_replica_leaves_envoy_serving_through_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_without_nats_serves_and_follows_changes() {
+    let mut stack = Stack::start("no-nats-replica").await.expect("stack");
+    let result = replica_without_nats(&mut stack).await;
+    finish(stack, result).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_postgres_the_api_answers_503_and_envoy_keeps_serving() {
     let postgres = Outage::forward("127.0.0.1:5432").await.expect("proxy");
     let dependencies = Dependencies {
@@ -128,6 +135,64 @@ async fn route_swaps(stack: &Stack) -> anyhow::Result<()> {
         "too little traffic to prove anything: {}",
         report.ok
     );
+    envoy.stop().await;
+    Ok(())
+}
+
+/// A replica whose NATS is unreachable from its first moment: it loads its state from config,
+/// serves Envoy, and polls config's revision at its resync interval, so a change still
+/// reaches Envoy. (Before, it subscribed first and never started.)
+async fn replica_without_nats(stack: &mut Stack) -> anyhow::Result<()> {
+    let nowhere = format!("nats://127.0.0.1:{}", free_port());
+    let (port, http) = stack
+        .add_xds_server_with(
+            "xds-without-nats",
+            &[
+                ("FLOWPLANE_NATS_URL", nowhere),
+                ("FLOWPLANE_XDS_RESYNC_SECONDS", "1".to_string()),
+            ],
+        )
+        .await?;
+    let tenant = Tenant::create(stack, "isolated").await?;
+    let (dataplane, mut bootstrap) = tenant.dataplane("edge").await?;
+    // This Envoy knows only the replica without NATS.
+    *bootstrap
+        .pointer_mut("/static_resources/clusters/0/load_assignment/endpoints/0/lb_endpoints")
+        .ok_or_else(|| anyhow::anyhow!("the bootstrap has no xDS endpoints"))? = json!([
+        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+    ]);
+    let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
+    let (url, upstreams) = route_all_traffic(&tenant, &dataplane, "before").await?;
+    tenant
+        .api
+        .expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(&tenant.cluster("after", upstreams[1].port)),
+            201,
+        )
+        .await?;
+    tenant
+        .api
+        .expect(
+            Method::PUT,
+            "/api/v1/route-configs/routes",
+            Some(&tenant.route_config("routes", "after")),
+            200,
+        )
+        .await?;
+    let (_, took) = eventually(
+        "Envoy to follow a change through the replica without NATS",
+        Duration::from_secs(10),
+        || served_by(&url, &upstreams[1].name),
+    )
+    .await?;
+    let polled = metric(&http, "xds_polled_loads_total").await.unwrap_or(0.0);
+    anyhow::ensure!(
+        polled >= 1.0,
+        "the change came some other way than polling ({polled} polled loads)"
+    );
+    eprintln!("a change reached Envoy through the replica without NATS in {took:?}");
     envoy.stop().await;
     Ok(())
 }
