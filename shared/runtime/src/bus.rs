@@ -145,52 +145,36 @@ pub struct NatsBus {
 pub type EventStream = Pin<Box<dyn Stream<Item = anyhow::Result<Event>> + Send>>;
 
 impl Bus {
-    /// Connects to NATS and makes sure the stream for `prefix` exists.
+    /// Connects to NATS and makes sure the stream for `prefix` exists (config's start).
     pub async fn nats(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let stream_name = stream_name(prefix);
-        let subject = subject(prefix);
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(3))
-            .retry_on_initial_connect()
-            .connect(url)
-            .await
-            .with_context(|| format!("connecting to NATS at {url}"))?;
-        let jetstream = jetstream::new(client);
+        let bus = Self::nats_subscriber(url, prefix).await?;
+        let Self::Nats(nats) = &bus else {
+            unreachable!("nats_subscriber makes a NATS bus")
+        };
         // A bounded retry: with retry_on_initial_connect the first requests wait for the server.
         let config = stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![subject.clone()],
+            name: nats.stream.clone(),
+            subjects: vec![nats.subject.clone()],
             max_age: Duration::from_secs(7 * 24 * 3600),
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         };
         tokio::time::timeout(
             Duration::from_secs(10),
-            jetstream.get_or_create_stream(config),
+            nats.jetstream.get_or_create_stream(config),
         )
         .await
         .map_err(|_| anyhow!("NATS at {url} did not answer within 10s"))?
-        .map_err(|e| anyhow!("creating JetStream stream {stream_name}: {e}"))?;
-        Ok(Self::Nats(Box::new(NatsBus {
-            jetstream,
-            url: url.to_string(),
-            stream: stream_name,
-            subject,
-        })))
+        .map_err(|e| anyhow!("creating JetStream stream {}: {e}", nats.stream))?;
+        Ok(bus)
     }
 
     /// A subscriber's bus: connects in the background and creates nothing, so a replica starts
     /// (and serves) while NATS is away; [`Bus::subscribe`] fails until NATS and the stream
     /// (config's to create) are there.
     pub async fn nats_subscriber(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(3))
-            .retry_on_initial_connect()
-            .connect(url)
-            .await
-            .with_context(|| format!("connecting to NATS at {url}"))?;
         Ok(Self::Nats(Box::new(NatsBus {
-            jetstream: jetstream::new(client),
+            jetstream: jetstream::new(connect(url).await?),
             url: url.to_string(),
             stream: stream_name(prefix),
             subject: subject(prefix),
@@ -310,6 +294,17 @@ impl Bus {
     }
 }
 
+/// A NATS client that keeps (re)connecting in the background: it never waits for the server,
+/// and requests made while it is away wait for it instead.
+async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(3))
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))
+}
+
 /// The subject token-invalidated notices travel on for a prefix.
 pub fn auth_subject(prefix: &str) -> String {
     format!("{prefix}.auth.v1")
@@ -355,14 +350,8 @@ impl AuthNotices {
     /// Connects to NATS without waiting for it: the client keeps retrying in the background,
     /// so a gateway starts (and serves) even while NATS is away.
     pub async fn nats(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(3))
-            .retry_on_initial_connect()
-            .connect(url)
-            .await
-            .with_context(|| format!("connecting to NATS at {url}"))?;
         Ok(Self::Nats {
-            client,
+            client: connect(url).await?,
             subject: auth_subject(prefix),
         })
     }
