@@ -175,3 +175,98 @@ async fn a_second_database_on_the_same_stream_loses_no_event() {
     );
     delete_stream(&prefix).await;
 }
+
+/// A database restored from a backup re-uses revisions it had already published, within the
+/// bus's duplicate window. The bus answers with the event it holds under that id; the relay
+/// moves the database to a new epoch and the new change is delivered (before, JetStream
+/// dropped it as a duplicate and replicas learnt of it only at their next re-sync). The change
+/// after the restore here is the very change the restore lost, a delete whose event is the
+/// same bytes: only the write's own id tells it apart. Publishing the same write again (a
+/// relay crash) still delivers it once and keeps the epoch.
+#[tokio::test]
+async fn a_database_restored_from_a_backup_loses_no_change() {
+    let db = TestDb::new().await;
+    let prefix = unique("fprelay");
+    let bus = nats_bus(&prefix).await;
+    let mut events = bus.subscribe().await.unwrap_or_else(|e| panic!("{e}"));
+    let team = relay_team(&db).await;
+    for name in ["kept", "gone"] {
+        resources::create(
+            &db.ctx,
+            &admin(),
+            ResourceKind::Cluster,
+            "",
+            &cluster_body(&team, name, 80),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The backup is taken here: "gone" still exists, and the next revision is unused.
+    let backed_up: serde_json::Value =
+        sqlx::query_scalar("SELECT to_jsonb(r) FROM resources r WHERE name = 'gone'")
+            .fetch_one(&db.ctx.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    let delete_gone = || async {
+        resources::delete(&db.ctx, &admin(), ResourceKind::Cluster, &team, "gone", 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    delete_gone().await;
+    assert_eq!(relay::publish_pending(&db.ctx, &bus).await.ok(), Some(3));
+    let before = receive(&mut events, 3).await;
+    let (lost, _) = &before[2];
+    let old_epoch = lost.origin.epoch.clone();
+
+    // Restored: the delete never happened.
+    sqlx::query("INSERT INTO resources SELECT * FROM jsonb_populate_record(NULL::resources, $1)")
+        .bind(&backed_up)
+        .execute(&db.ctx.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for statement in [
+        "DELETE FROM outbox WHERE revision >= $1",
+        "UPDATE revision_counter SET value = $1 - 1",
+    ] {
+        sqlx::query(statement)
+            .bind(lost.revision)
+            .execute(&db.ctx.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    delete_gone().await;
+    assert_eq!(relay::publish_pending(&db.ctx, &bus).await.ok(), Some(1));
+    let (event, change) = receive(&mut events, 1).await.remove(0);
+    assert_eq!(
+        (event.revision, change.name.as_str()),
+        (lost.revision, "gone")
+    );
+    assert_eq!(
+        event.payload, lost.payload,
+        "the same change, byte for byte"
+    );
+    assert_eq!(event.origin.installation, lost.origin.installation);
+    assert_ne!(event.origin.epoch, old_epoch, "a new epoch after the clash");
+    let epoch: String = sqlx::query_scalar("SELECT epoch::text FROM installation")
+        .fetch_one(&db.ctx.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(epoch, event.origin.epoch);
+
+    // The same write again is a repeat, not a clash: delivered once, the epoch kept.
+    sqlx::query("UPDATE outbox SET published_at = NULL WHERE revision = $1")
+        .bind(lost.revision)
+        .execute(&db.ctx.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(relay::publish_pending(&db.ctx, &bus).await.ok(), Some(1));
+    let extra = tokio::time::timeout(Duration::from_millis(500), events.next()).await;
+    assert!(extra.is_err(), "the repeated write was delivered twice");
+    let kept: String = sqlx::query_scalar("SELECT epoch::text FROM installation")
+        .fetch_one(&db.ctx.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kept, epoch);
+    delete_stream(&prefix).await;
+    db.drop_db().await;
+}

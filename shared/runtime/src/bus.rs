@@ -21,6 +21,7 @@ const REVISION_HEADER: &str = "Flowplane-Revision";
 const INSTALLATION_HEADER: &str = "Flowplane-Installation";
 const EPOCH_HEADER: &str = "Flowplane-Epoch";
 const MAC_HEADER: &str = "Flowplane-Mac";
+const WRITE_HEADER: &str = "Flowplane-Write";
 
 /// The JetStream stream for a prefix (`flowplane` → `FLOWPLANE_CHANGES`).
 pub fn stream_name(prefix: &str) -> String {
@@ -51,17 +52,27 @@ pub struct Event {
     pub payload: Vec<u8>,
     /// Hex HMAC-SHA256; empty on an event that carries none (which no replica applies).
     pub mac: String,
+    /// Which write this is, unique per write: a restored database's other write under a
+    /// revision it had published is told apart from the same write published again.
+    pub write: String,
 }
 
 impl Event {
-    /// An event signed with `key`.
-    pub fn signed(key: &EventKey, origin: Origin, revision: i64, payload: Vec<u8>) -> Self {
+    /// Write `write`'s event, signed with `key`.
+    pub fn signed(
+        key: &EventKey,
+        origin: Origin,
+        revision: i64,
+        payload: Vec<u8>,
+        write: String,
+    ) -> Self {
         let mac = key.mac(&origin, revision, &payload);
         Self {
             origin,
             revision,
             payload,
             mac,
+            write,
         }
     }
 }
@@ -126,6 +137,20 @@ impl Origin {
     fn message_id(&self, revision: i64) -> String {
         format!("{}.{}.{revision}", self.installation, self.epoch)
     }
+}
+
+/// What the bus did with a published revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Stored and delivered.
+    New,
+    /// The bus already held this very event (a relay publishing again after a crash between
+    /// publishing and recording it): delivered once, as it should be.
+    Repeated,
+    /// The bus already holds another event under this revision's id: the database is behind
+    /// what it published before (restored from a backup) and re-used the revision. Nothing was
+    /// delivered; the publisher must publish under a new epoch.
+    Clashed,
 }
 
 #[derive(Clone)]
@@ -194,8 +219,11 @@ impl Bus {
         }
     }
 
-    /// Publishes one revision and waits for the bus to hold it durably.
-    pub async fn publish(&self, event: Event) -> anyhow::Result<()> {
+    /// Publishes one revision and waits for the bus to hold it durably. A message id the bus
+    /// already holds is compared with what it holds: the same event again is
+    /// [`Published::Repeated`], another event under the same id is [`Published::Clashed`]
+    /// (and was not delivered).
+    pub async fn publish(&self, event: Event) -> anyhow::Result<Published> {
         match self {
             Self::Nats(nats) => {
                 let mut headers = async_nats::HeaderMap::new();
@@ -207,21 +235,53 @@ impl Bus {
                 headers.insert(INSTALLATION_HEADER, event.origin.installation.as_str());
                 headers.insert(EPOCH_HEADER, event.origin.epoch.as_str());
                 headers.insert(MAC_HEADER, event.mac.as_str());
+                headers.insert(WRITE_HEADER, event.write.as_str());
                 let ack = nats
                     .jetstream
                     .publish_with_headers(nats.subject.clone(), headers, event.payload.into())
                     .await
                     .map_err(|e| anyhow!("publishing revision {}: {e}", event.revision))?;
-                tokio::time::timeout(Duration::from_secs(5), ack)
+                let ack = tokio::time::timeout(Duration::from_secs(5), ack)
                     .await
                     .map_err(|_| anyhow!("JetStream did not acknowledge within 5s"))?
                     .map_err(|e| anyhow!("JetStream refused revision: {e}"))?;
-                Ok(())
+                if !ack.duplicate {
+                    return Ok(Published::New);
+                }
+                // The ack of a duplicate names the message held under the id: the same write
+                // (and authentic, which the MAC over id and payload shows) is a repeat.
+                let held = tokio::time::timeout(Duration::from_secs(5), async {
+                    let stream = nats.jetstream.get_stream(&nats.stream).await?;
+                    let held = stream.get_raw_message(ack.sequence).await?;
+                    anyhow::Ok(held)
+                })
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "JetStream did not return message {} within 5s",
+                        ack.sequence
+                    )
+                })?
+                .map_err(|e| {
+                    anyhow!(
+                        "reading message {} held under revision {}'s id: {e}",
+                        ack.sequence,
+                        event.revision
+                    )
+                })?;
+                let held_header = |name| held.headers.get(name).map(|v| v.as_str());
+                let same = held_header(MAC_HEADER) == Some(event.mac.as_str())
+                    && held_header(WRITE_HEADER) == Some(event.write.as_str());
+                Ok(if same {
+                    Published::Repeated
+                } else {
+                    Published::Clashed
+                })
             }
             Self::Local(tx) => {
                 // No receivers is fine: nobody is listening yet.
                 let _ = tx.send(event);
-                Ok(())
+                Ok(Published::New)
             }
         }
     }
@@ -275,6 +335,7 @@ impl Bus {
                         revision,
                         payload: message.payload.to_vec(),
                         mac: header(MAC_HEADER).unwrap_or_default(),
+                        write: header(WRITE_HEADER).unwrap_or_default(),
                     })
                 })))
             }

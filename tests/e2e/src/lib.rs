@@ -116,3 +116,22 @@ where
     }
     anyhow::bail!("timed out after {timeout:?} waiting for {what}; last observation: {last}")
 }
+
+/// The sum of a Prometheus metric's samples (all label sets) on a service's `/metrics` at
+/// `base`; 0 when it has none yet.
+pub async fn metric(base: &str, name: &str) -> Result<f64, String> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(text
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}

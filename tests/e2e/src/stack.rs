@@ -31,6 +31,8 @@ pub struct Stack {
     children: Vec<(String, Child)>,
     /// The settings every service shares, for services added after start.
     common: Vec<(String, String)>,
+    /// Config's own settings, to start it again ([`Stack::start_config`]).
+    config: Vec<(String, String)>,
     tls: Option<ServiceTls>,
 }
 
@@ -150,6 +152,21 @@ impl Stack {
                 "ZTJlLXNlY3JldHMta2V5LTMyLWJ5dGVzLWxvbmchISE=".to_string(),
             ),
         ];
+        let config = vec![
+            (
+                "FLOWPLANE_DATABASE_URL".to_string(),
+                format!("{db_base}/{database}"),
+            ),
+            ("FLOWPLANE_CREATE_DATABASE".into(), "true".into()),
+            (
+                "FLOWPLANE_CONFIG_GRPC_ADDR".into(),
+                format!("127.0.0.1:{config_grpc}"),
+            ),
+            (
+                "FLOWPLANE_CONFIG_HTTP_ADDR".into(),
+                format!("127.0.0.1:{config_http}"),
+            ),
+        ];
         let mut stack = Self {
             dir: dir.clone(),
             api_url: format!("http://127.0.0.1:{api}"),
@@ -164,31 +181,14 @@ impl Stack {
             nats_prefix,
             children: Vec::new(),
             common: common.clone(),
+            config,
             tls: tls.clone(),
         };
-        stack.spawn(
-            "flowplane-config",
-            &common,
-            &[
-                ("FLOWPLANE_DATABASE_URL", format!("{db_base}/{database}")),
-                ("FLOWPLANE_CREATE_DATABASE", "true".into()),
-                (
-                    "FLOWPLANE_SHARED_GATEWAY_PORT",
-                    stack.shared_gateway_port.to_string(),
-                ),
-                (
-                    "FLOWPLANE_CONFIG_GRPC_ADDR",
-                    format!("127.0.0.1:{config_grpc}"),
-                ),
-                (
-                    "FLOWPLANE_CONFIG_HTTP_ADDR",
-                    format!("127.0.0.1:{config_http}"),
-                ),
-            ],
-        )?;
-        stack
-            .wait_ready("flowplane-config", &format!("{}/readyz", stack.config_http))
-            .await?;
+        stack.config.push((
+            "FLOWPLANE_SHARED_GATEWAY_PORT".into(),
+            stack.shared_gateway_port.to_string(),
+        ));
+        stack.start_config().await?;
         stack.spawn(
             "flowplane-xds-server",
             &common,
@@ -344,6 +344,53 @@ impl Stack {
         Ok(url)
     }
 
+    /// Starts config (again, after [`Stack::stop_config`]) and waits until it is ready.
+    pub async fn start_config(&mut self) -> anyhow::Result<()> {
+        let (common, config) = (self.common.clone(), self.config.clone());
+        self.spawn("flowplane-config", &common, &config)?;
+        self.wait_ready("flowplane-config", &format!("{}/readyz", self.config_http))
+            .await
+    }
+
+    /// Stops config at once, closing its connections to the database (as for a restore).
+    pub async fn stop_config(&mut self) -> anyhow::Result<()> {
+        let at = self
+            .children
+            .iter()
+            .position(|(name, _)| name == "flowplane-config")
+            .ok_or_else(|| anyhow::anyhow!("config is not running"))?;
+        let (_, mut child) = self.children.remove(at);
+        child.kill().await?;
+        Ok(())
+    }
+
+    /// Runs one SQL statement as the database superuser, connected to `postgres` (to copy,
+    /// drop or create this stack's database while config is stopped).
+    pub async fn admin_sql(&self, statement: &str) -> anyhow::Result<()> {
+        let output = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+            ])
+            .arg(statement)
+            .output()
+            .await?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{statement}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
     /// Kills one service process at once (no graceful shutdown), as a crash would.
     pub async fn kill(&mut self, service: &str) -> anyhow::Result<()> {
         let (_, child) = self
@@ -383,7 +430,11 @@ impl Stack {
         own: &[(impl AsRef<str>, String)],
     ) -> anyhow::Result<()> {
         let log_path = self.log_path(name);
-        let log = std::fs::File::create(&log_path)?;
+        // Appended: a service started again keeps its earlier log.
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
         let mut command = Command::new(binary(binary_name)?);
         command.envs(common.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         // As in a split deployment: the secret stays with config, each other service holds

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use flowplane_e2e::{Dependencies, Envoy, Outage, Stack, Tenant, Upstream, eventually, free_port};
+use flowplane_e2e::{
+    Dependencies, Envoy, Outage, Stack, Tenant, Upstream, eventually, free_port, metric,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -489,24 +491,6 @@ async fn served_by(url: &str, upstream: &str) -> Result<(), String> {
     } else {
         Err(format!("{status}: {body}"))
     }
-}
-
-/// The sum of a Prometheus metric's samples (all label sets) on a service's `/metrics`.
-async fn metric(base: &str, name: &str) -> Result<f64, String> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(text
-        .lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with([' ', '{']))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
 }
 
 /// Requests sent back to back until stopped; every answer other than a 2xx is a failure.

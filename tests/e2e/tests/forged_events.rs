@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use flowplane_e2e::{Stack, Tenant, eventually};
+use flowplane_e2e::{Stack, Tenant, eventually, metric};
 use flowplane_proto::state::v1::ChangeEvent;
 use futures::StreamExt;
 use prost::Message;
@@ -23,25 +23,12 @@ async fn a_forged_change_event_is_dropped_and_counted() {
     stack.stop().await;
 }
 
-/// The value of an unlabelled metric on the replica's `/metrics`, 0 when absent.
-async fn metric(stack: &Stack, name: &str) -> anyhow::Result<f64> {
-    let text = reqwest::get(format!("{}/metrics", stack.xds_http))
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0))
-}
-
 /// Waits until metric `name` is at least `value`.
 async fn reaches(stack: &Stack, what: &str, name: &str, value: f64) -> anyhow::Result<()> {
     eventually(what, Duration::from_secs(15), || async {
-        match metric(stack, name).await {
-            Ok(v) if v >= value => Ok(()),
-            Ok(v) => Err(format!("{name} is {v}")),
-            Err(e) => Err(e.to_string()),
+        match metric(&stack.xds_http, name).await? {
+            v if v >= value => Ok(()),
+            v => Err(format!("{name} is {v}")),
         }
     })
     .await?;
@@ -130,7 +117,9 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
         1.0,
     )
     .await?;
-    let applied = metric(stack, "xds_revision").await?;
+    let applied = metric(&stack.xds_http, "xds_revision")
+        .await
+        .map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
         applied < forged_revision as f64,
         "the replica applied the forged revision {forged_revision} (now at {applied})"
