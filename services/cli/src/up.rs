@@ -63,6 +63,20 @@ pub async fn run() -> anyhow::Result<()> {
     loopback_unless_set("FLOWPLANE_LEARNING_ADDR", &mut learning.grpc_addr);
     loopback_unless_set("FLOWPLANE_MCP_ADDR", &mut mcp.addr);
     loopback_unless_set("FLOWPLANE_API_ADDR", &mut api.api_addr);
+    // Every port first, before anything starts: a second `up` on a taken port must not run
+    // half-started, nor have any of its services reach the first instance's.
+    ports_free(&[
+        ("FLOWPLANE_CONFIG_GRPC_ADDR", config.grpc_addr),
+        ("FLOWPLANE_CONFIG_HTTP_ADDR", config.http_addr),
+        ("FLOWPLANE_XDS_ADDR", xds.xds_addr),
+        ("FLOWPLANE_XDS_HTTP_ADDR", xds.http_addr),
+        ("FLOWPLANE_API_ADDR", api.api_addr),
+        ("FLOWPLANE_RATELIMIT_ADDR", ratelimit.grpc_addr),
+        ("FLOWPLANE_RATELIMIT_HTTP_ADDR", ratelimit.http_addr),
+        ("FLOWPLANE_LEARNING_ADDR", learning.grpc_addr),
+        ("FLOWPLANE_LEARNING_HTTP_ADDR", learning.http_addr),
+        ("FLOWPLANE_MCP_ADDR", mcp.addr),
+    ])?;
     let bus = choose_bus(&config.nats_url, &config.nats_prefix).await;
 
     tracing::info!("Flowplane is starting");
@@ -165,6 +179,23 @@ pub async fn run() -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Fails, naming the setting, when any address cannot be bound now (another process holds
+/// it, or two settings name the same one). The listeners close at once; the services bind
+/// their own a moment later.
+fn ports_free(addresses: &[(&str, std::net::SocketAddr)]) -> anyhow::Result<()> {
+    let mut held = Vec::with_capacity(addresses.len());
+    for (setting, addr) in addresses {
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+            anyhow::anyhow!(
+                "{setting}={addr} cannot be used: {e} (another Flowplane or another program \
+                 holds it; set {setting} to a free address)"
+            )
+        })?;
+        held.push(listener);
+    }
+    Ok(())
 }
 
 /// `up` is for a laptop: every port it listens on is loopback-only unless its setting says

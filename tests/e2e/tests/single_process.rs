@@ -110,7 +110,8 @@ async fn flowplane_up_runs_everything_in_one_process() {
         .await?;
 
         // A second `up` whose config port is taken (its own database, every other port free)
-        // says which service could not start and exits non-zero; it never runs half-started.
+        // names the setting and exits non-zero before any of its services starts (none can
+        // reach the first instance's config).
         let second_log = dir.join("second.log");
         let second_out = std::fs::File::create(&second_log)?;
         let second = Command::new(binary("flowplane")?)
@@ -142,7 +143,9 @@ async fn flowplane_up_runs_everything_in_one_process() {
             .map_err(|_| anyhow::anyhow!("a second `up` on a taken port kept running"))??;
         let said = std::fs::read_to_string(&second_log)?;
         anyhow::ensure!(
-            !status.success() && said.contains("config failed"),
+            !status.success()
+                && said.contains(&format!("FLOWPLANE_CONFIG_GRPC_ADDR=127.0.0.1:{grpc} cannot be used"))
+                && !said.contains("listening"),
             "a second `up` on a taken port: {status}; {}",
             tail(&second_log, 20)
         );
