@@ -46,6 +46,8 @@ pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<(
         .transpose()?;
     let channel = Endpoint::from_shared(config.config_url.clone())?
         .connect_timeout(std::time::Duration::from_secs(3))
+        // A hung config fails a flush (kept for the next) rather than stalling it.
+        .timeout(std::time::Duration::from_secs(30))
         .connect_lazy();
     let clients = flush::Clients {
         learning: LearningResultsServiceClient::with_interceptor(

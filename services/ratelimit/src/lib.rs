@@ -126,6 +126,7 @@ pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<
     let credential = ServiceCredential::new(Service::Ratelimit, &config.service_credential)?;
     let channel = tonic::transport::Endpoint::from_shared(config.config_url.clone())?
         .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(10))
         .connect_lazy();
     let dataplanes = Arc::new(DataplaneVerifier::new(channel, credential.client()));
     // A bad certificate stops the start here.
