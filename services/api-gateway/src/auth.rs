@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 use flowplane_proto::common::v1::{Principal, SignedPrincipal};
 use flowplane_proto::identity::v1::AuthenticateRequest;
-use flowplane_runtime::bus::AuthNotices;
+use flowplane_runtime::bus::{AuthNotices, Notice};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -118,6 +118,8 @@ pub struct Authenticator {
     /// credential arrive together (a client opening 16 connections), one pays the Argon2
     /// verification in config and the rest wait for its answer in the cache.
     in_flight: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// The installation config names in its answers; notices of another are ignored.
+    installation: Mutex<Option<String>>,
 }
 
 impl Authenticator {
@@ -126,6 +128,7 @@ impl Authenticator {
             identity,
             cache: Mutex::new(CredentialCache::new(MAX_ENTRIES)),
             in_flight: Mutex::default(),
+            installation: Mutex::default(),
         }
     }
 
@@ -216,6 +219,12 @@ impl Authenticator {
             signed_principal,
             csrf_sha256,
         };
+        if !answer.installation_id.is_empty() {
+            *self
+                .installation
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(answer.installation_id);
+        }
         let ttl = Duration::from_secs(u64::from(answer.cache_seconds)).min(MAX_CACHE_TTL);
         self.lock()
             .insert(key, authenticated.clone(), ttl, Instant::now());
@@ -227,6 +236,25 @@ impl Authenticator {
     /// a revoked token or an ended session stops working here immediately.
     pub fn evict_token(&self, token_id: &str) {
         self.lock().evict_token(token_id);
+    }
+
+    /// Acts on a notice unless it names another installation than the one this gateway's
+    /// config answers for (another installation on a shared NATS); returns whether it did.
+    /// Before any answer the cache is empty, so there is nothing a notice could evict wrongly.
+    pub fn on_notice(&self, notice: &Notice) -> bool {
+        let ours = self
+            .installation
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let (Some(theirs), Some(ours)) = (&notice.installation, &ours)
+            && theirs != ours
+        {
+            metrics::counter!("auth_foreign_notices_total").increment(1);
+            return false;
+        }
+        self.evict_token(&notice.id);
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CredentialCache> {
@@ -247,9 +275,13 @@ pub async fn listen_for_notices(
     let mut stream = notices.subscribe().await?;
     tracing::info!(notices = %notices.describe(), "listening for token-invalidated notices");
     Ok(tokio::spawn(async move {
-        while let Some(token_id) = stream.next().await {
-            tracing::debug!(token_id, "token invalidated; evicting it from the cache");
-            auth.evict_token(&token_id);
+        while let Some(notice) = stream.next().await {
+            if auth.on_notice(&notice) {
+                tracing::debug!(
+                    token_id = notice.id,
+                    "token invalidated; evicted it from the cache"
+                );
+            }
         }
     }))
 }

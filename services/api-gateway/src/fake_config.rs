@@ -64,6 +64,8 @@ pub const SETUP_TOKEN: &str = "setup-secret";
 /// A session credential the fake accepts, and its CSRF token.
 pub const SESSION: &str = "fp_session_s1.ok";
 pub const SESSION_CSRF: &str = "csrf-of-s1";
+/// The installation the fake config answers for.
+pub const INSTALLATION: &str = "fake-installation";
 
 /// A credential the fake accepts: `fp_pat_<token id>.ok`.
 pub fn credential(token_id: &str) -> String {
@@ -238,6 +240,7 @@ impl IdentityService for FakeIdentity {
                 principal: Some(principal),
                 cache_seconds: self.0.cache_seconds.load(Ordering::SeqCst),
                 csrf_token_sha256: hex::encode(sha2::Sha256::digest(SESSION_CSRF.as_bytes())),
+                installation_id: INSTALLATION.into(),
             }));
         }
         let rotated = lock(&self.0.rotated).clone();
@@ -265,6 +268,7 @@ impl IdentityService for FakeIdentity {
                     principal: Some(principal),
                     cache_seconds: self.0.cache_seconds.load(Ordering::SeqCst),
                     csrf_token_sha256: String::new(),
+                    installation_id: INSTALLATION.into(),
                 }))
             }
             None => Err(refusal(

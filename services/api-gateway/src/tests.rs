@@ -1515,7 +1515,29 @@ async fn a_token_invalidated_notice_evicts_the_token_from_the_cache() {
         .lock()
         .unwrap()
         .insert("t-elsewhere".into());
-    notices.token_invalidated("t-elsewhere").await;
+    // The same id from another installation's config (a shared NATS) is not ours to act on.
+    notices
+        .clone()
+        .from_installation("another-installation")
+        .token_invalidated("t-elsewhere")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let reply = call(&app, Method::GET, "/api/v1/tokens", Some(&victim), None).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "another installation's notice evicted it"
+    );
+    assert_eq!(
+        fake.calls.authenticate.load(Ordering::SeqCst),
+        1,
+        "still cached"
+    );
+    notices
+        .clone()
+        .from_installation(crate::fake_config::INSTALLATION)
+        .token_invalidated("t-elsewhere")
+        .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
         let reply = call(&app, Method::GET, "/api/v1/tokens", Some(&victim), None).await;

@@ -261,6 +261,7 @@ pub(crate) fn authenticated(
         principal: Some(principal),
         cache_seconds: u32::try_from(cache_seconds).unwrap_or(0),
         csrf_token_sha256,
+        installation_id: ctx.notices.installation().to_string(),
     }
 }
 

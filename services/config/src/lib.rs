@@ -105,6 +105,9 @@ pub async fn run_with_notices(
             anyhow::anyhow!("FLOWPLANE_SERVICE_SECRET: {e} (`flowplane up` makes its own)")
         })?);
     let pool = db::connect(&config.database_url, config.create_database).await?;
+    // Notices name this database's installation, so gateways of another ignore them.
+    let origin = state::origin(&mut *pool.acquire().await?).await?;
+    let notices = notices.from_installation(&origin.installation);
     let ctx = Context {
         keys: Arc::new(keys),
         pool,

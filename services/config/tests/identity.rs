@@ -111,7 +111,10 @@ async fn rotation_replaces_the_secret_audits_and_announces_the_token() {
         Err(ServiceError::Unauthenticated(_))
     ));
     assert!(try_login(&db, &rotated.token_secret).await.is_ok());
-    assert_eq!(notices.next().await.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        notices.next().await.map(|n| n.id).as_deref(),
+        Some(id.as_str())
+    );
     assert!(
         actions(&db)
             .await
@@ -120,7 +123,10 @@ async fn rotation_replaces_the_secret_audits_and_announces_the_token() {
 
     // A revoked token cannot be rotated back to life.
     identity::revoke_token(&db.ctx, &admin, &id).await.unwrap();
-    assert_eq!(notices.next().await.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        notices.next().await.map(|n| n.id).as_deref(),
+        Some(id.as_str())
+    );
     assert!(matches!(
         identity::rotate_token(&db.ctx, &admin, &id).await,
         Err(ServiceError::Conflict { .. })
@@ -182,7 +188,10 @@ async fn update_never_grants_more_than_the_caller_holds() {
     assert_eq!(updated.name, "writer");
     assert_eq!(updated.scopes, vec!["team:acme-default:clusters:write"]);
     assert!(!updated.expires_at.is_empty());
-    assert_eq!(notices.next().await.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        notices.next().await.map(|n| n.id).as_deref(),
+        Some(id.as_str())
+    );
     // The new scopes are what the next authentication sees.
     let principal = try_login(&db, &secret).await.unwrap().principal.unwrap();
     assert_eq!(principal.scopes, vec!["team:acme-default:clusters:write"]);
@@ -237,7 +246,10 @@ async fn the_sweeper_marks_expired_tokens_once_and_they_cannot_change() {
 
     assert_eq!(sweeper::sweep(&db.ctx).await.unwrap(), 1);
     assert_eq!(sweeper::sweep(&db.ctx).await.unwrap(), 0, "only once");
-    assert_eq!(notices.next().await.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        notices.next().await.map(|n| n.id).as_deref(),
+        Some(id.as_str())
+    );
     let status: String = sqlx::query_scalar("SELECT status FROM tokens WHERE id = $1::uuid")
         .bind(&id)
         .fetch_one(&db.ctx.pool)

@@ -262,7 +262,7 @@ async fn login_opens_a_session_that_logout_and_expiry_end() {
         authenticate(&db, &session.session_token).await,
         Err(ServiceError::Unauthenticated(_))
     ));
-    assert_eq!(notices.next().await.unwrap(), session.session_id);
+    assert_eq!(notices.next().await.unwrap().id, session.session_id);
     // A token is not a session.
     assert!(matches!(
         sessions::logout(&db.ctx, &admin()).await,
@@ -555,7 +555,7 @@ async fn nobody_grants_beyond_their_own_scopes() {
     assert_eq!(updated.scopes, ["routes:read"]);
     // The member's live session is evicted and picks up the new scopes.
     assert_eq!(
-        notices.next().await.unwrap(),
+        notices.next().await.unwrap().id,
         dev.session_id.unwrap().to_string()
     );
     let dev_again = session_of(&db, "dev@acme.example").await;
@@ -717,7 +717,7 @@ async fn a_members_tokens_never_hold_more_than_the_member_does_now() {
     while let Ok(Some(id)) =
         tokio::time::timeout(std::time::Duration::from_millis(500), notices.next()).await
     {
-        evicted.push(id);
+        evicted.push(id.id);
     }
     assert!(evicted.contains(&token_id), "{evicted:?}");
     assert_eq!(scopes_now().await, ["team:acme-payments:routes:read"]);

@@ -374,10 +374,18 @@ pub fn auth_subject(prefix: &str) -> String {
 /// A lightweight channel, separate from the change stream, on which config announces that a
 /// token was revoked, rotated or re-scoped, so every api-gateway replica drops it from its
 /// credential cache at once. Core NATS pub/sub, not JetStream: a lost notice only lasts until
-/// the cache entry's TTL runs out, so durability would buy nothing. The payload is the token
-/// id, never a secret.
+/// the cache entry's TTL runs out, so durability would buy nothing. A notice names the token
+/// id (never a secret) and config's installation, so a gateway ignores another installation's
+/// notices on a shared NATS (`{installation} {id}` on the wire).
 #[derive(Clone)]
-pub enum AuthNotices {
+pub struct AuthNotices {
+    channel: NoticeChannel,
+    /// The installation this side publishes as; empty for a subscriber.
+    installation: String,
+}
+
+#[derive(Clone)]
+enum NoticeChannel {
     Nats {
         client: async_nats::Client,
         subject: String,
@@ -385,7 +393,31 @@ pub enum AuthNotices {
     Local(broadcast::Sender<String>),
 }
 
-pub type NoticeStream = Pin<Box<dyn Stream<Item = String> + Send>>;
+/// One token-invalidated notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The installation whose config sent it; `None` from a config that named none.
+    pub installation: Option<String>,
+    /// The token or session id to forget.
+    pub id: String,
+}
+
+impl Notice {
+    fn parse(text: &str) -> Self {
+        match text.split_once(' ') {
+            Some((installation, id)) => Self {
+                installation: Some(installation.to_string()),
+                id: id.to_string(),
+            },
+            None => Self {
+                installation: None,
+                id: text.to_string(),
+            },
+        }
+    }
+}
+
+pub type NoticeStream = Pin<Box<dyn Stream<Item = Notice> + Send>>;
 
 impl Bus {
     /// The notice channel that goes with this bus: the same NATS connection, or (for the
@@ -397,10 +429,10 @@ impl Bus {
                     .subject
                     .strip_suffix(".changes.v1")
                     .unwrap_or(DEFAULT_PREFIX);
-                AuthNotices::Nats {
+                AuthNotices::on(NoticeChannel::Nats {
                     client: nats.jetstream.client(),
                     subject: auth_subject(prefix),
-                }
+                })
             }
             Self::Local(_) => AuthNotices::local(),
         }
@@ -408,29 +440,52 @@ impl Bus {
 }
 
 impl AuthNotices {
+    fn on(channel: NoticeChannel) -> Self {
+        Self {
+            channel,
+            installation: String::new(),
+        }
+    }
+
     /// Connects to NATS without waiting for it: the client keeps retrying in the background,
     /// so a gateway starts (and serves) even while NATS is away.
     pub async fn nats(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        Ok(Self::Nats {
+        Ok(Self::on(NoticeChannel::Nats {
             client: connect(url).await?,
             subject: auth_subject(prefix),
-        })
+        }))
     }
 
     /// An in-process channel for single-process runs.
     pub fn local() -> Self {
         let (tx, _) = broadcast::channel(1024);
-        Self::Local(tx)
+        Self::on(NoticeChannel::Local(tx))
+    }
+
+    /// The same channel, publishing as `installation` (config, once it knows its database).
+    pub fn from_installation(mut self, installation: &str) -> Self {
+        self.installation = installation.to_string();
+        self
+    }
+
+    /// The installation this side publishes as (empty until set).
+    pub fn installation(&self) -> &str {
+        &self.installation
     }
 
     /// Announces that `token_id` must no longer be served from any cache. Best effort: a
     /// failure is logged, and the cache TTL bounds how long a missed notice matters.
     pub async fn token_invalidated(&self, token_id: &str) {
-        match self {
-            Self::Nats { client, subject } => {
+        let text = if self.installation.is_empty() {
+            token_id.to_string()
+        } else {
+            format!("{} {token_id}", self.installation)
+        };
+        match &self.channel {
+            NoticeChannel::Nats { client, subject } => {
                 let sent = async {
                     client
-                        .publish(subject.clone(), token_id.to_string().into())
+                        .publish(subject.clone(), text.into())
                         .await
                         .map_err(|e| anyhow!("{e}"))?;
                     client.flush().await.map_err(|e| anyhow!("{e}"))
@@ -445,30 +500,30 @@ impl AuthNotices {
                     }
                 }
             }
-            Self::Local(tx) => {
-                let _ = tx.send(token_id.to_string());
+            NoticeChannel::Local(tx) => {
+                let _ = tx.send(text);
             }
         }
     }
 
-    /// Token ids invalidated from now on.
+    /// Notices from now on.
     pub async fn subscribe(&self) -> anyhow::Result<NoticeStream> {
-        match self {
-            Self::Nats { client, subject } => {
+        match &self.channel {
+            NoticeChannel::Nats { client, subject } => {
                 let subscriber = client
                     .subscribe(subject.clone())
                     .await
                     .map_err(|e| anyhow!("subscribing to {subject}: {e}"))?;
                 Ok(Box::pin(subscriber.map(|message| {
-                    String::from_utf8_lossy(&message.payload).into_owned()
+                    Notice::parse(&String::from_utf8_lossy(&message.payload))
                 })))
             }
-            Self::Local(tx) => {
+            NoticeChannel::Local(tx) => {
                 let rx = tx.subscribe();
                 Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
                     loop {
                         match rx.recv().await {
-                            Ok(id) => return Some((id, rx)),
+                            Ok(text) => return Some((Notice::parse(&text), rx)),
                             // A lagging receiver only loses notices; the cache TTL covers them.
                             Err(broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(broadcast::error::RecvError::Closed) => return None,
@@ -480,9 +535,9 @@ impl AuthNotices {
     }
 
     pub fn describe(&self) -> String {
-        match self {
-            Self::Nats { subject, .. } => format!("NATS subject {subject}"),
-            Self::Local(_) => "in-process notices".into(),
+        match &self.channel {
+            NoticeChannel::Nats { subject, .. } => format!("NATS subject {subject}"),
+            NoticeChannel::Local(_) => "in-process notices".into(),
         }
     }
 }

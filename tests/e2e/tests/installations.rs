@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use flowplane_e2e::{Dependencies, Envoy, Stack, Tenant, Upstream, eventually, free_port};
+use flowplane_e2e::{Dependencies, Envoy, Stack, Tenant, Upstream, eventually, free_port, metric};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_installations_on_one_nats_never_mix_or_lose_changes() {
@@ -151,5 +151,32 @@ async fn scenario(first: &Stack, second: &Stack) -> anyhow::Result<()> {
         anyhow::ensure!(served_by(a.port).await.map_err(anyhow::Error::msg)? == "a-two");
         anyhow::ensure!(served_by(b.port).await.map_err(anyhow::Error::msg)? == "b-two");
     }
+    // A token revoked in A: its notice reaches B's gateway too (one NATS), which ignores it.
+    let made = a
+        .tenant
+        .admin
+        .expect(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "brief", "scopes": ["clusters:read"]})),
+            201,
+        )
+        .await?;
+    let id = made["id"].as_str().unwrap_or_default().to_string();
+    a.tenant
+        .admin
+        .expect(Method::DELETE, &format!("/api/v1/tokens/{id}"), None, 204)
+        .await?;
+    eventually(
+        "B's gateway to ignore A's token-invalidated notice",
+        Duration::from_secs(5),
+        || async {
+            match metric(&second.api_url, "auth_foreign_notices_total").await? {
+                n if n >= 1.0 => Ok(()),
+                n => Err(format!("{n} foreign notices")),
+            }
+        },
+    )
+    .await?;
     Ok(())
 }
