@@ -166,11 +166,20 @@ pub fn finish(openapi: &mut OpenApi) {
                     .push(csrf_header());
             }
             let has_body = operation.request_body.is_some();
-            let has_query = operation
+            let query: Vec<&str> = operation
                 .parameters
                 .iter()
                 .flatten()
-                .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+                .filter(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+                .map(|p| p.name.as_str())
+                .collect();
+            let has_query = !query.is_empty();
+            let has_header = operation.parameters.iter().flatten().any(|p| {
+                matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Header)
+                    && p.name != crate::caller::CSRF_HEADER
+            });
+            // A team named in the query may not exist (or not be the caller's to see).
+            let names_team = has_path_params || query.contains(&"team");
             let mut add = |status: &str, description: &str| {
                 operation
                     .responses
@@ -184,8 +193,11 @@ pub fn finish(openapi: &mut OpenApi) {
                     "The body is malformed or invalid; `errors` lists each field.",
                 );
                 add("413", "The body exceeds 1 MiB.");
-            } else if has_query && api {
-                add("400", "A query parameter is invalid; `errors` names it.");
+            } else if (has_query || has_header) && api {
+                add(
+                    "400",
+                    "A query parameter or header (such as `If-Match`) is invalid; `errors` names it.",
+                );
             }
             if secured {
                 add(
@@ -193,7 +205,7 @@ pub fn finish(openapi: &mut OpenApi) {
                     "The bearer credential is missing, invalid, revoked or expired.",
                 );
             }
-            if has_path_params && api {
+            if names_team && api {
                 add("404", "Not found, or not visible to the caller.");
             }
             if api {
@@ -230,7 +242,11 @@ pub struct Document(Arc<OnceLock<Vec<u8>>>);
 
 impl Document {
     pub fn set(&self, openapi: &OpenApi) {
-        match serde_json::to_vec(openapi) {
+        let json = serde_json::to_value(openapi).and_then(|mut doc| {
+            merge_closed_compositions(&mut doc);
+            serde_json::to_vec(&doc)
+        });
+        match json {
             Ok(json) => {
                 let _ = self.0.set(json);
             }
@@ -273,4 +289,180 @@ pub fn routes(table: RouteTable, document: Document) -> RouteTable {
         let document = document.clone();
         async move { document.response() }
     })
+}
+
+/// Rewrites each `allOf` that has a closed member (`additionalProperties: false`) into the one
+/// object it means, and an `allOf` of objects with a `oneOf` into a `oneOf` of merged objects.
+///
+/// The schema generator composes a body from parts (`team` and `name` beside a kind's spec, a
+/// tag beside each variant of a tagged enum), and serde accepts exactly the union of their
+/// fields. JSON Schema validates an `allOf` member by member, though, so a closed member
+/// refuses the others' fields and no value satisfies the composition: clients generated from
+/// the document, and fuzzers, could not build a single valid body.
+fn merge_closed_compositions(doc: &mut serde_json::Value) {
+    use serde_json::Value;
+    // Components first, in place, so a reference resolves to its merged form.
+    let names: Vec<String> = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| schemas.keys().cloned().collect())
+        .unwrap_or_default();
+    // Each pass settles at least one more level of references; three cover today's nesting.
+    for _ in 0..3 {
+        for name in &names {
+            let Some(components) = doc.pointer("/components/schemas").cloned() else {
+                return;
+            };
+            if let Some(schema) = doc
+                .pointer_mut("/components/schemas")
+                .and_then(|schemas| schemas.get_mut(name))
+            {
+                rewrite(schema, &components, 0);
+            }
+        }
+    }
+    let Some(components) = doc.pointer("/components/schemas").cloned() else {
+        return;
+    };
+    if let Some(paths) = doc.get_mut("paths") {
+        rewrite(paths, &components, 0);
+    }
+}
+
+/// Rewrites `value` and everything in it (see [`merge_closed_compositions`]).
+fn rewrite(value: &mut serde_json::Value, components: &serde_json::Value, depth: usize) {
+    use serde_json::Value;
+    if depth > 64 {
+        return;
+    }
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                rewrite(item, components, depth + 1);
+            }
+        }
+        Value::Object(map) => {
+            for (_, child) in map.iter_mut() {
+                rewrite(child, components, depth + 1);
+            }
+            let Some(Value::Array(members)) = map.get("allOf") else {
+                return;
+            };
+            let resolved: Vec<Value> = members
+                .iter()
+                .map(|member| resolve(member, components))
+                .collect();
+            let closed =
+                |schema: &Value| schema.get("additionalProperties") == Some(&Value::Bool(false));
+            let alternatives: Vec<&Value> = resolved
+                .iter()
+                .filter(|m| m.get("oneOf").is_some())
+                .collect();
+            let merged = match alternatives.as_slice() {
+                [] if resolved.iter().all(is_object) && resolved.iter().any(closed) => {
+                    Some(merge_objects(resolved.iter()))
+                }
+                [one] => {
+                    let others: Vec<&Value> = resolved
+                        .iter()
+                        .filter(|m| m.get("oneOf").is_none())
+                        .collect();
+                    let variants: Option<Vec<Value>> = one["oneOf"]
+                        .as_array()
+                        .map(|variants| variants.iter().map(|v| resolve(v, components)).collect());
+                    match variants {
+                        Some(variants)
+                            if others.iter().all(|o| is_object(o))
+                                && variants.iter().all(is_object) =>
+                        {
+                            let mut merged = serde_json::Map::new();
+                            merged.insert(
+                                "oneOf".into(),
+                                Value::Array(
+                                    variants
+                                        .iter()
+                                        .map(|variant| {
+                                            let mut parts = others.clone();
+                                            parts.push(variant);
+                                            merge_objects(parts.into_iter())
+                                        })
+                                        .collect(),
+                                ),
+                            );
+                            Some(Value::Object(merged))
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(Value::Object(merged)) = merged {
+                map.remove("allOf");
+                for (key, value) in merged {
+                    map.entry(key).or_insert(value);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A component reference's target (its own siblings such as `description` dropped), or the
+/// schema itself.
+fn resolve(schema: &serde_json::Value, components: &serde_json::Value) -> serde_json::Value {
+    schema
+        .get("$ref")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
+        .and_then(|name| components.get(name))
+        .cloned()
+        .unwrap_or_else(|| schema.clone())
+}
+
+/// A plain object schema: properties, no composition of its own.
+fn is_object(schema: &serde_json::Value) -> bool {
+    (schema.get("properties").is_some()
+        || schema.get("type").and_then(|t| t.as_str()) == Some("object"))
+        && ["allOf", "oneOf", "anyOf", "$ref"]
+            .iter()
+            .all(|key| schema.get(key).is_none())
+}
+
+/// One object with every part's properties and required fields; closed if any part was.
+fn merge_objects<'a>(parts: impl Iterator<Item = &'a serde_json::Value>) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    let (mut properties, mut required, mut closed) = (Map::new(), Vec::<Value>::new(), false);
+    let mut description = None;
+    for part in parts {
+        if let Some(own) = part.get("properties").and_then(Value::as_object) {
+            for (key, value) in own {
+                properties.insert(key.clone(), value.clone());
+            }
+        }
+        for field in part
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !required.contains(field) {
+                required.push(field.clone());
+            }
+        }
+        closed |= part.get("additionalProperties") == Some(&Value::Bool(false));
+        description = description.or_else(|| part.get("description").cloned());
+    }
+    let mut merged = Map::new();
+    merged.insert("type".into(), Value::String("object".into()));
+    if let Some(description) = description {
+        merged.insert("description".into(), description);
+    }
+    merged.insert("properties".into(), Value::Object(properties));
+    if !required.is_empty() {
+        merged.insert("required".into(), Value::Array(required));
+    }
+    if closed {
+        merged.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(merged)
 }

@@ -1240,6 +1240,69 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_operation_i
     }
 }
 
+/// JSON Schema validates an `allOf` member by member: a closed member (`additionalProperties:
+/// false`) would refuse the other members' fields, and no body could satisfy the schema. The
+/// document merges such compositions; the bodies serde accepts are objects the schema allows.
+#[tokio::test]
+async fn no_composition_in_the_document_is_unsatisfiable() {
+    let h = harness().await;
+    let doc = served_document(&h.app).await;
+    let schemas = doc["components"]["schemas"].clone();
+    let resolve = |v: &Value| -> Value {
+        match v["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        {
+            Some(name) => schemas[name].clone(),
+            None => v.clone(),
+        }
+    };
+    fn compositions(value: &Value, out: &mut Vec<Value>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Array(members)) = map.get("allOf") {
+                    out.push(Value::Array(members.clone()));
+                }
+                map.values().for_each(|v| compositions(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| compositions(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    compositions(&doc, &mut found);
+    for members in &found {
+        let members = members.as_array().unwrap();
+        if members.len() < 2 {
+            continue;
+        }
+        for member in members {
+            assert_ne!(
+                resolve(member)["additionalProperties"],
+                Value::Bool(false),
+                "an allOf with a closed member: {members:?}"
+            );
+        }
+    }
+    // The bodies that were unsatisfiable: one object per variant, with the identity fields.
+    let secret = &schemas["SecretInput"];
+    let variants = secret["oneOf"].as_array().expect("SecretInput is a oneOf");
+    assert_eq!(variants.len(), 3);
+    for variant in variants {
+        let properties = variant["properties"].as_object().unwrap();
+        for field in ["name", "team", "type"] {
+            assert!(properties.contains_key(field), "{field} in {variant}");
+        }
+        assert_eq!(variant["additionalProperties"], Value::Bool(false));
+    }
+    for name in ["ApiDefinitionInput", "ExposeInput"] {
+        let properties = schemas[name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} is one object"));
+        assert!(properties.contains_key("name"), "{name}");
+    }
+}
+
 #[tokio::test]
 async fn the_document_is_openapi_3_1_with_security_problems_and_resolvable_schemas() {
     let h = harness().await;

@@ -510,7 +510,7 @@ pub struct BootstrapQuery {
     responses((
         status = 200,
         description = "A complete Envoy bootstrap for the team's dataplane",
-        content((String = "application/yaml"), (serde_json::Value = "application/json"))
+        content((serde_json::Value = "application/yaml"), (serde_json::Value = "application/json"))
     ),
     (status = 400, description = "The team has several dataplanes (or none): pass `?dataplane=`", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearerAuth" = [])))]

@@ -38,7 +38,7 @@ pub struct EnvoyConfigQuery {
     responses((
         status = 200,
         description = "A complete Envoy bootstrap: node scoped to the team and dataplane, ADS to the xds-server, admin on loopback",
-        content((String = "application/yaml"), (serde_json::Value = "application/json"))
+        content((serde_json::Value = "application/yaml"), (serde_json::Value = "application/json"))
     )),
     security(("bearerAuth" = []))
 )]
