@@ -104,7 +104,7 @@ pub async fn run() -> anyhow::Result<()> {
         config.http_addr,
         xds.http_addr
     );
-    tracing::info!("  database      {}", redact(&config.database_url));
+    tracing::info!("  database      {}", env::redact_url(&config.database_url));
     tracing::info!("  events        {}", bus.describe());
 
     // One notice channel shared by config and the gateway: the bus's NATS connection, or an
@@ -248,22 +248,10 @@ async fn choose_bus(nats_url: &str, prefix: &str) -> Bus {
         }
         _ => {
             tracing::info!(
-                "NATS not reachable at {nats_url}; using the in-process bus (fine for one process)"
+                "NATS not reachable at {}; using the in-process bus (fine for one process)",
+                env::redact_url(nats_url)
             );
             Bus::local()
         }
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }

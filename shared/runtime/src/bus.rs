@@ -189,7 +189,12 @@ impl Bus {
             nats.jetstream.get_or_create_stream(config),
         )
         .await
-        .map_err(|_| anyhow!("NATS at {url} did not answer within 10s"))?
+        .map_err(|_| {
+            anyhow!(
+                "NATS at {} did not answer within 10s",
+                crate::env::redact_url(url)
+            )
+        })?
         .map_err(|e| anyhow!("creating JetStream stream {}: {e}", nats.stream))?;
         Ok(bus)
     }
@@ -214,7 +219,11 @@ impl Bus {
 
     pub fn describe(&self) -> String {
         match self {
-            Self::Nats(n) => format!("NATS JetStream at {} (stream {})", n.url, n.stream),
+            Self::Nats(n) => format!(
+                "NATS JetStream at {} (stream {})",
+                crate::env::redact_url(&n.url),
+                n.stream
+            ),
             Self::Local(_) => "in-process bus".into(),
         }
     }
@@ -357,13 +366,34 @@ impl Bus {
 
 /// A NATS client that keeps (re)connecting in the background: it never waits for the server,
 /// and requests made while it is away wait for it instead.
+///
+/// Credentials travel in the URL (`nats://user:password@host`, or `nats://token@host`):
+/// async-nats parses them but does not send them, so they are handed over here.
 async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(3))
-        .retry_on_initial_connect()
+        .retry_on_initial_connect();
+    for server in url.split(',') {
+        let addr: async_nats::ServerAddr = server
+            .trim()
+            .parse()
+            .map_err(|e| anyhow!("FLOWPLANE_NATS_URL {}: {e}", crate::env::redact_url(url)))?;
+        match (addr.username(), addr.password()) {
+            (Some(user), Some(password)) => {
+                options = options.user_and_password(user.to_string(), password.to_string());
+                break;
+            }
+            (Some(token), None) => {
+                options = options.token(token.to_string());
+                break;
+            }
+            _ => {}
+        }
+    }
+    options
         .connect(url)
         .await
-        .with_context(|| format!("connecting to NATS at {url}"))
+        .with_context(|| format!("connecting to NATS at {}", crate::env::redact_url(url)))
 }
 
 /// The subject token-invalidated notices travel on for a prefix.
