@@ -37,6 +37,7 @@ env XDG_CONFIG_HOME="$work" \
   FLOWPLANE_MCP_ADDR="127.0.0.1:$(port)" \
   FLOWPLANE_ACCESS_LOG_DIR="$work" \
   FLOWPLANE_LOGIN_MAX_FAILURES_PER_ADDRESS=1000000 \
+  FLOWPLANE_BEARER_MAX_FAILURES_PER_ADDRESS=1000000 \
   "$flowplane" up >"$work/up.log" 2>&1 &
 up_pid=$!
 base="http://127.0.0.1:$api"

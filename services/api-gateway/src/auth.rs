@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use flowplane_proto::common::v1::{Principal, SignedPrincipal};
 use flowplane_proto::identity::v1::AuthenticateRequest;
 use flowplane_runtime::bus::{AuthNotices, Notice};
@@ -21,6 +21,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::config_service::IdentityClient;
+use crate::login_throttle::LoginThrottle;
 use crate::problem::Problem;
 
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -120,11 +121,15 @@ pub struct Authenticator {
     in_flight: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
     /// The installation config names in its answers; notices of another are ignored.
     installation: Mutex<Option<String>>,
+    /// Failed authentications per credential id and per client address: past the limit, a
+    /// credential config has not vouched for is refused (429) without asking config.
+    throttle: Arc<LoginThrottle>,
 }
 
 impl Authenticator {
-    pub fn new(identity: IdentityClient) -> Self {
+    pub fn new(identity: IdentityClient, throttle: Arc<LoginThrottle>) -> Self {
         Self {
+            throttle,
             identity,
             cache: Mutex::new(CredentialCache::new(MAX_ENTRIES)),
             in_flight: Mutex::default(),
@@ -177,6 +182,20 @@ impl Authenticator {
         request_id: &str,
         client_address: &str,
     ) -> Result<Authenticated, Problem> {
+        // Counted before config verifies (parallel guesses cannot pass the limit); what was not
+        // a failed guess is given back below.
+        let subject = credential_id(credential);
+        let counted = match self.throttle.attempt(subject, client_address).await {
+            Ok(()) => true,
+            Err(problem) if problem.status() == StatusCode::TOO_MANY_REQUESTS => {
+                return Err(problem);
+            }
+            // Redis away: config still verifies every credential; only the throttle is off.
+            Err(problem) => {
+                tracing::warn!(error = %problem.detail(), "bearer throttle unavailable");
+                false
+            }
+        };
         let answer = self
             .identity
             .clone()
@@ -193,6 +212,10 @@ impl Authenticator {
                 let outcome = if problem.status().is_client_error() {
                     "rejected"
                 } else {
+                    // Config could not answer: not a failed guess.
+                    if counted {
+                        let _ = self.throttle.refund(subject, client_address).await;
+                    }
                     "error"
                 };
                 metrics::counter!("auth_authentications_total", "status" => outcome).increment(1);
@@ -224,6 +247,9 @@ impl Authenticator {
                 .installation
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(answer.installation_id);
+        }
+        if counted {
+            let _ = self.throttle.succeeded(subject, client_address).await;
         }
         let ttl = Duration::from_secs(u64::from(answer.cache_seconds)).min(MAX_CACHE_TTL);
         self.lock()
@@ -263,6 +289,16 @@ impl Authenticator {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The id part of a token or session credential (`fp_pat_<id>.<secret>`), which the throttle
+/// counts failures against; anything else counts as one malformed credential.
+fn credential_id(credential: &str) -> &str {
+    credential
+        .split_once('.')
+        .map(|(id, _)| id)
+        .filter(|id| id.len() <= 64)
+        .unwrap_or("malformed")
 }
 
 /// Subscribes to token-invalidated notices and evicts each token from `auth`'s cache until the

@@ -50,6 +50,10 @@ pub struct ApiGatewayConfig {
     pub redis_prefix: String,
     /// Failed-login limits.
     pub login_throttle: LoginLimits,
+    /// Failed bearer authentications: `FLOWPLANE_BEARER_MAX_FAILURES` per credential id
+    /// (default 10), `FLOWPLANE_BEARER_MAX_FAILURES_PER_ADDRESS` (default 100) and
+    /// `FLOWPLANE_BEARER_WINDOW_SECONDS` (default 900).
+    pub bearer_throttle: LoginLimits,
     /// `FLOWPLANE_SESSION_COOKIE_SECURE`: `auto` (Secure when the request arrived over HTTPS,
     /// as `X-Forwarded-Proto` says), `true` or `false`.
     pub cookie_secure: CookieSecure,
@@ -149,6 +153,12 @@ impl ApiGatewayConfig {
                 per_address: env::parsed("FLOWPLANE_LOGIN_MAX_FAILURES_PER_ADDRESS", 20u32)?.max(1),
                 window_seconds: env::parsed("FLOWPLANE_LOGIN_WINDOW_SECONDS", 900u64)?.max(1),
             },
+            bearer_throttle: LoginLimits {
+                per_account: env::parsed("FLOWPLANE_BEARER_MAX_FAILURES", 10u32)?.max(1),
+                per_address: env::parsed("FLOWPLANE_BEARER_MAX_FAILURES_PER_ADDRESS", 100u32)?
+                    .max(1),
+                window_seconds: env::parsed("FLOWPLANE_BEARER_WINDOW_SECONDS", 900u64)?.max(1),
+            },
             cookie_secure: env::parsed("FLOWPLANE_SESSION_COOKIE_SECURE", CookieSecure::Auto)?,
         })
     }
@@ -177,6 +187,7 @@ impl std::fmt::Debug for ApiGatewayConfig {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("redis_prefix", &self.redis_prefix)
             .field("login_throttle", &self.login_throttle)
+            .field("bearer_throttle", &self.bearer_throttle)
             .field("cookie_secure", &self.cookie_secure)
             .finish()
     }
@@ -208,6 +219,7 @@ mod tests {
             redis_url: Some("redis://:hunter2@127.0.0.1:6379".into()),
             redis_prefix: "flowplane".into(),
             login_throttle: LoginLimits::default(),
+            bearer_throttle: LoginLimits::default(),
             cookie_secure: CookieSecure::Auto,
         };
         let shown = format!("{config:?}");

@@ -1,4 +1,7 @@
-//! Failed-login throttling, per account (email) and per client address.
+//! Failed-login throttling, per account (email) and per client address; the same counters
+//! throttle failed bearer authentications, per credential id and per client address
+//! ([`LoginThrottle::for_bearer`]), so junk secrets for a known token id cannot make config
+//! run Argon2 without end.
 //!
 //! The gateway owns this because it alone knows the client address, and it must hold across
 //! replicas: failures are counted in Redis (`FLOWPLANE_REDIS_URL`), one fixed window per key
@@ -29,6 +32,14 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct LoginThrottle {
     limits: LoginLimits,
     counters: Counters,
+    kind: Kind,
+}
+
+/// What is counted: password logins, or bearer credentials the gateway had to ask config about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Login,
+    Bearer,
 }
 
 enum Counters {
@@ -59,6 +70,7 @@ impl LoginThrottle {
                 connection: OnceCell::new(),
                 prefix: prefix.to_string(),
             },
+            kind: Kind::Login,
         })
     }
 
@@ -67,7 +79,15 @@ impl LoginThrottle {
         Self {
             limits,
             counters: Counters::Local(Mutex::new(HashMap::new())),
+            kind: Kind::Login,
         }
+    }
+
+    /// The same counters for failed bearer authentications: the "account" is the credential's
+    /// id (`fp_pat_<id>.…`, `fp_session_<id>.…`).
+    pub fn for_bearer(mut self) -> Self {
+        self.kind = Kind::Bearer;
+        self
     }
 
     pub fn describe(&self) -> &'static str {
@@ -83,9 +103,13 @@ impl LoginThrottle {
             Counters::Local(_) => "local",
         };
         let account = hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()));
+        let kind = match self.kind {
+            Kind::Login => "login-failures",
+            Kind::Bearer => "bearer-failures",
+        };
         Keys {
-            account: format!("{prefix}:login-failures:account:{account}"),
-            address: format!("{prefix}:login-failures:address:{address}"),
+            account: format!("{prefix}:{kind}:account:{account}"),
+            address: format!("{prefix}:{kind}:address:{address}"),
         }
     }
 
@@ -140,10 +164,19 @@ impl LoginThrottle {
         {
             None => Ok(()),
             Some(ttl) => {
-                metrics::counter!("auth_login_throttled_total").increment(1);
+                let message = match self.kind {
+                    Kind::Login => {
+                        metrics::counter!("auth_login_throttled_total").increment(1);
+                        "too many failed logins; try again later"
+                    }
+                    Kind::Bearer => {
+                        metrics::counter!("auth_bearer_throttled_total").increment(1);
+                        "too many failed authentications; try again later"
+                    }
+                };
                 let wait = u64::try_from(ttl).unwrap_or(self.limits.window_seconds);
                 Err(Problem::too_many_requests(
-                    "too many failed logins; try again later",
+                    message,
                     wait.clamp(1, self.limits.window_seconds),
                 ))
             }

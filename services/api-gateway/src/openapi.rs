@@ -204,6 +204,11 @@ pub fn finish(openapi: &mut OpenApi) {
                     "401",
                     "The bearer credential is missing, invalid, revoked or expired.",
                 );
+                add(
+                    "429",
+                    "Too many failed authentications for this credential or from this address; \
+                     retry after `Retry-After` seconds.",
+                );
             }
             if names_team && api {
                 add("404", "Not found, or not visible to the caller.");

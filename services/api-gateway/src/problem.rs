@@ -232,7 +232,6 @@ impl Problem {
         self.code.status()
     }
 
-    #[cfg(test)]
     pub fn detail(&self) -> &str {
         &self.detail
     }

@@ -54,10 +54,12 @@ impl AppState {
     /// use.
     pub fn new(config: &ApiGatewayConfig) -> anyhow::Result<Self> {
         let service = ConfigService::connect_lazy(&config.config_url, &config.service_credential)?;
-        let login_throttle = match &config.redis_url {
-            Some(url) => LoginThrottle::redis(url, &config.redis_prefix, config.login_throttle)?,
-            None => LoginThrottle::local(config.login_throttle),
+        let throttle = |limits| match &config.redis_url {
+            Some(url) => LoginThrottle::redis(url, &config.redis_prefix, limits),
+            None => Ok(LoginThrottle::local(limits)),
         };
+        let login_throttle = throttle(config.login_throttle)?;
+        let bearer_throttle = throttle(config.bearer_throttle)?.for_bearer();
         if config.redis_url.is_none() {
             tracing::info!(
                 "FLOWPLANE_REDIS_URL is not set: failed logins are counted in this process only (set it when running several api-gateways)"
@@ -67,7 +69,10 @@ impl AppState {
         Ok(Self {
             login_throttle: Arc::new(login_throttle),
             cookie_secure: config.cookie_secure,
-            auth: Arc::new(Authenticator::new(service.identity.clone())),
+            auth: Arc::new(Authenticator::new(
+                service.identity.clone(),
+                Arc::new(bearer_throttle),
+            )),
             config: service,
             envoy: EnvoyBootstrapSettings {
                 xds_host: config.xds_public_host.clone(),

@@ -40,6 +40,7 @@ fn gateway_config(config_url: String) -> ApiGatewayConfig {
         redis_url: None,
         redis_prefix: "flowplane".into(),
         login_throttle: Default::default(),
+        bearer_throttle: Default::default(),
         cookie_secure: crate::config::CookieSecure::Auto,
     }
 }
@@ -1917,4 +1918,38 @@ async fn one_filter_type_is_served_by_its_tag_and_an_unknown_one_is_404() {
     call(&h.app, Method::GET, "/api/v1/filter-types", None, None)
         .await
         .problem(401, "unauthenticated");
+}
+
+/// Wrong secrets for one credential id are counted before config is asked: past the limit
+/// (5 per id by default in these tests) the gateway answers 429 with `Retry-After` and config
+/// runs no more verifications for it; another credential from the same address still works,
+/// and a success clears its own count.
+#[tokio::test]
+async fn failed_bearer_authentications_are_throttled_before_config_is_asked() {
+    let h = harness().await;
+    let guess = "fp_pat_t-target.guess";
+    for _ in 0..5 {
+        let reply = call(&h.app, Method::GET, "/api/v1/tokens", Some(guess), None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let asked = h.fake.calls.authenticate.load(Ordering::SeqCst);
+    assert_eq!(asked, 5);
+    let reply = call(&h.app, Method::GET, "/api/v1/tokens", Some(guess), None).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(
+        h.fake.calls.authenticate.load(Ordering::SeqCst),
+        asked,
+        "config was asked about a throttled credential"
+    );
+    // The right secret of another token from the same address is not held back.
+    let reply = call(
+        &h.app,
+        Method::GET,
+        "/api/v1/tokens",
+        Some(&credential("t-other")),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
 }

@@ -175,17 +175,41 @@ pub async fn authenticate(
     .ok_or_else(refused)?;
     let status: String = row.try_get("status").map_err(sqlx_err)?;
     let expires_at: Option<DateTime<Utc>> = row.try_get("expires_at").map_err(sqlx_err)?;
+    let user_id: Uuid = row.try_get("user_id").map_err(sqlx_err)?;
+    let org_id: Option<Uuid> = row.try_get("org_id").map_err(sqlx_err)?;
     let now = Utc::now();
-    if status != "active" || expires_at.is_some_and(|e| e <= now) {
-        return Err(refused());
+    // Someone holds this token's id: a refusal is audited in its organization, with why.
+    let (request_id, client_address) = (&req.request_id, &req.client_address);
+    let rejected = |reason: &'static str| async move {
+        metrics::counter!("auth_authentications_total", "status" => "failure").increment(1);
+        let after = serde_json::json!({ "reason": reason });
+        let mut conn = ctx.pool.acquire().await?;
+        store::audit(
+            &mut conn,
+            AuditEntry {
+                action: "auth.token.rejected",
+                actor_user_id: Some(user_id),
+                actor_token_id: Some(id),
+                org_id,
+                after: Some(&after),
+                request_id: Some(request_id),
+                client_address: Some(client_address),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Err::<pb::AuthenticateResponse, _>(refused())
+    };
+    if status != "active" {
+        return rejected("not active").await;
+    }
+    if expires_at.is_some_and(|e| e <= now) {
+        return rejected("expired").await;
     }
     let hash: String = row.try_get("secret_hash").map_err(sqlx_err)?;
     if !secrets::verify(secret.to_string(), hash).await {
-        metrics::counter!("auth_authentications_total", "status" => "failure").increment(1);
-        return Err(refused());
+        return rejected("wrong secret").await;
     }
-    let user_id: Uuid = row.try_get("user_id").map_err(sqlx_err)?;
-    let org_id: Option<Uuid> = row.try_get("org_id").map_err(sqlx_err)?;
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("UPDATE tokens SET last_used_at = now() WHERE id = $1")
         .bind(id)

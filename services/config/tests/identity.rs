@@ -582,3 +582,40 @@ async fn an_expired_setup_token_is_refused_until_a_restart_issues_a_new_one() {
     identity::initialize(&db.ctx, request()).await.unwrap();
     db.drop_db().await;
 }
+
+/// Someone holding a real token's id with the wrong secret (or a revoked one) is refused, and
+/// the refusal is audited with why, for the client address it came from; a credential naming
+/// no token is refused without a row.
+#[tokio::test]
+async fn refused_tokens_are_audited_with_the_reason() {
+    let db = TestDb::new().await;
+    let admin = bootstrap(&db).await;
+    let (id, secret) = token(&db, &admin, "ci", &["clusters:read"]).await;
+    let wrong = format!("fp_pat_{id}.not-the-secret");
+    assert!(matches!(
+        try_login(&db, &wrong).await,
+        Err(ServiceError::Unauthenticated(_))
+    ));
+    identity::revoke_token(&db.ctx, &admin, &id).await.unwrap();
+    assert!(matches!(
+        try_login(&db, &secret).await,
+        Err(ServiceError::Unauthenticated(_))
+    ));
+    let unknown = format!("fp_pat_{}.whatever", uuid::Uuid::new_v4());
+    assert!(try_login(&db, &unknown).await.is_err());
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT actor_token_id::text, after->>'reason', client_address FROM audit_log \
+         WHERE action = 'auth.token.rejected' ORDER BY id",
+    )
+    .fetch_all(&db.ctx.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (id.clone(), "wrong secret".into(), "127.0.0.1".into()),
+            (id.clone(), "not active".into(), "127.0.0.1".into()),
+        ]
+    );
+    db.drop_db().await;
+}
