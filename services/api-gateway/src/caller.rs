@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use flowplane_domain::ErrorCode;
 use flowplane_proto::common::v1::{RequestContext, SignedPrincipal};
 
+use crate::client_address::ClientAddress;
 use crate::problem::Problem;
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -17,7 +18,8 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub request_id: String,
-    /// The TCP peer; empty when the router is driven without a socket (tests).
+    /// The client (the TCP peer, or what a trusted proxy says); empty when the router is driven
+    /// without a socket (tests).
     pub client_address: String,
 }
 
@@ -28,11 +30,16 @@ impl RequestMeta {
             .get::<RequestId>()
             .cloned()
             .unwrap_or_else(RequestId::generate);
-        let client_address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_default();
+        // Resolved by `client_address::middleware` (a trusted proxy's X-Forwarded-For), else
+        // the TCP peer.
+        let client_address = match parts.extensions.get::<ClientAddress>() {
+            Some(ClientAddress(address)) => address.to_string(),
+            None => parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string())
+                .unwrap_or_default(),
+        };
         Self {
             request_id: request_id.as_str().to_string(),
             client_address,

@@ -57,6 +57,10 @@ pub struct ApiGatewayConfig {
     /// `FLOWPLANE_SESSION_COOKIE_SECURE`: `auto` (Secure when the request arrived over HTTPS,
     /// as `X-Forwarded-Proto` says), `true` or `false`.
     pub cookie_secure: CookieSecure,
+    /// `FLOWPLANE_TRUSTED_PROXIES`: comma-separated addresses and CIDR ranges of the load
+    /// balancers in front of the gateway; only their `X-Forwarded-For` names the client that
+    /// throttles and the audit log see. Empty (the default): the TCP peer, always.
+    pub trusted_proxies: Vec<crate::client_address::Cidr>,
 }
 
 /// How many failed logins are allowed within a window before login answers 429.
@@ -160,6 +164,11 @@ impl ApiGatewayConfig {
                 window_seconds: env::parsed("FLOWPLANE_BEARER_WINDOW_SECONDS", 900u64)?.max(1),
             },
             cookie_secure: env::parsed("FLOWPLANE_SESSION_COOKIE_SECURE", CookieSecure::Auto)?,
+            trusted_proxies: crate::client_address::parse_list(&env::string(
+                "FLOWPLANE_TRUSTED_PROXIES",
+                "",
+            ))
+            .map_err(|e| anyhow::anyhow!("FLOWPLANE_TRUSTED_PROXIES: {e}"))?,
         })
     }
 }
@@ -189,6 +198,7 @@ impl std::fmt::Debug for ApiGatewayConfig {
             .field("login_throttle", &self.login_throttle)
             .field("bearer_throttle", &self.bearer_throttle)
             .field("cookie_secure", &self.cookie_secure)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -221,6 +231,7 @@ mod tests {
             login_throttle: LoginLimits::default(),
             bearer_throttle: LoginLimits::default(),
             cookie_secure: CookieSecure::Auto,
+            trusted_proxies: Vec::new(),
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("super-secret"), "{shown}");

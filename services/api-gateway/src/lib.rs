@@ -27,6 +27,7 @@ mod auth;
 mod body_limit;
 mod cache_control;
 mod caller;
+mod client_address;
 mod conditional;
 mod config;
 mod config_service;
@@ -98,6 +99,10 @@ fn build(state: AppState) -> (Router, utoipa::openapi::OpenApi, Vec<(Method, Str
                 .on_failure(()),
         )
         .layer(from_fn(request_id::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            client_address::middleware,
+        ))
         .with_state(state);
     (router, openapi, routes)
 }

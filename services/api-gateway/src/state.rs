@@ -20,6 +20,8 @@ pub struct AppState {
     /// Failed-login counters (Redis when configured).
     pub(crate) login_throttle: Arc<LoginThrottle>,
     pub(crate) cookie_secure: CookieSecure,
+    /// `FLOWPLANE_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client.
+    pub(crate) trusted_proxies: Arc<Vec<crate::client_address::Cidr>>,
     /// Token-invalidated notices from config; [`crate::serve`] evicts each from the cache.
     pub(crate) notices: Option<AuthNotices>,
 }
@@ -69,6 +71,7 @@ impl AppState {
         Ok(Self {
             login_throttle: Arc::new(login_throttle),
             cookie_secure: config.cookie_secure,
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             auth: Arc::new(Authenticator::new(
                 service.identity.clone(),
                 Arc::new(bearer_throttle),

@@ -42,6 +42,7 @@ fn gateway_config(config_url: String) -> ApiGatewayConfig {
         login_throttle: Default::default(),
         bearer_throttle: Default::default(),
         cookie_secure: crate::config::CookieSecure::Auto,
+        trusted_proxies: Vec::new(),
     }
 }
 
@@ -483,6 +484,34 @@ async fn every_call_to_config_carries_the_request_context() {
     .expect("principal");
     assert_eq!(principal.token_id, "t7");
     assert_eq!(principal.user_id, "user-t7");
+}
+
+/// Behind a trusted load balancer the client is the address it saw; a client's own
+/// `X-Forwarded-For` means nothing when it connects directly.
+#[tokio::test]
+async fn only_a_trusted_proxy_names_the_client_address() {
+    let fake = FakeConfig::start().await;
+    let mut config = gateway_config(fake.url());
+    config.trusted_proxies = crate::client_address::parse_list("10.0.0.0/8").unwrap();
+    let app = crate::router(AppState::new(&config).unwrap());
+    for (peer, expected) in [
+        ("10.1.2.3:4000", "203.0.113.9"),
+        ("198.51.100.7:4000", "198.51.100.7"),
+    ] {
+        let mut req = request(
+            Method::GET,
+            "/api/v1/admin/organizations",
+            Some(&credential("t7")),
+            None,
+        );
+        req.headers_mut()
+            .insert("x-forwarded-for", "1.1.1.1, 203.0.113.9".parse().unwrap());
+        req.extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        assert_eq!(send(&app, req).await.status, StatusCode::OK);
+        let context = fake.calls.last_context().expect("a context was sent");
+        assert_eq!(context.client_address, expected, "peer {peer}");
+    }
 }
 
 // ---- organizations and tokens ----
