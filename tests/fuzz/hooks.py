@@ -16,6 +16,8 @@ import schemathesis
 
 API = os.environ["FUZZ_API"]
 MINT_TOKEN = os.environ["FUZZ_MINT_TOKEN"]
+# Whom the run acts as: the platform admin, or a team's member (so authorization is fuzzed).
+SCOPES = [s for s in os.environ.get("FUZZ_SCOPES", "admin:all").split(",") if s]
 
 
 def call(method, path, body=None, headers=None):
@@ -36,11 +38,11 @@ def mint():
     status, made = call(
         "POST",
         "/api/v1/tokens",
-        {"name": "fuzz", "scopes": ["admin:all"]},
+        {"name": "fuzz", "scopes": SCOPES},
         {"authorization": f"Bearer {MINT_TOKEN}"},
     )
     if status != 201:
-        raise RuntimeError(f"the bootstrap admin could not mint a token: {status}")
+        raise RuntimeError(f"the bootstrap admin could not mint a {SCOPES} token: {status}")
     return made["token"]
 
 

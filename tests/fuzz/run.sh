@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the REST API with schemathesis against a live `flowplane up` (its own database, NATS
-# prefix and ports), as a platform admin whose token the run cannot take away (hooks.py).
+# prefix and ports), twice: as a platform admin, and as a member of one team (so refusals are
+# fuzzed too), each with a token the run cannot take away (hooks.py).
 # Every operation is called with generated valid and invalid input; the run fails on a server
 # error, a status code, content type or header the document does not list, a response that does
 # not match its schema, or an error in flowplane's log. Generation is deterministic, so a
@@ -20,7 +21,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 api=$(port); grpc=$(port)
 cleanup() {
   [ -n "${up_pid:-}" ] && kill "$up_pid" 2>/dev/null && wait "$up_pid" 2>/dev/null || true
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -n "${FUZZ_KEEP_DB:-}" ] || psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -53,11 +54,25 @@ FUZZ_MINT_TOKEN=$(curl -sf -X POST "$base/api/v1/bootstrap/initialize" -H "Autho
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 export FUZZ_API="$base" FUZZ_MINT_TOKEN
 
+# An organization whose default team the second pass's token is scoped to.
+curl -sf -X POST "$base/api/v1/admin/organizations" -H "Authorization: Bearer $FUZZ_MINT_TOKEN" \
+  -H 'content-type: application/json' -d '{"name":"fuzz","displayName":"Fuzz"}' >/dev/null
+team="team:fuzz-default"
 status=0
-PYTHONPATH=tests/fuzz SCHEMATHESIS_HOOKS=hooks .venv/bin/schemathesis run "$base/api-docs/openapi.json" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --max-examples "$examples" --phases examples,fuzzing --continue-on-failure \
-  --generation-deterministic --no-color || status=$?
+# The platform admin can see every token, the bootstrap one the hook mints with included, so
+# its pass leaves the operations on a token by id to the team member's pass (a member sees and
+# manages only its own tokens, and the hook mints it a new one whenever it revokes its own).
+admin=("admin:all" --exclude-path-regex '^/api/v1/tokens/\{id\}')
+member=("$team:clusters:write,$team:routes:write,$team:listeners:write,$team:secrets:read,$team:dataplanes:read,$team:learning-sessions:write,$team:api-definitions:read,$team:tokens:write")
+for pass in admin member; do
+  declare -n args="$pass"
+  echo "== as a caller with ${args[0]}"
+  FUZZ_SCOPES="${args[0]}" PYTHONPATH=tests/fuzz SCHEMATHESIS_HOOKS=hooks \
+    .venv/bin/schemathesis run "$base/api-docs/openapi.json" "${args[@]:1}" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --max-examples "$examples" --phases examples,fuzzing --continue-on-failure \
+    --generation-deterministic --no-color || status=$?
+done
 if grep -q ' ERROR ' "$work/up.log"; then
   echo "flowplane logged errors during the run:"; grep ' ERROR ' "$work/up.log" | head -n 20
   status=1

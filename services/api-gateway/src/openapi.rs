@@ -205,6 +205,11 @@ pub fn finish(openapi: &mut OpenApi) {
                     "The bearer credential is missing, invalid, revoked or expired.",
                 );
                 add(
+                    "403",
+                    "The credential may not do this (its scopes do not cover it, or a session \
+                     sent no `x-csrf-token` on a state-changing call).",
+                );
+                add(
                     "429",
                     "Too many failed authentications for this credential or from this address; \
                      retry after `Retry-After` seconds.",
