@@ -451,8 +451,11 @@ enum Verb {
 struct ResourceInput {
     /// The owning team. Required on `POST /api/v1/{kind}`; under
     /// `/api/v1/teams/{team}/{kind}` the path names it.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")]
     team: Option<String>,
-    /// Unique within the team: lowercase letters, digits, `-`, `_`, `.`.
+    /// Unique within the team: lowercase letters, digits, `-`, `_`, `.`, starting and ending
+    /// with a letter or digit, at most 63 characters.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")]
     name: String,
 }
 
