@@ -7,25 +7,18 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
-use flowplane_e2e::{Stack, Tenant, eventually};
+use flowplane_e2e::{Stack, Tenant, eventually, run_scenario};
 use flowplane_xds::bootstrap::{DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER};
 use reqwest::Method;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_dataplanes_token_is_refused_by_ratelimit() {
-    let stack = Stack::start("deleted-dataplane").await.expect("stack");
-    let result = scenario(&stack).await;
-    if result.is_err() {
-        eprintln!("{}", stack.logs());
-    }
-    stack.stop().await;
-    if let Err(e) = result {
-        panic!("{e:#}");
-    }
+    run_scenario("deleted-dataplane", |stack| Box::pin(scenario(stack))).await;
 }
 
-async fn scenario(stack: &Stack) -> anyhow::Result<()> {
+async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
+    let stack = &*stack;
     let tenant = Tenant::create(stack, "acme").await?;
     let (_, bootstrap) = tenant.dataplane("edge").await?;
     let (token, id) = (

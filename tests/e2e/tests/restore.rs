@@ -7,20 +7,13 @@
 
 use std::time::Duration;
 
-use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually, metric};
+use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually, metric, run_scenario};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_database_reaches_envoy_and_loses_no_change() {
-    let mut stack = Stack::start("restore").await.expect("stack");
-    let result = scenario(&mut stack).await;
-    if let Err(e) = &result {
-        eprintln!("{}", stack.logs());
-        stack.stop().await;
-        panic!("{e:#}");
-    }
-    stack.stop().await;
+    run_scenario("restore", |stack| Box::pin(scenario(stack))).await;
 }
 
 async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
