@@ -1,6 +1,9 @@
-//! Who is calling and what they may touch. Every resource operation goes through
-//! [`authorize_team`] (one team) or [`Caller::list_scope`] (lists); both hand back values
-//! that the data layer requires, so an unscoped query cannot be written.
+//! Who is calling and what they may touch: one decision per level. Every resource operation
+//! goes through [`authorize_team`] (one team) or [`Caller::list_scope`] (lists), every
+//! organization operation (its teams, members, invitations) through [`authorize_org`], and
+//! platform administration through [`authorize_platform`]. Each hands back a value only it
+//! makes ([`TeamAccess`], [`OrgAccess`], [`PlatformAccess`]), which the operation then needs,
+//! so an unauthorized query cannot be written.
 
 use flowplane_domain::scopes::{Access, Action, Grants, ScopeResource, TeamFilter, TeamRef};
 use flowplane_proto::common::v1::RequestContext;
@@ -141,6 +144,133 @@ pub async fn authorize_team(
         ))),
         Access::Hidden => Err(ServiceError::NotFound(not_found())),
     }
+}
+
+/// Proof that the caller administers the platform. Only [`authorize_platform`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct PlatformAccess(());
+
+/// Platform administration: the break-glass `admin:all` scope, or a platform-admin user acting
+/// through a session. A token is bounded by its scopes even when its owner is a platform admin,
+/// so a narrowly scoped token never carries its owner's full power.
+pub async fn authorize_platform(
+    pool: &PgPool,
+    caller: &Caller,
+) -> Result<PlatformAccess, ServiceError> {
+    if caller.grants.is_admin() {
+        return Ok(PlatformAccess(()));
+    }
+    // Only a session speaks for its user; a token never does.
+    let admin_session = match (caller.session_id, caller.token_id, caller.user_id) {
+        (Some(_), None, Some(user)) => store::is_platform_admin(pool, user).await?,
+        _ => false,
+    };
+    if admin_session {
+        Ok(PlatformAccess(()))
+    } else {
+        Err(ServiceError::Forbidden(
+            "platform administration requires a platform admin".into(),
+        ))
+    }
+}
+
+/// How the caller stands in one organization. Only [`authorize_org`] makes one.
+#[derive(Debug, Clone)]
+pub struct OrgAccess {
+    id: Uuid,
+    name: String,
+    standing: OrgStanding,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgStanding {
+    /// A platform admin: every team, every action, and no ceiling on what it grants.
+    Platform,
+    /// Organization-level (resource) scopes: every team; `write` when one of them writes.
+    Admin { write: bool },
+    /// Team scopes only: these teams of the organization and nothing else.
+    Teams(Vec<String>),
+}
+
+impl OrgAccess {
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn standing(&self) -> &OrgStanding {
+        &self.standing
+    }
+
+    /// Whether the caller administers the organization (its teams, members and invitations)
+    /// for `action`: reading takes an organization-level scope, writing a writing one.
+    pub fn administers(&self, action: Action) -> bool {
+        match self.standing {
+            OrgStanding::Platform => true,
+            OrgStanding::Admin { write } => write || action == Action::Read,
+            OrgStanding::Teams(_) => false,
+        }
+    }
+
+    /// 403 unless the caller administers the organization for `action`; `what` names the
+    /// operation ("creating teams in").
+    pub fn require_admin(&self, action: Action, what: &str) -> Result<(), ServiceError> {
+        if self.administers(action) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "{what} organization '{}' takes an organization admin",
+                self.name
+            )))
+        }
+    }
+
+    /// Whether the caller is a platform admin (who grants without a ceiling).
+    pub fn is_platform(&self) -> bool {
+        self.standing == OrgStanding::Platform
+    }
+}
+
+/// The one authorization decision for an organization. An organization the caller has
+/// nothing in is reported exactly like a missing one (`not_found`); every scope but
+/// `admin:all` applies only in the credential's own organization ([`Grants`]).
+pub async fn authorize_org(
+    pool: &PgPool,
+    caller: &Caller,
+    org: &str,
+) -> Result<OrgAccess, ServiceError> {
+    let not_found = || ServiceError::NotFound(format!("organization '{org}' not found"));
+    let id = store::org_id_by_name(pool, org)
+        .await?
+        .ok_or_else(not_found)?;
+    let access = |standing| OrgAccess {
+        id,
+        name: org.to_string(),
+        standing,
+    };
+    if authorize_platform(pool, caller).await.is_ok() {
+        return Ok(access(OrgStanding::Platform));
+    }
+    if !caller.grants.in_org(&id.to_string()) {
+        return Err(not_found());
+    }
+    if let Some(action) = caller.grants.org_level() {
+        return Ok(access(OrgStanding::Admin {
+            write: action == Action::Write,
+        }));
+    }
+    let named = match caller.grants.visible_teams() {
+        TeamFilter::InOrg { names, .. } => names,
+        TeamFilter::All | TeamFilter::None => Vec::new(),
+    };
+    let teams = store::teams_in_org(pool, id, &named).await?;
+    if teams.is_empty() {
+        return Err(not_found());
+    }
+    Ok(access(OrgStanding::Teams(teams)))
 }
 
 /// Records one use of `admin:all` on tenant resources (`auth.admin_all.used`): the resource

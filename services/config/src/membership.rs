@@ -1,7 +1,7 @@
 //! Invitations, registration and organization members.
 //!
 //! Organization admins (a platform admin, `admin:all`, or a member of the organization whose
-//! effective scopes include a resource-level scope: [`membership::administers_org`]) invite by
+//! effective scopes include a resource-level scope: [`OrgAccess::administers`]) invite by
 //! email with a role, teams and scopes. The invite token `fp_invite_<id>.<secret>` is returned
 //! once, stored as a SHA-256 digest, expires, and is claimed by exactly one registration; there
 //! is no open sign-up. Nobody grants beyond their own reach: every scope a membership yields
@@ -19,9 +19,9 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::Context;
-use crate::authz::Caller;
+use crate::authz::{Caller, OrgAccess, authorize_org};
 use crate::error::{ServiceError, violated_constraint};
-use crate::identity::{is_plausible_email, require_platform_admin};
+use crate::identity::is_plausible_email;
 use crate::secrets;
 use crate::sessions::{end_user_sessions, live_sessions, user_from_row};
 use crate::store::{self, AuditEntry};
@@ -78,14 +78,6 @@ pub async fn membership_of(
         .transpose()
 }
 
-/// How the caller stands toward one organization's administration.
-enum OrgAdmin {
-    /// A platform admin (or `admin:all`): no scope ceiling applies.
-    Platform,
-    /// An organization admin, bounded by its own grants.
-    Scoped,
-}
-
 /// Resolves `org` and checks that the caller administers it for `action`: 404 for an
 /// organization the caller has nothing in, 403 for one it belongs to without admin rights.
 async fn require_org_admin(
@@ -93,26 +85,10 @@ async fn require_org_admin(
     caller: &Caller,
     org: &str,
     action: Action,
-) -> Result<(Uuid, OrgAdmin), ServiceError> {
-    let not_found = || ServiceError::NotFound(format!("organization '{org}' not found"));
-    let org_id: Uuid = sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
-        .bind(org)
-        .fetch_optional(&ctx.pool)
-        .await?
-        .ok_or_else(not_found)?;
-    if require_platform_admin(ctx, caller).await.is_ok() {
-        return Ok((org_id, OrgAdmin::Platform));
-    }
-    if !caller.grants.in_org(&org_id.to_string()) {
-        return Err(not_found());
-    }
-    if membership::administers_org(caller.grants.scopes(), action) {
-        Ok((org_id, OrgAdmin::Scoped))
-    } else {
-        Err(ServiceError::Forbidden(format!(
-            "managing the members of organization '{org}' takes an organization admin"
-        )))
-    }
+) -> Result<OrgAccess, ServiceError> {
+    let org = authorize_org(&ctx.pool, caller, org).await?;
+    org.require_admin(action, "managing the members of")?;
+    Ok(org)
 }
 
 /// Checks the parsed grant against storage (its teams exist in the organization) and the
@@ -120,18 +96,12 @@ async fn require_org_admin(
 async fn check_grant(
     ctx: &Context,
     caller: &Caller,
-    admin: &OrgAdmin,
-    org_id: Uuid,
+    org: &OrgAccess,
     grant: &MembershipGrant,
     raw_scopes: &[String],
     errors: &mut ValidationErrors,
 ) -> Result<(), ServiceError> {
-    let known: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM teams WHERE org_id = $1 AND name = ANY($2)")
-            .bind(org_id)
-            .bind(&grant.teams)
-            .fetch_all(&ctx.pool)
-            .await?;
+    let known = store::teams_in_org(&ctx.pool, org.id(), &grant.teams).await?;
     for (i, team) in grant.teams.iter().enumerate() {
         if !known.contains(team) {
             errors.add(
@@ -140,7 +110,7 @@ async fn check_grant(
             );
         }
     }
-    if matches!(admin, OrgAdmin::Platform) {
+    if org.is_platform() {
         return Ok(());
     }
     for (i, raw) in raw_scopes.iter().enumerate() {
@@ -148,8 +118,8 @@ async fn check_grant(
             continue;
         };
         let yields = membership::effective_scopes(grant.role, &grant.teams, &[scope]);
-        let org = org_id.to_string();
-        if !yields.iter().all(|s| caller.grants.covers(s, &org)) {
+        let org_id = org.id().to_string();
+        if !yields.iter().all(|s| caller.grants.covers(s, &org_id)) {
             errors.add(
                 format!("/scopes/{i}"),
                 "exceeds the scopes of the credential granting it",
@@ -173,7 +143,8 @@ pub async fn create_invitation(
     caller: &Caller,
     req: pb::CreateInvitationRequest,
 ) -> Result<pb::CreateInvitationResponse, ServiceError> {
-    let (org_id, admin) = require_org_admin(ctx, caller, &req.org, Action::Write).await?;
+    let org = require_org_admin(ctx, caller, &req.org, Action::Write).await?;
+    let org_id = org.id();
     let email = req.email.trim().to_lowercase();
     let mut errors = ValidationErrors::new();
     if !is_plausible_email(&email) {
@@ -189,7 +160,7 @@ pub async fn create_invitation(
         }
     };
     if let Some(grant) = &grant {
-        check_grant(ctx, caller, &admin, org_id, grant, &req.scopes, &mut errors).await?;
+        check_grant(ctx, caller, &org, grant, &req.scopes, &mut errors).await?;
     }
     errors.into_result()?;
     let Some(grant) = grant else {
@@ -393,7 +364,9 @@ pub async fn list_members(
     caller: &Caller,
     org: &str,
 ) -> Result<pb::ListMembersResponse, ServiceError> {
-    let (org_id, _) = require_org_admin(ctx, caller, org, Action::Read).await?;
+    let org_id = require_org_admin(ctx, caller, org, Action::Read)
+        .await?
+        .id();
     let rows = sqlx::query(&format!(
         "{MEMBER_SELECT} WHERE m.org_id = $1 ORDER BY u.email"
     ))
@@ -407,13 +380,12 @@ pub async fn list_members(
     Ok(pb::ListMembersResponse { items })
 }
 
-/// Loads a member of `org_id` for a change, locked, and checks the caller's ceiling covers
+/// Loads a member of `org` for a change, locked, and checks the caller's ceiling covers
 /// what the member holds now (a narrower admin cannot take over or strip a broader one).
 async fn lock_member(
     tx: &mut sqlx::PgConnection,
     caller: &Caller,
-    admin: &OrgAdmin,
-    org_id: Uuid,
+    org: &OrgAccess,
     user_id: &str,
 ) -> Result<(pb::User, StoredMembership), ServiceError> {
     let not_found = || ServiceError::NotFound(format!("member '{user_id}' not found"));
@@ -421,17 +393,18 @@ async fn lock_member(
     let row = sqlx::query(&format!(
         "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.user_id = $2 FOR UPDATE OF m"
     ))
-    .bind(org_id)
+    .bind(org.id())
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(not_found)?;
     let (user, member) = member_from_row(&row)?;
-    if matches!(admin, OrgAdmin::Scoped)
+    let org_id = org.id().to_string();
+    if !org.is_platform()
         && !member
             .effective_scopes()
             .iter()
-            .all(|s| caller.grants.covers(s, &org_id.to_string()))
+            .all(|s| caller.grants.covers(s, &org_id))
     {
         return Err(ServiceError::Forbidden(format!(
             "member '{user_id}' holds scopes beyond this credential's own"
@@ -449,9 +422,10 @@ pub async fn update_member(
     caller: &Caller,
     req: pb::UpdateMemberRequest,
 ) -> Result<pb::Member, ServiceError> {
-    let (org_id, admin) = require_org_admin(ctx, caller, &req.org, Action::Write).await?;
+    let org = require_org_admin(ctx, caller, &req.org, Action::Write).await?;
+    let org_id = org.id();
     let mut tx = ctx.pool.begin().await?;
-    let (user, before) = lock_member(&mut tx, caller, &admin, org_id, &req.user_id).await?;
+    let (user, before) = lock_member(&mut tx, caller, &org, &req.user_id).await?;
     let role = req.role.clone().unwrap_or_else(|| before.role.to_string());
     let teams = if req.replace_teams {
         req.teams.clone()
@@ -465,7 +439,7 @@ pub async fn update_member(
     };
     let grant = MembershipGrant::parse(&role, &teams, &scopes)?;
     let mut errors = ValidationErrors::new();
-    check_grant(ctx, caller, &admin, org_id, &grant, &scopes, &mut errors).await?;
+    check_grant(ctx, caller, &org, &grant, &scopes, &mut errors).await?;
     errors.into_result()?;
     let stored_scopes: Vec<String> = grant.scopes.iter().map(Scope::to_string).collect();
     let row = sqlx::query(
@@ -521,9 +495,10 @@ pub async fn remove_member(
     caller: &Caller,
     req: pb::RemoveMemberRequest,
 ) -> Result<pb::RemoveMemberResponse, ServiceError> {
-    let (org_id, admin) = require_org_admin(ctx, caller, &req.org, Action::Write).await?;
+    let org = require_org_admin(ctx, caller, &req.org, Action::Write).await?;
+    let org_id = org.id();
     let mut tx = ctx.pool.begin().await?;
-    let (user, before) = lock_member(&mut tx, caller, &admin, org_id, &req.user_id).await?;
+    let (user, before) = lock_member(&mut tx, caller, &org, &req.user_id).await?;
     let user_id = Uuid::parse_str(&user.id).map_err(|e| ServiceError::Internal(e.into()))?;
     sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
         .bind(org_id)

@@ -6,7 +6,7 @@
 //! ([`flowplane_domain::membership`]), so a change of role or scopes applies to live sessions
 //! as soon as the gateways' caches are told (the session ids are announced on the notice
 //! channel). A platform admin's session without a membership holds no tenant scopes: it
-//! governs organizations and users (see `identity::require_platform_admin`), and reaching tenant
+//! governs organizations and users (see `authz::authorize_platform`), and reaching tenant
 //! resources takes team scopes or the break-glass `admin:all` token.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! SQL for teams and resources. Functions that touch resources take a [`TeamAccess`] or a
+//! SQL for organizations, teams and resources. Functions that touch resources take a [`TeamAccess`] or a
 //! [`TeamFilter`], never a bare team name.
 
 use chrono::{DateTime, Utc};
@@ -30,6 +30,35 @@ pub async fn team_by_name(pool: &PgPool, name: &str) -> Result<Option<TeamRow>, 
             })
         })
         .transpose()
+}
+
+pub async fn org_id_by_name(pool: &PgPool, name: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Which of `names` are teams of the organization.
+pub async fn teams_in_org(
+    pool: &PgPool,
+    org_id: Uuid,
+    names: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT name FROM teams WHERE org_id = $1 AND name = ANY($2) ORDER BY name")
+        .bind(org_id)
+        .bind(names)
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn is_platform_admin(pool: &PgPool, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let flag: Option<bool> =
+        sqlx::query_scalar("SELECT is_platform_admin FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(flag == Some(true))
 }
 
 #[derive(Debug, Clone)]

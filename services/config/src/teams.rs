@@ -9,75 +9,15 @@
 use chrono::{DateTime, Utc};
 use flowplane_domain::ValidationErrors;
 use flowplane_domain::names::name_problem;
-use flowplane_domain::scopes::{Action, Scope};
+use flowplane_domain::scopes::Action;
 use flowplane_proto::identity::v1 as pb;
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::Context;
-use crate::authz::Caller;
+use crate::authz::{Caller, OrgStanding, authorize_org};
 use crate::error::{ServiceError, violated_constraint};
-use crate::identity::require_platform_admin;
 use crate::store::{self, AuditEntry};
-
-/// How far the caller reaches into one organization.
-#[derive(Debug, PartialEq, Eq)]
-enum OrgReach {
-    /// Every team; `write` when it may also create teams.
-    Admin { write: bool },
-    /// Only the teams its team scopes name.
-    Teams(Vec<String>),
-}
-
-async fn org_by_name(ctx: &Context, org: &str) -> Result<Option<Uuid>, ServiceError> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
-            .bind(org)
-            .fetch_optional(&ctx.pool)
-            .await?,
-    )
-}
-
-async fn reach(
-    ctx: &Context,
-    caller: &Caller,
-    org_name: &str,
-) -> Result<(Uuid, OrgReach), ServiceError> {
-    let not_found = || ServiceError::NotFound(format!("organization '{org_name}' not found"));
-    let org_id = org_by_name(ctx, org_name).await?.ok_or_else(not_found)?;
-    if require_platform_admin(ctx, caller).await.is_ok() {
-        return Ok((org_id, OrgReach::Admin { write: true }));
-    }
-    // Every scope but admin:all applies only in the credential's own organization.
-    if !caller.grants.in_org(&org_id.to_string()) {
-        return Err(not_found());
-    }
-    let mut org_level = None;
-    let mut named = Vec::new();
-    for scope in caller.grants.scopes() {
-        match scope {
-            Scope::Resource { action, .. } => {
-                let write = *action == Action::Write;
-                org_level = Some(org_level.unwrap_or(false) || write);
-            }
-            Scope::Team { team, .. } => named.push(team.clone()),
-            _ => {}
-        }
-    }
-    if let Some(write) = org_level {
-        return Ok((org_id, OrgReach::Admin { write }));
-    }
-    let teams: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM teams WHERE org_id = $1 AND name = ANY($2)")
-            .bind(org_id)
-            .bind(&named)
-            .fetch_all(&ctx.pool)
-            .await?;
-    if teams.is_empty() {
-        return Err(not_found());
-    }
-    Ok((org_id, OrgReach::Teams(teams)))
-}
 
 fn team_from_row(row: &sqlx::postgres::PgRow) -> Result<pb::Team, sqlx::Error> {
     Ok(pb::Team {
@@ -94,18 +34,18 @@ pub async fn list(
     caller: &Caller,
     org: &str,
 ) -> Result<pb::ListTeamsResponse, ServiceError> {
-    let (org_id, reach) = reach(ctx, caller, org).await?;
-    let (all, names) = match reach {
-        OrgReach::Admin { .. } => (true, Vec::new()),
-        OrgReach::Teams(names) => (false, names),
+    let org = authorize_org(&ctx.pool, caller, org).await?;
+    let (all, names) = match org.standing() {
+        OrgStanding::Platform | OrgStanding::Admin { .. } => (true, &[][..]),
+        OrgStanding::Teams(names) => (false, &names[..]),
     };
     let rows = sqlx::query(
         "SELECT id, org_id, name, display_name, created_at FROM teams \
          WHERE org_id = $1 AND ($2 OR name = ANY($3)) ORDER BY name",
     )
-    .bind(org_id)
+    .bind(org.id())
     .bind(all)
-    .bind(&names)
+    .bind(names)
     .fetch_all(&ctx.pool)
     .await?;
     Ok(pb::ListTeamsResponse {
@@ -121,13 +61,9 @@ pub async fn create(
     caller: &Caller,
     req: pb::CreateTeamRequest,
 ) -> Result<pb::Team, ServiceError> {
-    let (org_id, reach) = reach(ctx, caller, &req.org).await?;
-    if reach != (OrgReach::Admin { write: true }) {
-        return Err(ServiceError::Forbidden(format!(
-            "creating teams in organization '{}' takes an organization admin",
-            req.org
-        )));
-    }
+    let org = authorize_org(&ctx.pool, caller, &req.org).await?;
+    org.require_admin(Action::Write, "creating teams in")?;
+    let org_id = org.id();
     let mut errors = ValidationErrors::new();
     if let Err(message) = name_problem(&req.name) {
         errors.add("/name", message);

@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use crate::error::ValidationErrors;
 use crate::names::name_problem;
-use crate::scopes::{Action, Scope};
+use crate::scopes::Scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -151,16 +151,6 @@ pub fn parse_stored(scopes: &[String]) -> Vec<Scope> {
     scopes.iter().filter_map(|s| s.parse().ok()).collect()
 }
 
-/// Whether these effective scopes make their holder an administrator of its organization:
-/// any resource-level scope (reading members) or a resource-level `write` scope (changing them).
-pub fn administers_org(scopes: &[Scope], action: Action) -> bool {
-    scopes.iter().any(|s| match s {
-        Scope::AdminAll => true,
-        Scope::Resource { action: a, .. } => action == Action::Read || *a == Action::Write,
-        Scope::Team { .. } => false,
-    })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -168,6 +158,16 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// What the grant's holder may do at the organization level (`Grants::org_level`).
+    fn org_level(grant: &MembershipGrant) -> Option<crate::scopes::Action> {
+        let scopes: Vec<String> = grant
+            .effective_scopes()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        crate::scopes::Grants::parse(&scopes, Some("org".into())).org_level()
     }
 
     fn shown(scopes: &[Scope]) -> Vec<String> {
@@ -201,7 +201,7 @@ mod tests {
             shown(&grant.effective_scopes()),
             strings(&["clusters:write", "routes:read"])
         );
-        assert!(administers_org(&grant.effective_scopes(), Action::Write));
+        assert_eq!(org_level(&grant), Some(crate::scopes::Action::Write));
     }
 
     #[test]
@@ -212,7 +212,7 @@ mod tests {
             &strings(&["clusters:write"]),
         )
         .unwrap();
-        assert!(!administers_org(&grant.effective_scopes(), Action::Read));
+        assert_eq!(org_level(&grant), None);
     }
 
     #[test]

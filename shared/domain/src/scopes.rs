@@ -219,6 +219,19 @@ impl Grants {
         &self.scopes
     }
 
+    /// What the caller may do at the level of its organization (its teams, members and
+    /// invitations): any resource-level scope reads it, a writing one also changes it;
+    /// `None` with team scopes only. `admin:all` is the platform's, not an organization's.
+    pub fn org_level(&self) -> Option<Action> {
+        self.scopes
+            .iter()
+            .filter_map(|s| match s {
+                Scope::Resource { action, .. } => Some(*action),
+                _ => None,
+            })
+            .max_by_key(|a| *a == Action::Write)
+    }
+
     /// Whether the caller holds any scope on `resource` (in any team of its organization).
     pub fn holds_any(&self, resource: ScopeResource) -> bool {
         self.is_admin()

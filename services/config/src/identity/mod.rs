@@ -10,7 +10,6 @@ mod tokens;
 pub use authentication::authenticate;
 pub(crate) use authentication::authenticated;
 pub use bootstrap::{announce_setup_token, initialize, needs_initialization};
-pub(crate) use organizations::require_platform_admin;
 pub use organizations::{create_organization, list_organizations};
 pub use tokens::{create_token, get_token, list_tokens, revoke_token, rotate_token, update_token};
 

@@ -1,4 +1,4 @@
-//! Organizations (each with its default team) and the platform-admin decision.
+//! Organizations (each with its default team), which only platform admins create and list.
 
 use chrono::{DateTime, Utc};
 use flowplane_domain::ValidationErrors;
@@ -8,7 +8,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::Context;
-use crate::authz::Caller;
+use crate::authz::{Caller, authorize_platform};
 use crate::error::{ServiceError, violated_constraint};
 use crate::store::{self, AuditEntry};
 
@@ -20,7 +20,7 @@ pub async fn create_organization(
     name: &str,
     display_name: &str,
 ) -> Result<pb::CreateOrganizationResponse, ServiceError> {
-    require_platform_admin(ctx, caller).await?;
+    authorize_platform(&ctx.pool, caller).await?;
     let mut errors = ValidationErrors::new();
     if let Err(message) = name_problem(name) {
         errors.add("/name", message);
@@ -116,7 +116,7 @@ pub async fn list_organizations(
     ctx: &Context,
     caller: &Caller,
 ) -> Result<pb::ListOrganizationsResponse, ServiceError> {
-    require_platform_admin(ctx, caller).await?;
+    authorize_platform(&ctx.pool, caller).await?;
     let rows =
         sqlx::query("SELECT id, name, display_name, created_at FROM organizations ORDER BY name")
             .fetch_all(&ctx.pool)
@@ -133,33 +133,4 @@ pub async fn list_organizations(
         })
         .collect::<Result<_, sqlx::Error>>()?;
     Ok(pb::ListOrganizationsResponse { items })
-}
-
-/// Platform administration: the break-glass `admin:all` scope, or a platform-admin user acting
-/// through a session. A token is bounded by its scopes even when its owner is a platform admin,
-/// so a narrowly scoped token never carries its owner's full power.
-pub(crate) async fn require_platform_admin(
-    ctx: &Context,
-    caller: &Caller,
-) -> Result<(), ServiceError> {
-    if caller.grants.is_admin() {
-        return Ok(());
-    }
-    // Only a session speaks for its user; a token never does.
-    let is_admin: Option<bool> = match (caller.session_id, caller.token_id, caller.user_id) {
-        (Some(_), None, Some(id)) => {
-            sqlx::query_scalar("SELECT is_platform_admin FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&ctx.pool)
-                .await?
-        }
-        _ => None,
-    };
-    if is_admin == Some(true) {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(
-            "platform administration requires a platform admin".into(),
-        ))
-    }
 }
