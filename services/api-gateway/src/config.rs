@@ -1,7 +1,9 @@
 //! The gateway's settings, from `FLOWPLANE_*` variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
+use flowplane_runtime::bus::NatsSettings;
 use flowplane_runtime::env;
 
 #[derive(Clone)]
@@ -10,6 +12,9 @@ pub struct ApiGatewayConfig {
     pub api_addr: SocketAddr,
     /// `FLOWPLANE_CONFIG_URL`: the config service's internal gRPC endpoint.
     pub config_url: String,
+    /// `FLOWPLANE_CONFIG_CA_FILE`: the CA that signed config\'s certificate, for an `https://`
+    /// config URL.
+    pub config_ca_file: Option<PathBuf>,
     /// `FLOWPLANE_SERVICE_CREDENTIAL`: the gateway's own credential on calls to config
     /// (`flowplane service-credential api-gateway`). Required, but checked when the gateway
     /// starts rather than here, so `flowplane up` can supply one of its own.
@@ -40,7 +45,7 @@ pub struct ApiGatewayConfig {
     /// `FLOWPLANE_NATS_URL`: where to hear token-invalidated notices from config, so a token
     /// revoked through any gateway stops working on this one at once. Unset: revocations
     /// through other gateways take effect when the cached entry expires (at most 60 s).
-    pub nats_url: Option<String>,
+    pub nats: Option<NatsSettings>,
     /// `FLOWPLANE_NATS_PREFIX`: the same prefix config publishes under.
     pub nats_prefix: String,
     /// `FLOWPLANE_REDIS_URL`: where failed logins are counted, so the throttle holds across
@@ -122,6 +127,7 @@ impl ApiGatewayConfig {
         Ok(Self {
             api_addr: env::parsed("FLOWPLANE_API_ADDR", DEFAULT_API_ADDR)?,
             config_url: env::string("FLOWPLANE_CONFIG_URL", DEFAULT_CONFIG_URL),
+            config_ca_file: env::optional("FLOWPLANE_CONFIG_CA_FILE").map(PathBuf::from),
             service_credential: env::string("FLOWPLANE_SERVICE_CREDENTIAL", ""),
             xds_public_host: env::string("FLOWPLANE_XDS_PUBLIC_HOST", DEFAULT_XDS_PUBLIC_HOST),
             xds_public_port: env::parsed("FLOWPLANE_XDS_PUBLIC_PORT", DEFAULT_XDS_PUBLIC_PORT)?,
@@ -145,7 +151,10 @@ impl ApiGatewayConfig {
             )?,
             learning_public_ca_file: env::optional("FLOWPLANE_LEARNING_PUBLIC_CA_FILE"),
             envoy_admin_port: env::parsed("FLOWPLANE_ENVOY_ADMIN_PORT", DEFAULT_ENVOY_ADMIN_PORT)?,
-            nats_url: env::optional("FLOWPLANE_NATS_URL"),
+            nats: match env::optional("FLOWPLANE_NATS_URL") {
+                Some(_) => Some(NatsSettings::from_env()?),
+                None => None,
+            },
             nats_prefix: env::string(
                 "FLOWPLANE_NATS_PREFIX",
                 flowplane_runtime::bus::DEFAULT_PREFIX,
@@ -179,6 +188,7 @@ impl std::fmt::Debug for ApiGatewayConfig {
         f.debug_struct("ApiGatewayConfig")
             .field("api_addr", &self.api_addr)
             .field("config_url", &self.config_url)
+            .field("config_ca_file", &self.config_ca_file)
             .field("service_credential", &"<redacted>")
             .field("xds_public_host", &self.xds_public_host)
             .field("xds_public_port", &self.xds_public_port)
@@ -190,7 +200,7 @@ impl std::fmt::Debug for ApiGatewayConfig {
             .field("ratelimit_public_ca_file", &self.ratelimit_public_ca_file)
             .field("learning_public_ca_file", &self.learning_public_ca_file)
             .field("envoy_admin_port", &self.envoy_admin_port)
-            .field("nats_url", &self.nats_url)
+            .field("nats", &self.nats)
             .field("nats_prefix", &self.nats_prefix)
             // A Redis URL can carry a password.
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
@@ -213,6 +223,7 @@ mod tests {
         let config = ApiGatewayConfig {
             api_addr: DEFAULT_API_ADDR,
             config_url: DEFAULT_CONFIG_URL.into(),
+            config_ca_file: None,
             service_credential: "super-secret-service-credential".into(),
             xds_public_host: DEFAULT_XDS_PUBLIC_HOST.into(),
             xds_public_port: DEFAULT_XDS_PUBLIC_PORT,
@@ -224,7 +235,7 @@ mod tests {
             ratelimit_public_ca_file: None,
             learning_public_ca_file: None,
             envoy_admin_port: DEFAULT_ENVOY_ADMIN_PORT,
-            nats_url: None,
+            nats: None,
             nats_prefix: "flowplane".into(),
             redis_url: Some("redis://:hunter2@127.0.0.1:6379".into()),
             redis_prefix: "flowplane".into(),

@@ -12,7 +12,7 @@ use flowplane_proto::resources::v1::api_definition_service_client::ApiDefinition
 use flowplane_proto::resources::v1::resource_service_client::ResourceServiceClient;
 use flowplane_runtime::credential::{ClientCredential, Service, ServiceCredential};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub type ConfigChannel = InterceptedService<Channel, ClientCredential>;
 pub type ResourceClient = ResourceServiceClient<ConfigChannel>;
@@ -36,10 +36,13 @@ pub struct ConfigService {
 }
 
 impl ConfigService {
-    pub fn connect_lazy(url: &str, service_credential: &str) -> anyhow::Result<Self> {
+    pub fn connect_lazy(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+        service_credential: &str,
+    ) -> anyhow::Result<Self> {
         let credential = ServiceCredential::new(Service::ApiGateway, service_credential)?;
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| anyhow::anyhow!("FLOWPLANE_CONFIG_URL={url:?} is not a valid URL: {e}"))?
+        let endpoint = flowplane_runtime::tls::config_endpoint(url, ca_file)?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .tcp_nodelay(true);

@@ -127,10 +127,10 @@ fn span(request: &Request) -> tracing::Span {
 }
 
 /// Binds `config.api_addr` and serves until `shutdown`, hearing token notices over NATS when
-/// `config.nats_url` is set.
+/// `config.nats` is set.
 pub async fn run(config: ApiGatewayConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    let notices = match &config.nats_url {
-        Some(url) => Some(AuthNotices::nats(url, &config.nats_prefix).await?),
+    let notices = match &config.nats {
+        Some(nats) => Some(AuthNotices::nats(nats, &config.nats_prefix).await?),
         None => {
             tracing::info!(
                 "FLOWPLANE_NATS_URL is not set: tokens revoked through other gateways stop working here when their cache entry expires"

@@ -55,7 +55,11 @@ impl AppState {
     /// Builds the state without touching the network: the channel to config connects on first
     /// use.
     pub fn new(config: &ApiGatewayConfig) -> anyhow::Result<Self> {
-        let service = ConfigService::connect_lazy(&config.config_url, &config.service_credential)?;
+        let service = ConfigService::connect_lazy(
+            &config.config_url,
+            config.config_ca_file.as_deref(),
+            &config.service_credential,
+        )?;
         let throttle = |limits| match &config.redis_url {
             Some(url) => LoginThrottle::redis(url, &config.redis_prefix, limits),
             None => Ok(LoginThrottle::local(limits)),

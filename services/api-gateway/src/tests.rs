@@ -19,11 +19,13 @@ use tower::ServiceExt;
 
 use crate::fake_config::{FakeConfig, SERVICE_SECRET, SETUP_TOKEN, credential, gateway_credential};
 use crate::{ApiGatewayConfig, AppState};
+use flowplane_runtime::bus::NatsSettings;
 
 fn gateway_config(config_url: String) -> ApiGatewayConfig {
     ApiGatewayConfig {
         api_addr: "127.0.0.1:0".parse().unwrap(),
         config_url,
+        config_ca_file: None,
         service_credential: gateway_credential(),
         xds_public_host: "xds.example.internal".into(),
         xds_public_port: 18000,
@@ -35,7 +37,7 @@ fn gateway_config(config_url: String) -> ApiGatewayConfig {
         ratelimit_public_ca_file: None,
         learning_public_ca_file: None,
         envoy_admin_port: 9901,
-        nats_url: None,
+        nats: None,
         nats_prefix: "flowplane".into(),
         redis_url: None,
         redis_prefix: "flowplane".into(),
@@ -1752,7 +1754,7 @@ async fn a_gateway_serves_while_nats_for_notices_is_unreachable() {
         l.local_addr().unwrap().port()
     };
     let mut config = gateway_config(fake.url());
-    config.nats_url = Some(format!("nats://127.0.0.1:{closed}"));
+    config.nats = Some(NatsSettings::at(&format!("nats://127.0.0.1:{closed}")));
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

@@ -7,7 +7,7 @@ use flowplane_config::ConfigServiceConfig;
 use flowplane_learning::LearningConfig;
 use flowplane_mcp::McpConfig;
 use flowplane_ratelimit::RateLimitConfig;
-use flowplane_runtime::bus::Bus;
+use flowplane_runtime::bus::{Bus, NatsSettings};
 use flowplane_runtime::credential::{Service, ServiceSecret};
 use flowplane_runtime::{env, shutdown, telemetry};
 use flowplane_xds_server::XdsServerConfig;
@@ -77,7 +77,7 @@ pub async fn run() -> anyhow::Result<()> {
         ("FLOWPLANE_LEARNING_HTTP_ADDR", learning.http_addr),
         ("FLOWPLANE_MCP_ADDR", mcp.addr),
     ])?;
-    let bus = choose_bus(&config.nats_url, &config.nats_prefix).await;
+    let bus = choose_bus(&config.nats, &config.nats_prefix).await;
 
     tracing::info!("Flowplane is starting");
     tracing::info!(
@@ -238,9 +238,9 @@ fn kept_dev_secret(
 }
 
 /// NATS when configured or reachable, otherwise the in-process bus.
-async fn choose_bus(nats_url: &str, prefix: &str) -> Bus {
+async fn choose_bus(nats: &NatsSettings, prefix: &str) -> Bus {
     let explicit = env::optional("FLOWPLANE_NATS_URL").is_some();
-    match tokio::time::timeout(Duration::from_secs(3), Bus::nats(nats_url, prefix)).await {
+    match tokio::time::timeout(Duration::from_secs(3), Bus::nats(nats, prefix)).await {
         Ok(Ok(bus)) => bus,
         Ok(Err(e)) if explicit => {
             tracing::warn!(error = %e, "FLOWPLANE_NATS_URL is set but NATS is unreachable; using the in-process bus");
@@ -249,7 +249,7 @@ async fn choose_bus(nats_url: &str, prefix: &str) -> Bus {
         _ => {
             tracing::info!(
                 "NATS not reachable at {}; using the in-process bus (fine for one process)",
-                env::redact_url(nats_url)
+                nats.redacted_url()
             );
             Bus::local()
         }

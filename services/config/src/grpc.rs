@@ -16,6 +16,7 @@ use flowplane_proto::state::v1::{
     self as state_pb, dataplane_service_server as dataplanes_srv, state_service_server as state_srv,
 };
 use flowplane_runtime::shutdown::Shutdown;
+use flowplane_runtime::tls::TlsAcceptor;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -27,10 +28,15 @@ use crate::{
     sessions, state, teams,
 };
 
-/// Serves every internal API on `addr`, each behind the service credential and the table of
-/// which service may call which method (`service_auth`).
-pub async fn serve(ctx: Context, addr: SocketAddr, shutdown: Shutdown) -> anyhow::Result<()> {
-    tonic::transport::Server::builder()
+/// Serves every internal API on `addr` (over TLS when `tls` is given), each behind the
+/// service credential and the table of which service may call which method (`service_auth`).
+pub async fn serve(
+    ctx: Context,
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let router = tonic::transport::Server::builder()
         .layer(ctx.keys.layer())
         .add_service(resources_srv::ResourceServiceServer::new(ResourceApi(
             ctx.clone(),
@@ -56,9 +62,16 @@ pub async fn serve(ctx: Context, addr: SocketAddr, shutdown: Shutdown) -> anyhow
         .add_service(learning_srv::LearningResultsServiceServer::new(
             LearningApi(ctx.clone()),
         ))
-        .add_service(reports_srv::ReportServiceServer::new(ReportApi(ctx)))
-        .serve_with_shutdown(addr, shutdown.wait())
-        .await?;
+        .add_service(reports_srv::ReportServiceServer::new(ReportApi(ctx)));
+    match tls {
+        None => router.serve_with_shutdown(addr, shutdown.wait()).await?,
+        Some(acceptor) => {
+            let incoming = flowplane_runtime::tls::incoming(addr, acceptor).await?;
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                .await?
+        }
+    }
     Ok(())
 }
 

@@ -89,6 +89,12 @@ pub async fn run_with_notices(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let readiness = Readiness::new();
+    // A bad certificate stops the start here, before the database is touched.
+    let grpc_tls = config
+        .grpc_tls
+        .as_ref()
+        .map(flowplane_runtime::tls::TlsFiles::acceptor)
+        .transpose()?;
     flowplane_domain::listener::set_access_log_dir(&config.access_log_dir)
         .map_err(anyhow::Error::msg)?;
     // Refuse to start without the key rather than store secrets in the clear.
@@ -142,9 +148,14 @@ pub async fn run_with_notices(
         health::router(readiness.clone()),
         shutdown.clone(),
     ));
-    tracing::info!(grpc = %config.grpc_addr, http = %config.http_addr, "config service listening");
+    tracing::info!(
+        grpc = %config.grpc_addr,
+        grpc_tls = grpc_tls.is_some(),
+        http = %config.http_addr,
+        "config service listening"
+    );
     readiness.set(true);
-    grpc::serve(ctx, config.grpc_addr, shutdown).await?;
+    grpc::serve(ctx, config.grpc_addr, grpc_tls, shutdown).await?;
     readiness.set(false);
     let _ = relay.await;
     let _ = sweep.await;

@@ -5,7 +5,7 @@ use flowplane_runtime::{bus::Bus, shutdown, telemetry};
 async fn main() -> anyhow::Result<()> {
     telemetry::init("config");
     let config = ConfigServiceConfig::from_env()?;
-    let bus = Bus::nats(&config.nats_url, &config.nats_prefix).await?;
+    let bus = Bus::nats(&config.nats, &config.nats_prefix).await?;
     tracing::info!(bus = %bus.describe(), "change events go to the bus");
     flowplane_config::run(config, bus, shutdown::on_signals()).await
 }

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use flowplane_runtime::bus::NatsSettings;
 use flowplane_runtime::env;
+use flowplane_runtime::tls::TlsFiles;
 
 #[derive(Debug, Clone)]
 pub struct ConfigServiceConfig {
@@ -11,10 +13,13 @@ pub struct ConfigServiceConfig {
     pub database_url: String,
     /// `FLOWPLANE_CONFIG_GRPC_ADDR`: internal gRPC (resources, identity, state).
     pub grpc_addr: SocketAddr,
+    /// `FLOWPLANE_CONFIG_GRPC_TLS_CERT_FILE` + `FLOWPLANE_CONFIG_GRPC_TLS_KEY_FILE`: serve
+    /// internal gRPC over TLS (clients then use `https://` and `FLOWPLANE_CONFIG_CA_FILE`).
+    pub grpc_tls: Option<TlsFiles>,
     /// `FLOWPLANE_CONFIG_HTTP_ADDR`: `/healthz`, `/readyz`, `/metrics`.
     pub http_addr: SocketAddr,
-    /// `FLOWPLANE_NATS_URL`
-    pub nats_url: String,
+    /// `FLOWPLANE_NATS_URL`, `FLOWPLANE_NATS_CA_FILE`, `FLOWPLANE_NATS_TLS_{CERT,KEY}_FILE`
+    pub nats: NatsSettings,
     /// `FLOWPLANE_NATS_PREFIX`: subject and stream prefix, so deployments can share a NATS.
     pub nats_prefix: String,
     /// `FLOWPLANE_SERVICE_SECRET`: the root of every internal key; only config holds it
@@ -75,7 +80,8 @@ impl ConfigServiceConfig {
             database_url: env::string("FLOWPLANE_DATABASE_URL", DEFAULT_DATABASE_URL),
             grpc_addr: env::parsed("FLOWPLANE_CONFIG_GRPC_ADDR", parse_addr(DEFAULT_GRPC_ADDR))?,
             http_addr: env::parsed("FLOWPLANE_CONFIG_HTTP_ADDR", parse_addr("127.0.0.1:18091"))?,
-            nats_url: env::string("FLOWPLANE_NATS_URL", "nats://127.0.0.1:4222"),
+            grpc_tls: TlsFiles::from_env("FLOWPLANE_CONFIG_GRPC")?,
+            nats: NatsSettings::from_env()?,
             nats_prefix: env::string(
                 "FLOWPLANE_NATS_PREFIX",
                 flowplane_runtime::bus::DEFAULT_PREFIX,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use flowplane_config::{identity, relay, resources};
 use flowplane_domain::ResourceKind;
 use flowplane_proto::state::v1::ChangeEvent;
-use flowplane_runtime::bus::Bus;
+use flowplane_runtime::bus::{Bus, NatsSettings};
 use futures::StreamExt;
 use prost::Message;
 use support::{TestDb, admin, cluster_body, unique};
@@ -17,7 +17,7 @@ use support::{TestDb, admin, cluster_body, unique};
 async fn nats_bus(prefix: &str) -> Bus {
     let url =
         std::env::var("FLOWPLANE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    Bus::nats(&url, prefix)
+    Bus::nats(&NatsSettings::at(&url), prefix)
         .await
         .unwrap_or_else(|e| panic!("NATS must be running for these tests: {e:#}"))
 }

@@ -45,7 +45,12 @@ async fn serve(db: &TestDb) -> Server {
         .unwrap();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let (stop, stopped) = shutdown::channel();
-    let task = tokio::spawn(flowplane_config::grpc::serve(db.ctx.clone(), addr, stopped));
+    let task = tokio::spawn(flowplane_config::grpc::serve(
+        db.ctx.clone(),
+        addr,
+        None,
+        stopped,
+    ));
     let channel = loop {
         match tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()

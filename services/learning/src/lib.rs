@@ -33,7 +33,7 @@ use flowplane_runtime::credential::{Service, ServiceCredential};
 use flowplane_runtime::dataplanes::DataplaneVerifier;
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
-use tonic::transport::Endpoint;
+use flowplane_runtime::tls::config_endpoint;
 
 /// Serves the External Processor until `shutdown`, flushing to config as it goes.
 pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -44,7 +44,7 @@ pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<(
         .as_ref()
         .map(flowplane_runtime::tls::TlsFiles::acceptor)
         .transpose()?;
-    let channel = Endpoint::from_shared(config.config_url.clone())?
+    let channel = config_endpoint(&config.config_url, config.config_ca_file.as_deref())?
         .connect_timeout(std::time::Duration::from_secs(3))
         // A hung config fails a flush (kept for the next) rather than stalling it.
         .timeout(std::time::Duration::from_secs(30))

@@ -1,6 +1,7 @@
 //! The learning service's settings, from `FLOWPLANE_*` variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use flowplane_runtime::env;
@@ -14,6 +15,9 @@ pub struct LearningConfig {
     pub http_addr: SocketAddr,
     /// `FLOWPLANE_CONFIG_URL`: the config service, which stores what was learned.
     pub config_url: String,
+    /// `FLOWPLANE_CONFIG_CA_FILE`: the CA that signed config\'s certificate, for an `https://`
+    /// config URL.
+    pub config_ca_file: Option<PathBuf>,
     /// `FLOWPLANE_SERVICE_CREDENTIAL`: learning's own credential on calls to config
     /// (`flowplane service-credential learning`).
     pub service_credential: String,
@@ -37,6 +41,7 @@ impl LearningConfig {
                 SocketAddr::from(([127, 0, 0, 1], 18084)),
             )?,
             config_url: env::string("FLOWPLANE_CONFIG_URL", "http://127.0.0.1:18090"),
+            config_ca_file: env::optional("FLOWPLANE_CONFIG_CA_FILE").map(PathBuf::from),
             // Checked when the service starts, so `flowplane up` can supply one of its own.
             service_credential: env::string("FLOWPLANE_SERVICE_CREDENTIAL", ""),
             flush_interval: Duration::from_millis(env::parsed(
@@ -54,6 +59,7 @@ impl std::fmt::Debug for LearningConfig {
             .field("grpc_addr", &self.grpc_addr)
             .field("http_addr", &self.http_addr)
             .field("config_url", &self.config_url)
+            .field("config_ca_file", &self.config_ca_file)
             .field("service_credential", &"<redacted>")
             .field("flush_interval", &self.flush_interval)
             .field("tls", &self.tls)

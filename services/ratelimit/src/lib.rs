@@ -33,6 +33,7 @@ use flowplane_runtime::credential::{Service, ServiceCredential, metadata_text};
 use flowplane_runtime::dataplanes::DataplaneVerifier;
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
+use flowplane_runtime::tls::config_endpoint;
 use flowplane_xds::bootstrap::{DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER};
 use tonic::{Request, Response, Status};
 
@@ -124,7 +125,7 @@ impl RateLimitService for RateLimitApi {
 /// Serves Envoy's Rate Limit Service until `shutdown`.
 pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let credential = ServiceCredential::new(Service::Ratelimit, &config.service_credential)?;
-    let channel = tonic::transport::Endpoint::from_shared(config.config_url.clone())?
+    let channel = config_endpoint(&config.config_url, config.config_ca_file.as_deref())?
         .connect_timeout(std::time::Duration::from_secs(3))
         .timeout(std::time::Duration::from_secs(10))
         .connect_lazy();

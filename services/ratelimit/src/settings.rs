@@ -1,6 +1,7 @@
 //! The ratelimit service's settings, from `FLOWPLANE_*` variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use flowplane_runtime::env;
 use flowplane_runtime::tls::TlsFiles;
@@ -19,6 +20,9 @@ pub struct RateLimitConfig {
     /// `FLOWPLANE_CONFIG_URL`: the config service, which says whether an Envoy's token is a
     /// live dataplane's.
     pub config_url: String,
+    /// `FLOWPLANE_CONFIG_CA_FILE`: the CA that signed config\'s certificate, for an `https://`
+    /// config URL.
+    pub config_ca_file: Option<PathBuf>,
     /// `FLOWPLANE_SERVICE_CREDENTIAL`: ratelimit's own credential on calls to config
     /// (`flowplane service-credential ratelimit`).
     pub service_credential: String,
@@ -43,6 +47,7 @@ impl RateLimitConfig {
             redis_prefix: env::string("FLOWPLANE_REDIS_PREFIX", "flowplane"),
             // Checked when the service starts, so `flowplane up` can supply one of its own.
             config_url: env::string("FLOWPLANE_CONFIG_URL", "http://127.0.0.1:18090"),
+            config_ca_file: env::optional("FLOWPLANE_CONFIG_CA_FILE").map(PathBuf::from),
             service_credential: env::string("FLOWPLANE_SERVICE_CREDENTIAL", ""),
             tls: TlsFiles::from_env("FLOWPLANE_RATELIMIT")?,
         })
@@ -58,6 +63,7 @@ impl std::fmt::Debug for RateLimitConfig {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .field("redis_prefix", &self.redis_prefix)
             .field("config_url", &self.config_url)
+            .field("config_ca_file", &self.config_ca_file)
             .field("service_credential", &"<redacted>")
             .field("tls", &self.tls)
             .finish()

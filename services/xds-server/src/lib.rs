@@ -43,7 +43,7 @@ use flowplane_runtime::bus::Bus;
 use flowplane_runtime::credential::{Service, ServiceCredential};
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
-use tonic::transport::Endpoint;
+use flowplane_runtime::tls::config_endpoint;
 
 /// Runs an xds-server replica until `shutdown`: load state, subscribe, then serve ADS.
 pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -55,7 +55,7 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
         .transpose()?;
     let readiness = Readiness::new();
     let credential = ServiceCredential::new(Service::XdsServer, &config.service_credential)?;
-    let channel = Endpoint::from_shared(config.config_url.clone())?
+    let channel = config_endpoint(&config.config_url, config.config_ca_file.as_deref())?
         .connect_timeout(std::time::Duration::from_secs(3))
         .connect_lazy();
     // State parts hold a few MB, but one resource (a route config generated from a large

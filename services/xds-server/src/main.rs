@@ -6,7 +6,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init("xds-server");
     let config = XdsServerConfig::from_env()?;
     // Never waits for NATS: a replica loads its state from config and serves without it.
-    let bus = Bus::nats_subscriber(&config.nats_url, &config.nats_prefix).await?;
+    let bus = Bus::nats_subscriber(&config.nats, &config.nats_prefix).await?;
     tracing::info!(bus = %bus.describe(), "change events come from the bus");
     flowplane_xds_server::run(config, bus, shutdown::on_signals()).await
 }

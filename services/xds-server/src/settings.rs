@@ -1,8 +1,10 @@
 //! The xds-server's settings, from `FLOWPLANE_*` variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use flowplane_runtime::bus::NatsSettings;
 use flowplane_runtime::env;
 use flowplane_runtime::tls::TlsFiles;
 
@@ -14,11 +16,14 @@ pub struct XdsServerConfig {
     pub http_addr: SocketAddr,
     /// `FLOWPLANE_CONFIG_URL`: the config service's internal gRPC.
     pub config_url: String,
+    /// `FLOWPLANE_CONFIG_CA_FILE`: the CA that signed config\'s certificate, for an `https://`
+    /// config URL.
+    pub config_ca_file: Option<PathBuf>,
     /// `FLOWPLANE_SERVICE_CREDENTIAL`: the replica's own credential on calls to config
     /// (`flowplane service-credential xds-server`).
     pub service_credential: String,
-    /// `FLOWPLANE_NATS_URL`
-    pub nats_url: String,
+    /// `FLOWPLANE_NATS_URL`, `FLOWPLANE_NATS_CA_FILE`, `FLOWPLANE_NATS_TLS_{CERT,KEY}_FILE`
+    pub nats: NatsSettings,
     /// `FLOWPLANE_NATS_PREFIX`: subject and stream prefix, so deployments can share a NATS.
     pub nats_prefix: String,
     /// `FLOWPLANE_XDS_RESYNC_SECONDS`: how often to compare revisions with config, so a
@@ -44,10 +49,11 @@ impl XdsServerConfig {
                 SocketAddr::from(([127, 0, 0, 1], 18001)),
             )?,
             config_url: env::string("FLOWPLANE_CONFIG_URL", "http://127.0.0.1:18090"),
+            config_ca_file: env::optional("FLOWPLANE_CONFIG_CA_FILE").map(PathBuf::from),
             // Checked when the service starts (ServiceCredential::new), so `flowplane up` can
             // supply one of its own.
             service_credential: env::string("FLOWPLANE_SERVICE_CREDENTIAL", ""),
-            nats_url: env::string("FLOWPLANE_NATS_URL", "nats://127.0.0.1:4222"),
+            nats: NatsSettings::from_env()?,
             nats_prefix: env::string(
                 "FLOWPLANE_NATS_PREFIX",
                 flowplane_runtime::bus::DEFAULT_PREFIX,
@@ -71,8 +77,9 @@ impl std::fmt::Debug for XdsServerConfig {
             .field("xds_addr", &self.xds_addr)
             .field("http_addr", &self.http_addr)
             .field("config_url", &self.config_url)
+            .field("config_ca_file", &self.config_ca_file)
             .field("service_credential", &"<redacted>")
-            .field("nats_url", &"<set>")
+            .field("nats", &self.nats)
             .field("nats_prefix", &self.nats_prefix)
             .field("resync_interval", &self.resync_interval)
             .field("ads_threads", &self.ads_threads)

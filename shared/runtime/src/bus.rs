@@ -7,6 +7,7 @@
 //! own. Every event names its installation and epoch; subscribers check them. For a single-process laptop run without NATS, an
 //! in-process broadcast channel stands in with the same interface.
 
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -162,6 +163,7 @@ pub enum Bus {
 #[derive(Clone)]
 pub struct NatsBus {
     jetstream: jetstream::Context,
+    /// Redacted: for logs and errors.
     url: String,
     stream: String,
     subject: String,
@@ -171,8 +173,8 @@ pub type EventStream = Pin<Box<dyn Stream<Item = anyhow::Result<Event>> + Send>>
 
 impl Bus {
     /// Connects to NATS and makes sure the stream for `prefix` exists (config's start).
-    pub async fn nats(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let bus = Self::nats_subscriber(url, prefix).await?;
+    pub async fn nats(settings: &NatsSettings, prefix: &str) -> anyhow::Result<Self> {
+        let bus = Self::nats_subscriber(settings, prefix).await?;
         let Self::Nats(nats) = &bus else {
             unreachable!("nats_subscriber makes a NATS bus")
         };
@@ -192,7 +194,7 @@ impl Bus {
         .map_err(|_| {
             anyhow!(
                 "NATS at {} did not answer within 10s",
-                crate::env::redact_url(url)
+                settings.redacted_url()
             )
         })?
         .map_err(|e| anyhow!("creating JetStream stream {}: {e}", nats.stream))?;
@@ -202,10 +204,10 @@ impl Bus {
     /// A subscriber's bus: connects in the background and creates nothing, so a replica starts
     /// (and serves) while NATS is away; [`Bus::subscribe`] fails until NATS and the stream
     /// (config's to create) are there.
-    pub async fn nats_subscriber(url: &str, prefix: &str) -> anyhow::Result<Self> {
+    pub async fn nats_subscriber(settings: &NatsSettings, prefix: &str) -> anyhow::Result<Self> {
         Ok(Self::Nats(Box::new(NatsBus {
-            jetstream: jetstream::new(connect(url).await?),
-            url: url.to_string(),
+            jetstream: jetstream::new(connect(settings).await?),
+            url: settings.redacted_url(),
             stream: stream_name(prefix),
             subject: subject(prefix),
         })))
@@ -219,11 +221,7 @@ impl Bus {
 
     pub fn describe(&self) -> String {
         match self {
-            Self::Nats(n) => format!(
-                "NATS JetStream at {} (stream {})",
-                crate::env::redact_url(&n.url),
-                n.stream
-            ),
+            Self::Nats(n) => format!("NATS JetStream at {} (stream {})", n.url, n.stream),
             Self::Local(_) => "in-process bus".into(),
         }
     }
@@ -364,12 +362,63 @@ impl Bus {
     }
 }
 
+/// How the services reach NATS: `FLOWPLANE_NATS_URL` (credentials in the URL:
+/// `nats://user:password@host` or `nats://token@host`; `tls://host` requires TLS) and,
+/// for TLS, `FLOWPLANE_NATS_CA_FILE` (the CA that signed NATS's certificate; setting it
+/// requires TLS whatever the scheme) and, when NATS asks clients for a certificate,
+/// `FLOWPLANE_NATS_TLS_CERT_FILE` + `FLOWPLANE_NATS_TLS_KEY_FILE`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsSettings {
+    pub url: String,
+    pub ca_file: Option<PathBuf>,
+    pub client_tls: Option<crate::tls::TlsFiles>,
+}
+
+impl NatsSettings {
+    pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
+
+    /// Plain NATS at `url`.
+    pub fn at(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            ca_file: None,
+            client_tls: None,
+        }
+    }
+
+    /// The settings from the environment, [`Self::DEFAULT_URL`] when the URL is unset.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            url: crate::env::string("FLOWPLANE_NATS_URL", Self::DEFAULT_URL),
+            ca_file: crate::env::optional("FLOWPLANE_NATS_CA_FILE").map(PathBuf::from),
+            client_tls: crate::tls::TlsFiles::from_env("FLOWPLANE_NATS")?,
+        })
+    }
+
+    /// The URL with its password hidden, for logs.
+    pub fn redacted_url(&self) -> String {
+        crate::env::redact_url(&self.url)
+    }
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for NatsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSettings")
+            .field("url", &self.redacted_url())
+            .field("ca_file", &self.ca_file)
+            .field("client_tls", &self.client_tls)
+            .finish()
+    }
+}
+
 /// A NATS client that keeps (re)connecting in the background: it never waits for the server,
 /// and requests made while it is away wait for it instead.
 ///
-/// Credentials travel in the URL (`nats://user:password@host`, or `nats://token@host`):
-/// async-nats parses them but does not send them, so they are handed over here.
-async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+/// async-nats parses credentials in the URL but does not send them, so they are handed over
+/// here.
+async fn connect(settings: &NatsSettings) -> anyhow::Result<async_nats::Client> {
+    let url = settings.url.as_str();
     let mut options = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(3))
         .retry_on_initial_connect();
@@ -377,7 +426,7 @@ async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
         let addr: async_nats::ServerAddr = server
             .trim()
             .parse()
-            .map_err(|e| anyhow!("FLOWPLANE_NATS_URL {}: {e}", crate::env::redact_url(url)))?;
+            .map_err(|e| anyhow!("FLOWPLANE_NATS_URL {}: {e}", settings.redacted_url()))?;
         match (addr.username(), addr.password()) {
             (Some(user), Some(password)) => {
                 options = options.user_and_password(user.to_string(), password.to_string());
@@ -390,10 +439,25 @@ async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
             _ => {}
         }
     }
+    if let Some(ca) = &settings.ca_file {
+        // Read here, so a missing file stops the start rather than every reconnect.
+        std::fs::metadata(ca)
+            .with_context(|| format!("FLOWPLANE_NATS_CA_FILE {}", ca.display()))?;
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some(client) = &settings.client_tls {
+        for file in [&client.cert, &client.key] {
+            std::fs::metadata(file)
+                .with_context(|| format!("NATS client TLS file {}", file.display()))?;
+        }
+        options = options
+            .add_client_certificate(client.cert.clone(), client.key.clone())
+            .require_tls(true);
+    }
     options
         .connect(url)
         .await
-        .with_context(|| format!("connecting to NATS at {}", crate::env::redact_url(url)))
+        .with_context(|| format!("connecting to NATS at {}", settings.redacted_url()))
 }
 
 /// The subject token-invalidated notices travel on for a prefix.
@@ -479,9 +543,9 @@ impl AuthNotices {
 
     /// Connects to NATS without waiting for it: the client keeps retrying in the background,
     /// so a gateway starts (and serves) even while NATS is away.
-    pub async fn nats(url: &str, prefix: &str) -> anyhow::Result<Self> {
+    pub async fn nats(settings: &NatsSettings, prefix: &str) -> anyhow::Result<Self> {
         Ok(Self::on(NoticeChannel::Nats {
-            client: connect(url).await?,
+            client: connect(settings).await?,
             subject: auth_subject(prefix),
         }))
     }

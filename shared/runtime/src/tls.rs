@@ -1,7 +1,9 @@
-//! TLS on the ports Envoys call (ADS, the ratelimit service, the learning service), optional:
-//! a service given a certificate serves TLS, and the bootstraps the api-gateway hands out then
-//! trust the CA that signed it. Who an Envoy is stays the dataplane token's job; TLS keeps the
-//! token, the secrets SDS carries and the traffic copied to learning off the wire in the clear.
+//! Optional TLS on every gRPC port. On the ports Envoys call (ADS, the ratelimit service, the
+//! learning service) a service given a certificate serves TLS, and the bootstraps the
+//! api-gateway hands out then trust the CA that signed it. Who an Envoy is stays the dataplane
+//! token's job; TLS keeps the token, the secrets SDS carries and the traffic copied to learning
+//! off the wire in the clear. Config's internal port works the same way, and
+//! [`config_endpoint`] is how every other service reaches it (`https://` + a CA file).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use futures::{Stream, StreamExt};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
+pub use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 
@@ -114,15 +116,52 @@ pub async fn serve(
     match tls {
         None => router.serve_with_shutdown(addr, shutdown).await?,
         Some(acceptor) => {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            let incoming = futures::stream::unfold(listener, |listener| async move {
-                let accepted = listener.accept().await.map(|(tcp, _)| tcp);
-                Some((accepted, listener))
-            });
             router
-                .serve_with_incoming_shutdown(handshakes(incoming, acceptor), shutdown)
-                .await?;
+                .serve_with_incoming_shutdown(incoming(addr, acceptor).await?, shutdown)
+                .await?
         }
     }
     Ok(())
+}
+
+/// The TLS connections made to `addr`, once each finished its handshake ([`handshakes`]).
+pub async fn incoming(
+    addr: std::net::SocketAddr,
+    acceptor: TlsAcceptor,
+) -> std::io::Result<impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let accepted = futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(tcp, _)| tcp);
+        Some((accepted, listener))
+    });
+    Ok(handshakes(accepted, acceptor))
+}
+
+/// The channel settings for config's internal gRPC at `url`: `http://` in the clear, or
+/// `https://` with the server's certificate checked against the CA in `ca_file`
+/// (`FLOWPLANE_CONFIG_CA_FILE`), which `https://` requires.
+pub fn config_endpoint(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<tonic::transport::Endpoint> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| anyhow::anyhow!("FLOWPLANE_CONFIG_URL={url:?} is not a valid URL: {e}"))?;
+    let https = endpoint.uri().scheme_str() == Some("https");
+    match (https, ca_file) {
+        (false, None) => Ok(endpoint),
+        (false, Some(_)) => anyhow::bail!(
+            "FLOWPLANE_CONFIG_CA_FILE is set but FLOWPLANE_CONFIG_URL={url:?} is not https://"
+        ),
+        (true, None) => anyhow::bail!(
+            "FLOWPLANE_CONFIG_URL={url:?} is https://: set FLOWPLANE_CONFIG_CA_FILE to the CA \
+             that signed config's certificate"
+        ),
+        (true, Some(ca)) => {
+            let pem = std::fs::read(ca)
+                .map_err(|e| anyhow::anyhow!("FLOWPLANE_CONFIG_CA_FILE {}: {e}", ca.display()))?;
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            Ok(endpoint.tls_config(tls)?)
+        }
+    }
 }

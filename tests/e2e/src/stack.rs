@@ -18,6 +18,8 @@ pub struct Stack {
     /// The admin port the generated bootstrap gives Envoy.
     pub envoy_admin_port: u16,
     pub config_http: String,
+    /// Config's internal gRPC port (TLS when the stack's [`Dependencies::tls`] is set).
+    pub config_grpc_port: u16,
     pub xds_http: String,
     /// The ratelimit service's gRPC port (what bootstraps point Envoy at).
     pub ratelimit_port: u16,
@@ -67,10 +69,12 @@ pub struct Dependencies {
     /// Share another stack's NATS subjects and stream (two installations on one NATS with the
     /// same settings) instead of a prefix of this stack's own.
     pub nats_prefix: Option<String>,
-    /// Serve ADS, the ratelimit service and the learning service over TLS with these PEM
-    /// files; bootstraps then reach them at `localhost` (the name the certificate carries)
-    /// and trust the CA.
+    /// Serve ADS, the ratelimit service, the learning service and config's internal gRPC
+    /// over TLS with these PEM files; bootstraps and services then reach them at `localhost`
+    /// (the name the certificate carries) and trust the CA.
     pub tls: Option<ServiceTls>,
+    /// More settings every service gets (e.g. `FLOWPLANE_NATS_CA_FILE`).
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,7 +123,11 @@ impl Stack {
             free_port(),
         );
         let (ratelimit, learning) = (free_port(), free_port());
-        let common = vec![
+        let config_url = match &tls {
+            Some(_) => format!("https://localhost:{config_grpc}"),
+            None => format!("http://127.0.0.1:{config_grpc}"),
+        };
+        let mut common = vec![
             // Config's secret; every other service gets only its own credential derived from
             // it (`spawn_named`).
             (
@@ -136,10 +144,7 @@ impl Stack {
                     .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
             ),
             ("FLOWPLANE_REDIS_PREFIX".to_string(), nats_prefix.clone()),
-            (
-                "FLOWPLANE_CONFIG_URL".to_string(),
-                format!("http://127.0.0.1:{config_grpc}"),
-            ),
+            ("FLOWPLANE_CONFIG_URL".to_string(), config_url),
             ("FLOWPLANE_LOG".to_string(), "info".to_string()),
             // Scenarios' Envoys write their access logs into the scenario's directory.
             (
@@ -152,7 +157,14 @@ impl Stack {
                 "ZTJlLXNlY3JldHMta2V5LTMyLWJ5dGVzLWxvbmchISE=".to_string(),
             ),
         ];
-        let config = vec![
+        if let Some(tls) = &tls {
+            common.push((
+                "FLOWPLANE_CONFIG_CA_FILE".to_string(),
+                tls.ca_file.display().to_string(),
+            ));
+        }
+        common.extend(dependencies.env.iter().cloned());
+        let mut config = vec![
             (
                 "FLOWPLANE_DATABASE_URL".to_string(),
                 format!("{db_base}/{database}"),
@@ -167,12 +179,23 @@ impl Stack {
                 format!("127.0.0.1:{config_http}"),
             ),
         ];
+        if let Some(tls) = &tls {
+            config.push((
+                "FLOWPLANE_CONFIG_GRPC_TLS_CERT_FILE".into(),
+                tls.cert_file.display().to_string(),
+            ));
+            config.push((
+                "FLOWPLANE_CONFIG_GRPC_TLS_KEY_FILE".into(),
+                tls.key_file.display().to_string(),
+            ));
+        }
         let mut stack = Self {
             dir: dir.clone(),
             api_url: format!("http://127.0.0.1:{api}"),
             xds_port: xds,
             envoy_admin_port: envoy_admin,
             config_http: format!("http://127.0.0.1:{config_http}"),
+            config_grpc_port: config_grpc,
             xds_http: format!("http://127.0.0.1:{xds_http}"),
             ratelimit_port: ratelimit,
             learning_port: learning,

@@ -1,12 +1,17 @@
-//! NATS with credentials, as production runs it: every service reaches it with the user and
-//! password in `FLOWPLANE_NATS_URL`, a change travels through it to a real Envoy, a client
-//! without the password is refused, and the password appears in no service's log.
+//! NATS with credentials and mutual TLS, as production runs it: every service reaches it over
+//! TLS (checking NATS's certificate against `FLOWPLANE_NATS_CA_FILE`, presenting its own
+//! client certificate) with the user and password in `FLOWPLANE_NATS_URL`; a change travels
+//! through it to a real Envoy; a client without the password, without TLS or without a client
+//! certificate is refused; and the password appears in no service's log.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use flowplane_e2e::pki::Pki;
 use flowplane_e2e::{
     Dependencies, Envoy, Stack, Tenant, Upstream, eventually, free_port, metric, scratch_dir,
 };
+use rcgen::ExtendedKeyUsagePurpose;
 use reqwest::Method;
 use serde_json::Value;
 use tokio::process::Command;
@@ -14,13 +19,21 @@ use tokio::process::Command;
 const PASSWORD: &str = "nats-e2e-password-7f3a";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn services_use_an_authenticated_nats_and_never_log_its_password() {
+async fn services_use_nats_with_credentials_and_mutual_tls_and_never_log_its_password() {
     let dir = scratch_dir("nats-auth");
+    let files = NatsPki::write(&dir).expect("certificates");
     let port = free_port();
     let mut nats = Command::new("nats-server")
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(dir.join("jetstream"))
         .args(["--user", "flowplane", "--pass", PASSWORD])
+        .arg("--tlsverify")
+        .arg("--tlscert")
+        .arg(&files.server_cert)
+        .arg("--tlskey")
+        .arg(&files.server_key)
+        .arg("--tlscacert")
+        .arg(&files.ca)
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -34,17 +47,29 @@ async fn services_use_an_authenticated_nats_and_never_log_its_password() {
     })
     .await
     .expect("nats-server");
-    let url = format!("nats://flowplane:{PASSWORD}@127.0.0.1:{port}");
+    let url = format!("tls://flowplane:{PASSWORD}@localhost:{port}");
+    let path = |p: &Path| p.display().to_string();
     let stack = Stack::start_with(
         "nats-auth",
         Dependencies {
             nats_url: Some(url),
+            env: vec![
+                ("FLOWPLANE_NATS_CA_FILE".into(), path(&files.ca)),
+                (
+                    "FLOWPLANE_NATS_TLS_CERT_FILE".into(),
+                    path(&files.client_cert),
+                ),
+                (
+                    "FLOWPLANE_NATS_TLS_KEY_FILE".into(),
+                    path(&files.client_key),
+                ),
+            ],
             ..Dependencies::default()
         },
     )
     .await
     .expect("stack");
-    let result = scenario(&stack, port).await;
+    let result = scenario(&stack, port, &files).await;
     let leaked: Vec<String> = stack
         .full_logs()
         .into_iter()
@@ -66,17 +91,35 @@ async fn services_use_an_authenticated_nats_and_never_log_its_password() {
     );
 }
 
-async fn scenario(stack: &Stack, port: u16) -> anyhow::Result<()> {
-    // Without the password, NATS refuses.
-    let anonymous = tokio::time::timeout(
-        Duration::from_secs(5),
-        async_nats::connect(format!("nats://127.0.0.1:{port}")),
-    )
-    .await;
-    anyhow::ensure!(
-        matches!(anonymous, Ok(Err(_))),
-        "a client without the password was let in"
-    );
+async fn scenario(stack: &Stack, port: u16, files: &NatsPki) -> anyhow::Result<()> {
+    let authenticated =
+        || async_nats::ConnectOptions::with_user_and_password("flowplane".into(), PASSWORD.into());
+    let url = format!("tls://localhost:{port}");
+    // Refused: no password; the password but no TLS; TLS and the password but no client
+    // certificate. NATS takes only the services' way in.
+    let attempts = [
+        (
+            "without the password",
+            async_nats::ConnectOptions::new()
+                .add_root_certificates(files.ca.clone())
+                .add_client_certificate(files.client_cert.clone(), files.client_key.clone()),
+            url.clone(),
+        ),
+        (
+            "without TLS",
+            authenticated(),
+            format!("nats://127.0.0.1:{port}"),
+        ),
+        (
+            "without a client certificate",
+            authenticated().add_root_certificates(files.ca.clone()),
+            url.clone(),
+        ),
+    ];
+    for (what, options, url) in attempts {
+        let attempt = tokio::time::timeout(Duration::from_secs(5), options.connect(url)).await;
+        anyhow::ensure!(matches!(attempt, Ok(Err(_))), "a client {what} was let in");
+    }
 
     let tenant = Tenant::create(stack, "acme").await?;
     let (dataplane, bootstrap) = tenant.dataplane("edge").await?;
@@ -100,10 +143,11 @@ async fn scenario(stack: &Stack, port: u16) -> anyhow::Result<()> {
     serves(&target, "second").await?;
 
     // The changes went through NATS (the stream holds them), not the replica's polling.
-    let client =
-        async_nats::ConnectOptions::with_user_and_password("flowplane".into(), PASSWORD.into())
-            .connect(format!("nats://127.0.0.1:{port}"))
-            .await?;
+    let client = authenticated()
+        .add_root_certificates(files.ca.clone())
+        .add_client_certificate(files.client_cert.clone(), files.client_key.clone())
+        .connect(url)
+        .await?;
     let mut stream = async_nats::jetstream::new(client)
         .get_stream(flowplane_runtime::bus::stream_name(stack.nats_prefix()))
         .await?;
@@ -137,4 +181,33 @@ async fn serves(url: &str, upstream: &str) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// A CA, NATS's server certificate and the services' client certificate, as PEM files.
+struct NatsPki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl NatsPki {
+    fn write(dir: &Path) -> anyhow::Result<Self> {
+        let pki = Pki::new("NATS CA")?;
+        let server = pki.issue(1, "nats", ExtendedKeyUsagePurpose::ServerAuth)?;
+        let client = pki.issue(2, "flowplane-services", ExtendedKeyUsagePurpose::ClientAuth)?;
+        let write = |name: &str, pem: &str| -> anyhow::Result<PathBuf> {
+            let path = dir.join(name);
+            std::fs::write(&path, pem)?;
+            Ok(path)
+        };
+        Ok(Self {
+            ca: write("ca.pem", &pki.ca_pem())?,
+            server_cert: write("nats.pem", &server.pem)?,
+            server_key: write("nats-key.pem", &server.key_pem)?,
+            client_cert: write("client.pem", &client.pem)?,
+            client_key: write("client-key.pem", &client.key_pem)?,
+        })
+    }
 }

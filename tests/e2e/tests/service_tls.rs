@@ -1,8 +1,9 @@
-//! TLS on every port Envoys call: with certificates for the xds-server, the ratelimit service
-//! and the learning service, and their CA in the bootstraps, a real Envoy gets its
-//! configuration over TLS (traffic flows as configured), asks the ratelimit service over TLS
-//! (a limit is enforced) and streams its access log to the learning service over TLS (usage
-//! is counted); a plaintext client on any of those ports gets nothing.
+//! TLS on every gRPC port: with certificates for the xds-server, the ratelimit service, the
+//! learning service and config, and their CA in the bootstraps and the services' settings, a
+//! real Envoy gets its configuration over TLS (traffic flows as configured), asks the
+//! ratelimit service over TLS (a limit is enforced) and streams its access log to the learning
+//! service over TLS (usage is counted), while every service reaches config only over TLS; a
+//! plaintext client on any of those ports gets nothing.
 
 use std::time::Duration;
 
@@ -159,6 +160,7 @@ async fn scenario(stack: &Stack, pki: &Pki) -> anyhow::Result<()> {
         ("xds-server", stack.xds_port),
         ("ratelimit", stack.ratelimit_port),
         ("learning", stack.learning_port),
+        ("config", stack.config_grpc_port),
     ] {
         let plain = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
             .connect_timeout(Duration::from_secs(2))
