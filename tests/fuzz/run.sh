@@ -4,7 +4,9 @@
 # fuzzed too), each with a token the run cannot take away (hooks.py).
 # Every operation is called with generated valid and invalid input; the run fails on a server
 # error, a status code, content type or header the document does not list, a response that does
-# not match its schema, or an error in flowplane's log. Generation is deterministic, so a
+# not match its schema, a request the document's schemas forbid that is not refused, or an
+# error in flowplane's log. One resource of each kind is seeded (seed.py) and path parameters
+# name it part of the time (schemathesis.toml), so operations reach real resources. Generation is deterministic, so a
 # failure reproduces. Usage: tests/fuzz/run.sh [max examples per operation]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,6 +59,7 @@ export FUZZ_API="$base" FUZZ_MINT_TOKEN
 # An organization whose default team the second pass's token is scoped to.
 curl -sf -X POST "$base/api/v1/admin/organizations" -H "Authorization: Bearer $FUZZ_MINT_TOKEN" \
   -H 'content-type: application/json' -d '{"name":"fuzz","displayName":"Fuzz"}' >/dev/null
+FUZZ_TEAM=fuzz-default FUZZ_LISTENER_PORT=$(port) python3 tests/fuzz/seed.py
 team="team:fuzz-default"
 status=0
 # The platform admin can see every token, the bootstrap one the hook mints with included, so
@@ -68,8 +71,9 @@ for pass in admin member; do
   declare -n args="$pass"
   echo "== as a caller with ${args[0]}"
   FUZZ_SCOPES="${args[0]}" PYTHONPATH=tests/fuzz SCHEMATHESIS_HOOKS=hooks \
-    .venv/bin/schemathesis run "$base/api-docs/openapi.json" "${args[@]:1}" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    .venv/bin/schemathesis --config-file tests/fuzz/schemathesis.toml \
+    run "$base/api-docs/openapi.json" "${args[@]:1}" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \
     --max-examples "$examples" --phases examples,fuzzing --continue-on-failure \
     --generation-deterministic --no-color || status=$?
 done

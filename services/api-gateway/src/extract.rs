@@ -91,6 +91,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        // No name, team or cursor holds a NUL, and PostgreSQL cannot even compare text with
+        // one: refuse it here, naming the parameter.
+        if let Ok(Query(pairs)) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            && let Some((key, _)) = pairs.iter().find(|(_, v)| v.contains('\0'))
+        {
+            return Err(Problem::field(
+                ErrorCode::ValidationFailed,
+                key.as_str(),
+                "must not contain a NUL character",
+            ));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| Self(q))
@@ -100,13 +111,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// Path parameters; only undecodable percent-escapes can fail.
+/// Path parameters; only undecodable percent-escapes can fail, and a NUL (no name holds one,
+/// so nothing is there).
 pub struct PathParams<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        if parts.uri.path().to_ascii_lowercase().contains("%00") {
+            return Err(Problem::not_found("no resource has a NUL in its name"));
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(p)| Self(p))
@@ -180,5 +195,40 @@ mod tests {
         }
         let p = parse_json::<Labels>(r#"{"labels":{"a/b~c":"x"}}"#).unwrap_err();
         assert_eq!(p.errors()[0].field, "/labels/a~1b~0c");
+    }
+
+    #[tokio::test]
+    async fn a_nul_in_the_query_or_path_is_refused_before_anything_reads_it() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct TeamQuery {
+            team: Option<String>,
+        }
+        let parts = |uri: &str| {
+            axum::http::Request::builder()
+                .uri(uri)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let Err(p) =
+            QueryParams::<TeamQuery>::from_request_parts(&mut parts("/x?team=a%00b"), &()).await
+        else {
+            panic!("a NUL in ?team= was accepted");
+        };
+        assert_eq!(p.status().as_u16(), 400);
+        assert_eq!(p.errors()[0].field, "team");
+        let Ok(fine) =
+            QueryParams::<TeamQuery>::from_request_parts(&mut parts("/x?team=ab"), &()).await
+        else {
+            panic!("a plain ?team= was refused");
+        };
+        assert_eq!(fine.0.team.as_deref(), Some("ab"));
+        let Err(p) = PathParams::<String>::from_request_parts(&mut parts("/x/a%00b"), &()).await
+        else {
+            panic!("a NUL in the path was accepted");
+        };
+        assert_eq!(p.status().as_u16(), 404);
     }
 }

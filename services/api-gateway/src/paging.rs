@@ -9,9 +9,10 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
 /// An explicit limit outside 1..=500 is refused rather than clamped, so a client never
-/// mistakes a short page for the end of the list.
+/// mistakes a short page for the end of the list; so is an empty one (`?limit=`), which is
+/// no integer.
 pub fn limit(raw: Option<&str>) -> Result<u32, Problem> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+    let Some(raw) = raw else {
         return Ok(DEFAULT_LIMIT);
     };
     match raw.parse::<u32>() {
@@ -25,7 +26,7 @@ pub fn limit(raw: Option<&str>) -> Result<u32, Problem> {
 }
 
 pub fn offset(raw: Option<&str>) -> Result<u32, Problem> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+    let Some(raw) = raw else {
         return Ok(0);
     };
     raw.parse::<u32>().map_err(|_| {
@@ -45,10 +46,9 @@ mod tests {
     #[test]
     fn limits() {
         assert_eq!(limit(None).unwrap(), 50);
-        assert_eq!(limit(Some("")).unwrap(), 50);
         assert_eq!(limit(Some("1")).unwrap(), 1);
         assert_eq!(limit(Some("500")).unwrap(), 500);
-        for bad in ["0", "501", "-1", "ten", "1.5"] {
+        for bad in ["", "0", "501", "-1", "ten", "1.5"] {
             let p = limit(Some(bad)).unwrap_err();
             assert_eq!(p.status().as_u16(), 400, "{bad}");
             assert_eq!(p.errors()[0].field, "limit");
@@ -60,5 +60,6 @@ mod tests {
         assert_eq!(offset(None).unwrap(), 0);
         assert_eq!(offset(Some("20")).unwrap(), 20);
         assert!(offset(Some("-3")).is_err());
+        assert!(offset(Some("")).is_err());
     }
 }

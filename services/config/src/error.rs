@@ -78,6 +78,13 @@ impl From<sqlx::Error> for ServiceError {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::Unavailable("the database is unavailable; retry shortly".into())
             }
+            // Text with a NUL byte (22021) or a JSON `\u0000` (22P05): PostgreSQL can neither
+            // store nor compare it, and no name holds one.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                Self::validation("", "text must not contain a NUL character")
+            }
             other => Self::Internal(other.into()),
         }
     }

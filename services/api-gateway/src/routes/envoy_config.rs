@@ -108,7 +108,7 @@ enum Format {
 impl Format {
     fn parse(raw: Option<&str>) -> Result<Self, Problem> {
         match raw.unwrap_or("yaml") {
-            "yaml" | "" => Ok(Self::Yaml),
+            "yaml" => Ok(Self::Yaml),
             "json" => Ok(Self::Json),
             _ => Err(Problem::field(
                 ErrorCode::ValidationFailed,
