@@ -117,13 +117,21 @@ fn span(request: &Request) -> tracing::Span {
         .get::<RequestId>()
         .map(RequestId::as_str)
         .unwrap_or_default();
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "http",
+        otel.name = %format!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
         method = %request.method(),
         path = request.uri().path(),
         request_id,
         user_id = tracing::field::Empty,
-    )
+    );
+    // A caller that traces (a client, an Envoy in front) gets this request in its trace.
+    flowplane_runtime::telemetry::set_parent(
+        &span,
+        &flowplane_runtime::telemetry::extract(request.headers()),
+    );
+    span
 }
 
 /// Binds `config.api_addr` and serves until `shutdown`, hearing token notices over NATS when

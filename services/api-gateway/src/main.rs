@@ -7,5 +7,8 @@ use flowplane_runtime::{shutdown, telemetry};
 async fn main() -> anyhow::Result<()> {
     telemetry::init("api-gateway");
     let config = ApiGatewayConfig::from_env()?;
-    run(config, shutdown::on_signals()).await
+    let result = run(config, shutdown::on_signals()).await;
+    // Spans still buffered are exported before the process ends.
+    telemetry::shutdown();
+    result
 }

@@ -7,5 +7,8 @@ async fn main() -> anyhow::Result<()> {
     let config = ConfigServiceConfig::from_env()?;
     let bus = Bus::nats(&config.nats, &config.nats_prefix).await?;
     tracing::info!(bus = %bus.describe(), "change events go to the bus");
-    flowplane_config::run(config, bus, shutdown::on_signals()).await
+    let result = flowplane_config::run(config, bus, shutdown::on_signals()).await;
+    // Spans still buffered are exported before the process ends.
+    telemetry::shutdown();
+    result
 }

@@ -10,6 +10,7 @@
 //! epoch and publishes again.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use flowplane_runtime::bus::{Bus, Event, Published};
 use flowplane_runtime::shutdown::Shutdown;
@@ -93,7 +94,8 @@ async fn publish_batch(ctx: &Context, bus: &Bus) -> anyhow::Result<Batch> {
     }
     let origin = crate::state::origin(&mut tx).await?;
     let rows = sqlx::query(
-        "SELECT revision, payload, write_id::text AS write_id FROM outbox WHERE published_at IS NULL ORDER BY revision LIMIT $1",
+        "SELECT revision, payload, write_id::text AS write_id, traceparent FROM outbox \
+         WHERE published_at IS NULL ORDER BY revision LIMIT $1",
     )
     .bind(BATCH)
     .fetch_all(&mut *tx)
@@ -105,8 +107,11 @@ async fn publish_batch(ctx: &Context, bus: &Bus) -> anyhow::Result<Batch> {
         let revision: i64 = row.try_get("revision")?;
         let payload: Vec<u8> = row.try_get("payload")?;
         let write: String = row.try_get("write_id")?;
-        let event = Event::signed(&ctx.keys.events, origin.clone(), revision, payload, write);
-        match bus.publish(event).await {
+        let mut event = Event::signed(&ctx.keys.events, origin.clone(), revision, payload, write);
+        event.trace = row.try_get("traceparent")?;
+        let span = tracing::info_span!("relay.publish", otel.kind = "producer", revision);
+        flowplane_runtime::telemetry::set_parent(&span, &event.trace);
+        match bus.publish(event).instrument(span).await {
             Ok(Published::New | Published::Repeated) => published.push(revision),
             Ok(Published::Clashed) => {
                 // This database published another write as revision `revision` before: it was

@@ -16,6 +16,8 @@ use futures::future::{Either, Ready, ready};
 use prost::Message;
 use tonic::Status;
 use tonic::codegen::http;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 const RESOURCES: &str = "flowplane.resources.v1.ResourceService";
 const API_DEFINITIONS: &str = "flowplane.resources.v1.ApiDefinitionService";
@@ -131,7 +133,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Either<Ready<Result<S::Response, S::Error>>, S::Future>;
+    type Future = Either<Ready<Result<S::Response, S::Error>>, Instrumented<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -166,8 +168,19 @@ where
             ))
             .into_http())));
         }
+        // The call's span continues the caller's trace (its `traceparent`).
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = %format!("{grpc_service}/{method}"),
+            otel.kind = "server",
+            caller = %service,
+        );
+        flowplane_runtime::telemetry::set_parent(
+            &span,
+            &flowplane_runtime::telemetry::extract(request.headers()),
+        );
         request.extensions_mut().insert(service);
-        Either::Right(self.inner.call(request))
+        Either::Right(self.inner.call(request).instrument(span))
     }
 }
 

@@ -380,9 +380,11 @@ pub async fn enqueue_event(
     revision: i64,
     payload: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (revision, payload) VALUES ($1, $2)")
+    // The writing request's trace context, so the change's publish and apply join its trace.
+    sqlx::query("INSERT INTO outbox (revision, payload, traceparent) VALUES ($1, $2, $3)")
         .bind(revision)
         .bind(payload)
+        .bind(flowplane_runtime::telemetry::current_traceparent())
         .execute(conn)
         .await?;
     Ok(())

@@ -5,5 +5,8 @@ use flowplane_runtime::{shutdown, telemetry};
 async fn main() -> anyhow::Result<()> {
     telemetry::init("learning");
     let config = LearningConfig::from_env()?;
-    flowplane_learning::run(config, shutdown::on_signals()).await
+    let result = flowplane_learning::run(config, shutdown::on_signals()).await;
+    // Spans still buffered are exported before the process ends.
+    telemetry::shutdown();
+    result
 }

@@ -5,5 +5,8 @@ use flowplane_runtime::{shutdown, telemetry};
 async fn main() -> anyhow::Result<()> {
     telemetry::init("ratelimit");
     let config = RateLimitConfig::from_env()?;
-    flowplane_ratelimit::run(config, shutdown::on_signals()).await
+    let result = flowplane_ratelimit::run(config, shutdown::on_signals()).await;
+    // Spans still buffered are exported before the process ends.
+    telemetry::shutdown();
+    result
 }

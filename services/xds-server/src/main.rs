@@ -8,5 +8,8 @@ async fn main() -> anyhow::Result<()> {
     // Never waits for NATS: a replica loads its state from config and serves without it.
     let bus = Bus::nats_subscriber(&config.nats, &config.nats_prefix).await?;
     tracing::info!(bus = %bus.describe(), "change events come from the bus");
-    flowplane_xds_server::run(config, bus, shutdown::on_signals()).await
+    let result = flowplane_xds_server::run(config, bus, shutdown::on_signals()).await;
+    // Spans still buffered are exported before the process ends.
+    telemetry::shutdown();
+    result
 }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use flowplane_proto::state::v1::state_service_client::StateServiceClient;
 use flowplane_proto::state::v1::{
@@ -224,11 +225,20 @@ async fn follow(
                 if event.origin.epoch != origin.epoch {
                     anyhow::bail!("the database's epoch changed ({} → {}): re-syncing in full", origin.epoch, event.origin.epoch);
                 }
-                let mut change = ChangeEvent::decode(event.payload.as_slice())?;
-                within("secret material", crate::secret_material::fill(client, &mut change)).await?;
-                if store.apply(&change)? {
-                    metrics::gauge!("xds_revision").set(store.revision() as f64);
+                // The change's trace (from the request that wrote it): this replica's
+                // translation and push of it.
+                let span = tracing::info_span!("xds.apply", otel.kind = "consumer", revision = event.revision);
+                flowplane_runtime::telemetry::set_parent(&span, &event.trace);
+                async {
+                    let mut change = ChangeEvent::decode(event.payload.as_slice())?;
+                    within("secret material", crate::secret_material::fill(client, &mut change)).await?;
+                    if store.apply(&change)? {
+                        metrics::gauge!("xds_revision").set(store.revision() as f64);
+                    }
+                    anyhow::Ok(())
                 }
+                .instrument(span)
+                .await?;
             }
             _ = check.tick() => {
                 let answer = within("its revision", client.get_revision(GetRevisionRequest {})).await?.into_inner();

@@ -56,6 +56,9 @@ pub struct Event {
     /// Which write this is, unique per write: a restored database's other write under a
     /// revision it had published is told apart from the same write published again.
     pub write: String,
+    /// The W3C `traceparent` of the request that made the change (empty when spans are not
+    /// exported): advice for tracing only, outside the MAC.
+    pub trace: String,
 }
 
 impl Event {
@@ -74,6 +77,7 @@ impl Event {
             payload,
             mac,
             write,
+            trace: String::new(),
         }
     }
 }
@@ -243,6 +247,9 @@ impl Bus {
                 headers.insert(EPOCH_HEADER, event.origin.epoch.as_str());
                 headers.insert(MAC_HEADER, event.mac.as_str());
                 headers.insert(WRITE_HEADER, event.write.as_str());
+                if !event.trace.is_empty() {
+                    headers.insert(crate::telemetry::TRACEPARENT, event.trace.as_str());
+                }
                 let ack = nats
                     .jetstream
                     .publish_with_headers(nats.subject.clone(), headers, event.payload.into())
@@ -343,6 +350,7 @@ impl Bus {
                         payload: message.payload.to_vec(),
                         mac: header(MAC_HEADER).unwrap_or_default(),
                         write: header(WRITE_HEADER).unwrap_or_default(),
+                        trace: header(crate::telemetry::TRACEPARENT).unwrap_or_default(),
                     })
                 })))
             }

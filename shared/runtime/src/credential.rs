@@ -153,9 +153,11 @@ impl ServiceCredential {
 #[derive(Clone)]
 pub struct ClientCredential(MetadataValue<tonic::metadata::Ascii>);
 
+/// Every call to config carries the service's credential and the caller's trace context.
 impl Interceptor for ClientCredential {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         request.metadata_mut().insert(HEADER, self.0.clone());
+        crate::telemetry::inject(request.metadata_mut());
         Ok(request)
     }
 }
