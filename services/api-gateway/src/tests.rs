@@ -1289,22 +1289,10 @@ async fn no_composition_in_the_document_is_unsatisfiable() {
             None => v.clone(),
         }
     };
-    fn compositions(value: &Value, out: &mut Vec<Value>) {
-        match value {
-            Value::Object(map) => {
-                if let Some(Value::Array(members)) = map.get("allOf") {
-                    out.push(Value::Array(members.clone()));
-                }
-                map.values().for_each(|v| compositions(v, out));
-            }
-            Value::Array(items) => items.iter().for_each(|v| compositions(v, out)),
-            _ => {}
-        }
-    }
-    let mut found = Vec::new();
-    compositions(&doc, &mut found);
-    for members in &found {
-        let members = members.as_array().unwrap();
+    for members in values_of_key(&doc, "allOf") {
+        let Some(members) = members.as_array() else {
+            continue;
+        };
         if members.len() < 2 {
             continue;
         }
@@ -1362,21 +1350,10 @@ async fn the_document_is_openapi_3_1_with_security_problems_and_resolvable_schem
     }
 
     // Every $ref points at a schema that exists.
-    fn refs(value: &Value, out: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                if let Some(Value::String(r)) = map.get("$ref") {
-                    out.push(r.clone());
-                }
-                map.values().for_each(|v| refs(v, out));
-            }
-            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
-            _ => {}
-        }
-    }
-    let mut all = Vec::new();
-    refs(&doc, &mut all);
-    for r in &all {
+    for r in values_of_key(&doc, "$ref") {
+        let Some(r) = r.as_str() else {
+            continue;
+        };
         let name = r
             .strip_prefix("#/components/schemas/")
             .unwrap_or_else(|| panic!("unexpected ref {r}"));
@@ -1983,4 +1960,21 @@ async fn failed_bearer_authentications_are_throttled_before_config_is_asked() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
+}
+
+/// Every value held under `key` at any depth of `value` (a document's `$ref`s, `allOf`s).
+fn values_of_key<'a>(value: &'a Value, key: &str) -> Vec<&'a Value> {
+    let mut found = Vec::new();
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(map) => {
+                found.extend(map.get(key));
+                pending.extend(map.values());
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    found
 }
