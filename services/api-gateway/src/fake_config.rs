@@ -667,6 +667,7 @@ impl ResourceService for FakeResources {
             updated_at: "2025-01-01T00:00:00Z".into(),
             status: vec![],
             deployment_token: String::new(),
+            quarantine: None,
         };
         lock(&self.0.resources).push(resource.clone());
         Ok(Response::new(resource))

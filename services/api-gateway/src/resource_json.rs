@@ -2,7 +2,7 @@
 //! `name`, `revision`, timestamps) with the spec's fields merged in and the dataplanes'
 //! `status` last. The spec's shape is the domain type's; this module adds only the envelope.
 
-use flowplane_proto::resources::v1::{DataplaneStatus, Resource};
+use flowplane_proto::resources::v1::{DataplaneStatus, Quarantine, Resource};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -28,6 +28,41 @@ pub struct ResourceEnvelope {
     pub updated_at: String,
     /// What each dataplane's Envoy said about this resource the last time it was pushed.
     pub status: Vec<DataplaneStatusView>,
+    /// Present (on reads) while this version is held back because an Envoy rejected it.
+    pub quarantine: Option<QuarantineView>,
+}
+
+/// A version an Envoy rejected, held back from every Envoy of the team: they are served the
+/// last version an Envoy accepted (or nothing, if none ever was) until a write changes it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Quarantine)]
+pub struct QuarantineView {
+    /// The revision whose version was rejected (this one).
+    pub rejected_revision: i64,
+    /// The revision of the version Envoys are served instead; absent when none was ever
+    /// accepted, so the resource is withheld.
+    pub serving_revision: Option<i64>,
+    /// The dataplane and Envoy node whose rejection started it.
+    pub dataplane: String,
+    pub node_id: String,
+    /// Envoy's message.
+    pub error: String,
+    /// RFC 3339.
+    pub since: String,
+}
+
+impl From<&Quarantine> for QuarantineView {
+    fn from(q: &Quarantine) -> Self {
+        Self {
+            rejected_revision: q.rejected_revision,
+            serving_revision: (q.serving_revision > 0).then_some(q.serving_revision),
+            dataplane: q.dataplane.clone(),
+            node_id: q.node_id.clone(),
+            error: q.error.clone(),
+            since: q.since.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -35,7 +70,8 @@ pub struct ResourceEnvelope {
 #[schema(as = DataplaneStatus)]
 pub struct DataplaneStatusView {
     pub dataplane: String,
-    /// `programmed` (Envoy accepted it) or `rejected` (Envoy refused it; see `error`).
+    /// `programmed` (Envoy accepted it), `rejected` (Envoy refused it; see `error`) or
+    /// `quarantined` (running the last accepted version while this one is held back).
     pub state: String,
     pub version: String,
     /// Envoy's reason for a rejection.
@@ -55,7 +91,7 @@ impl From<&DataplaneStatus> for DataplaneStatusView {
     }
 }
 
-const ENVELOPE_KEYS: [&str; 7] = [
+const ENVELOPE_KEYS: [&str; 8] = [
     "id",
     "team",
     "name",
@@ -63,6 +99,7 @@ const ENVELOPE_KEYS: [&str; 7] = [
     "createdAt",
     "updatedAt",
     "status",
+    "quarantine",
 ];
 
 /// The resource as one JSON object. The envelope wins over a spec field of the same name: the
@@ -104,6 +141,12 @@ pub fn render(resource: &Resource) -> Result<Value, Problem> {
         "status".into(),
         serde_json::to_value(status).map_err(Problem::internal)?,
     );
+    if let Some(quarantine) = &resource.quarantine {
+        object.insert(
+            "quarantine".into(),
+            serde_json::to_value(QuarantineView::from(quarantine)).map_err(Problem::internal)?,
+        );
+    }
     Ok(Value::Object(object))
 }
 
@@ -145,6 +188,7 @@ mod tests {
                 },
             ],
             deployment_token: String::new(),
+            quarantine: None,
         }
     }
 

@@ -435,7 +435,7 @@ impl state_srv::StateService for StateApi {
         &self,
         request: Request<state_pb::ReportStatusRequest>,
     ) -> Reply<state_pb::ReportStatusResponse> {
-        state::report_status(&self.0, request.into_inner()).await?;
+        crate::status::report_status(&self.0, request.into_inner()).await?;
         Ok(Response::new(state_pb::ReportStatusResponse {}))
     }
 

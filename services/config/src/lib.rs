@@ -11,7 +11,8 @@
 //! - [`teams`]: the teams of an organization, managed by its admins
 //! - [`audit_log`]: reading the audit trail, scoped to what the caller may see
 //! - [`sweeper`]: marks expired tokens and keeps the token gauges current
-//! - [`state`]: full state and status reports for xds-server
+//! - [`state`]: the full state xds-server replicas load
+//! - [`status`]: what Envoys accepted or rejected, and the quarantine of rejected versions
 //! - [`secrets_key`], [`secret_material`]: secret material sealed at rest, opened only for
 //!   xds-server
 //! - [`relay`]: the outbox relay that publishes change events to the bus
@@ -40,6 +41,7 @@ pub mod service_auth;
 pub mod sessions;
 pub mod settings;
 pub mod state;
+pub mod status;
 mod store;
 pub mod sweeper;
 pub mod teams;

@@ -254,7 +254,11 @@ async fn read(
         .ok_or_else(|| ServiceError::NotFound(not_found(kind, name)))?;
     drop(conn);
     let status = store::resource_status(&ctx.pool, &stored).await?;
-    Ok(to_proto(&stored, status))
+    let quarantine = store::quarantine(&ctx.pool, stored.id).await?;
+    Ok(pb::Resource {
+        quarantine,
+        ..to_proto(&stored, status)
+    })
 }
 
 pub async fn list(
@@ -510,6 +514,11 @@ async fn record_change(
     Ok(())
 }
 
+/// The audit action of a change to a resource of `kind`: `listener.updated`, ….
+pub(crate) fn audit_action(kind: ResourceKind, verb: &str) -> String {
+    format!("{}.{verb}", kind.collection().trim_end_matches('s'))
+}
+
 /// Writes the audit row of one resource change (`after` is `None` for a delete) and returns
 /// the change event that tells the xds-servers about it.
 pub(crate) async fn audit_change(
@@ -521,14 +530,10 @@ pub(crate) async fn audit_change(
     before: Option<&serde_json::Value>,
     after: Option<&serde_json::Value>,
 ) -> Result<ChangeEvent, ServiceError> {
-    let action = format!(
-        "{}.{verb}",
-        resource.kind.collection().trim_end_matches('s')
-    );
     store::audit(
         conn,
         AuditEntry {
-            action: &action,
+            action: &audit_action(resource.kind, verb),
             actor_user_id: caller.user_id,
             actor_token_id: caller.token_id,
             org_id: Some(team.org_id()),
@@ -580,6 +585,7 @@ pub fn to_proto(resource: &StoredResource, status: Vec<store::StatusRow>) -> pb:
             })
             .collect(),
         deployment_token: String::new(),
+        quarantine: None,
     }
 }
 

@@ -199,6 +199,7 @@ pub async fn get_secrets(
             updated_at: updated_at.to_rfc3339(),
             status: Vec::new(),
             deployment_token: String::new(),
+            quarantine: None,
         });
     }
     Ok(secrets)

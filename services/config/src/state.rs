@@ -1,5 +1,5 @@
-//! What xds-server replicas read: the full state at a revision, the current revision, and
-//! their reports of what each Envoy accepted or rejected.
+//! What xds-server replicas read: the full state at a revision and the current revision.
+//! (What they report back is [`crate::status`].)
 
 use std::collections::HashMap;
 
@@ -54,8 +54,13 @@ pub async fn stream_state(
     let mut sent_any = false;
     {
         let mut rows = sqlx::query(
-            "SELECT r.id, r.kind, t.name AS team, r.name, r.spec::text AS spec, r.revision \
-             FROM resources r JOIN teams t ON t.id = r.team_id",
+            // A quarantined resource is served at its last accepted version, or not at all.
+            "SELECT r.id, r.kind, t.name AS team, r.name, \
+             COALESCE(a.spec, r.spec)::text AS spec, COALESCE(a.revision, r.revision) AS revision \
+             FROM resources r JOIN teams t ON t.id = r.team_id \
+             LEFT JOIN quarantines q ON q.resource_id = r.id \
+             LEFT JOIN accepted_versions a ON a.resource_id = r.id AND q.resource_id IS NOT NULL \
+             WHERE q.resource_id IS NULL OR a.resource_id IS NOT NULL",
         )
         .fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
@@ -136,79 +141,4 @@ pub async fn origin(conn: &mut sqlx::PgConnection) -> Result<Origin, sqlx::Error
         installation,
         epoch,
     })
-}
-
-/// Records one ACK or NACK. Envoy reports a NACK for a whole response; when its message names
-/// some of the resources, only those are marked rejected, otherwise all in the response are.
-pub async fn report_status(
-    ctx: &Context,
-    report: pb::ReportStatusRequest,
-) -> Result<(), ServiceError> {
-    let Some(kind) = kind_of_type_url(&report.type_url, report.accepted) else {
-        return Ok(());
-    };
-    let Some(team) = store::team_by_name(&ctx.pool, &report.team).await? else {
-        return Ok(());
-    };
-    let named: Vec<&String> = report
-        .resource_names
-        .iter()
-        .filter(|n| report.error_message.contains(n.as_str()))
-        .collect();
-    let mut tx = ctx.pool.begin().await?;
-    // Learning slots are reported by slot; the status belongs to the session filling it.
-    let targets: Vec<(&String, String)> = if kind == ResourceKind::LearningSession {
-        crate::learning::sessions_in_slots(&mut tx, team.id, &report.resource_names).await?
-    } else {
-        report
-            .resource_names
-            .iter()
-            .map(|name| (name, name.clone()))
-            .collect()
-    };
-    for (reported, name) in &targets {
-        let rejected = !report.accepted && (named.is_empty() || named.contains(reported));
-        let (state, error) = if rejected {
-            ("rejected", report.error_message.as_str())
-        } else {
-            ("programmed", "")
-        };
-        sqlx::query(
-            "INSERT INTO resource_status (team_id, kind, name, dataplane, state, version, error, node_id) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-             WHERE EXISTS (SELECT 1 FROM resources WHERE team_id = $1 AND kind = $2 AND name = $3) \
-             ON CONFLICT (team_id, kind, name, dataplane) DO UPDATE SET state = $5, version = $6, \
-             error = $7, node_id = $8, updated_at = now()",
-        )
-        .bind(team.id)
-        .bind(kind.collection())
-        .bind(name)
-        .bind(&report.dataplane)
-        .bind(state)
-        .bind(&report.version)
-        .bind(error)
-        .bind(&report.node_id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    if !report.accepted {
-        tracing::warn!(team = %report.team, dataplane = %report.dataplane, type_url = %report.type_url,
-            error = %report.error_message, "Envoy rejected a configuration");
-    }
-    Ok(())
-}
-
-/// The resource kind a report is about. Endpoints (EDS) belong to their cluster: a rejection
-/// marks the cluster rejected, while an acceptance says nothing the cluster's own ACK did not.
-fn kind_of_type_url(type_url: &str, accepted: bool) -> Option<ResourceKind> {
-    match type_url {
-        flowplane_xds::resource::CLUSTER_TYPE => Some(ResourceKind::Cluster),
-        flowplane_xds::resource::ENDPOINT_TYPE => (!accepted).then_some(ResourceKind::Cluster),
-        flowplane_xds::resource::ROUTE_TYPE => Some(ResourceKind::RouteConfig),
-        flowplane_xds::resource::LISTENER_TYPE => Some(ResourceKind::Listener),
-        flowplane_xds::resource::SECRET_TYPE => Some(ResourceKind::Secret),
-        flowplane_xds::resource::EXTENSION_CONFIG_TYPE => Some(ResourceKind::LearningSession),
-        _ => None,
-    }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use flowplane_domain::ResourceKind;
 use flowplane_domain::scopes::TeamFilter;
+use flowplane_proto::resources::v1 as resources_pb;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -305,8 +306,13 @@ pub async fn update_resource(
     .bind(current.id)
     .bind(spec)
     .bind(revision)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await?;
+    // A write is the correction of a quarantined version: the new one is served.
+    sqlx::query("DELETE FROM quarantines WHERE resource_id = $1")
+        .bind(current.id)
+        .execute(conn)
+        .await?;
     Ok(StoredResource {
         spec: spec.clone(),
         revision,
@@ -424,6 +430,35 @@ pub async fn resource_status(
         })
     })
     .collect()
+}
+
+/// The quarantine of a resource's current version, if one holds it back.
+pub async fn quarantine(
+    pool: &PgPool,
+    resource_id: Uuid,
+) -> Result<Option<resources_pb::Quarantine>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT q.rejected_revision, a.revision AS serving_revision, q.dataplane, q.node_id, \
+         q.error, q.quarantined_at FROM quarantines q \
+         LEFT JOIN accepted_versions a ON a.resource_id = q.resource_id WHERE q.resource_id = $1",
+    )
+    .bind(resource_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        let since: DateTime<Utc> = row.try_get("quarantined_at")?;
+        Ok(resources_pb::Quarantine {
+            rejected_revision: row.try_get("rejected_revision")?,
+            serving_revision: row
+                .try_get::<Option<i64>, _>("serving_revision")?
+                .unwrap_or(0),
+            dataplane: row.try_get("dataplane")?,
+            node_id: row.try_get("node_id")?,
+            error: row.try_get("error")?,
+            since: since.to_rfc3339(),
+        })
+    })
+    .transpose()
 }
 
 /// The resources of one team that the given owners (API definitions, or the shared gateway)

@@ -154,7 +154,7 @@ impl Session {
                     peer,
                     type_url,
                     version,
-                    sent.view.resources.iter().map(|r| r.name.as_str()),
+                    sent.view.resources.iter().map(Arc::as_ref),
                     &verdict,
                 );
             }

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
-use flowplane_xds::resource::{CLUSTER_TYPE, ENDPOINT_TYPE};
+use flowplane_xds::resource::{CLUSTER_TYPE, ENDPOINT_TYPE, EncodedResource};
 use tonic::Streaming;
 
 use crate::outbox::Outbox;
@@ -80,11 +80,11 @@ struct Sent {
 }
 
 impl Sent {
-    fn names(&self) -> impl Iterator<Item = &str> + Clone {
+    fn resources(&self) -> impl Iterator<Item = &EncodedResource> + Clone {
         self.updated
             .iter()
             .filter_map(|&i| self.view.resources.get(i))
-            .map(|r| r.name.as_str())
+            .map(Arc::as_ref)
     }
 }
 
@@ -194,7 +194,7 @@ impl Session {
                         peer,
                         &type_url,
                         &sent.view.version,
-                        sent.names(),
+                        sent.resources(),
                         &verdict,
                     );
                 }

@@ -438,6 +438,7 @@ fn translate(team_name: &str, resource: &resources_pb::Resource) -> Result<Trans
     let kind = kind_of(resource.kind).ok_or("unknown kind")?;
     let spec = AnySpec::from_stored(kind, &resource.spec_json).map_err(|e| e.to_string())?;
     let name = resource.name.clone();
+    let revision = resource.revision;
     let listener_dataplane = match &spec {
         AnySpec::Dataplane(_) => {
             return Ok(Translated::Dataplane {
@@ -449,14 +450,20 @@ fn translate(team_name: &str, resource: &resources_pb::Resource) -> Result<Trans
             let slot = flowplane_xds::translate_learning_session(team_name, &name, session);
             return Ok(Translated::LearningSession {
                 name,
-                slot: slot.into_iter().next(),
+                slot: slot.into_iter().next().map(|mut slot| {
+                    slot.revision = revision;
+                    slot
+                }),
             });
         }
         AnySpec::Listener(l) => l.dataplane_id.clone(),
         _ => None,
     };
-    let encoded =
+    let mut encoded =
         flowplane_xds::translate_any(team_name, &name, &spec).map_err(|e| e.to_string())?;
+    for resource in &mut encoded {
+        resource.revision = revision;
+    }
     if encoded.is_empty() {
         return Err("translation produced nothing".into());
     }

@@ -149,6 +149,7 @@ mod tests {
             resource_names: vec!["a".into()],
             accepted: true,
             error_message: String::new(),
+            resource_revisions: vec![1],
         }
     }
 

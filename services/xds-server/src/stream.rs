@@ -13,7 +13,8 @@ use flowplane_xds::bootstrap::{
     DATAPLANE_TOKEN_HEADER, NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY, node_metadata,
 };
 use flowplane_xds::resource::{
-    CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+    CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, EncodedResource, LISTENER_TYPE, ROUTE_TYPE,
+    SECRET_TYPE,
 };
 use metrics::Counter;
 use tonic::Status;
@@ -208,16 +209,16 @@ pub enum Verdict {
     Rejected(String),
 }
 
-/// Reports Envoy's answer about the resources of one response (named `names`, at `version`)
+/// Reports Envoy's answer about the resources of one response (`resources`, at `version`)
 /// to config, which turns it into per-resource status. Both protocols report the same way.
 /// Most answers repeat what another Envoy of the dataplane already said, so the report is
 /// only built when it is news.
-pub fn report<'n>(
+pub fn report<'r>(
     reporter: &Reporter,
     peer: &Peer,
     type_url: &str,
     version: &str,
-    names: impl Iterator<Item = &'n str> + Clone,
+    resources: impl Iterator<Item = &'r EncodedResource> + Clone,
     verdict: &Verdict,
 ) {
     let (accepted, error_message) = match verdict {
@@ -231,7 +232,7 @@ pub fn report<'n>(
         version,
         accepted,
         error_message,
-        resource_names: names.clone(),
+        resource_names: resources.clone().map(|r| r.name.as_str()),
     };
     reporter.report_news(news, || ReportStatusRequest {
         team: peer.team.clone(),
@@ -239,7 +240,8 @@ pub fn report<'n>(
         node_id: peer.node_id.clone(),
         type_url: type_url.to_string(),
         version: version.to_string(),
-        resource_names: names.map(str::to_string).collect(),
+        resource_names: resources.clone().map(|r| r.name.clone()).collect(),
+        resource_revisions: resources.map(|r| r.revision).collect(),
         accepted,
         error_message: error_message.to_string(),
     });

@@ -38,6 +38,9 @@ pub struct EncodedResource {
     pub any: Any,
     /// First 16 hex characters of the SHA-256 of the encoded bytes.
     pub version: String,
+    /// The revision of the Flowplane resource it was translated from (0 until the store sets
+    /// it), so that what Envoy accepts or rejects can be tied to the version config wrote.
+    pub revision: i64,
 }
 
 /// Encodes `msg` once. Translation output is deterministic (no multi-entry maps), so the same
@@ -53,6 +56,7 @@ pub fn encode<M: Message>(name: &str, type_url: &'static str, msg: &M) -> Encode
             value,
         },
         version,
+        revision: 0,
     }
 }
 
