@@ -94,7 +94,7 @@ enum Command {
     /// Learning sessions: learn an API from a listener's live traffic.
     #[command(subcommand)]
     Learn(learning_commands::Learn),
-    /// Reports about a team (route flows, usage).
+    /// Reports about a team (route flows, usage, request traces).
     #[command(subcommand)]
     Report(report_commands::Report),
 }

@@ -1,4 +1,5 @@
-//! `flowplane report`: reports about a team (route flows, usage), as a table or JSON.
+//! `flowplane report`: reports about a team (route flows, usage, request traces), as a table
+//! or JSON.
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -14,6 +15,36 @@ pub enum Report {
     RouteFlows(TeamArg),
     /// Requests per listener, route and cluster in a window (default: the last hour).
     Usage(UsageArgs),
+    /// Where one request would go through a dataplane's Envoys, and why.
+    Trace(TraceArgs),
+}
+
+#[derive(Args)]
+pub struct TraceArgs {
+    #[arg(long)]
+    team: String,
+    /// The dataplane (name or id) whose Envoys receive the request.
+    #[arg(long)]
+    dataplane: String,
+    /// The listener the request arrives on (or give --port).
+    #[arg(long)]
+    listener: Option<String>,
+    /// The port the request arrives on.
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// The Host header.
+    #[arg(long)]
+    host: String,
+    /// Path and query.
+    path: String,
+    /// A request header, `name: value`; repeatable.
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// The TLS server name, for a TLS listener.
+    #[arg(long)]
+    sni: Option<String>,
 }
 
 #[derive(Args)]
@@ -58,6 +89,80 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
             print(&usage, out, print_usage);
             Ok(())
         }
+        Report::Trace(args) => {
+            let mut headers = serde_json::Map::new();
+            for header in &args.headers {
+                let (name, value) = header.split_once(':').ok_or_else(|| {
+                    anyhow::anyhow!("--header takes `name: value`, not {header:?}")
+                })?;
+                headers.insert(name.trim().to_string(), Value::from(value.trim()));
+            }
+            let body = serde_json::json!({"dataplane": args.dataplane, "listener": args.listener,
+                "port": args.port, "method": args.method, "host": args.host, "path": args.path,
+                "headers": headers, "sni": args.sni});
+            let trace = client
+                .call(
+                    Method::POST,
+                    &format!("/reports/trace?team={}", args.team),
+                    Some(&body),
+                )
+                .await?;
+            print(&trace, out, print_trace);
+            Ok(())
+        }
+    }
+}
+
+fn print_trace(trace: &Value) {
+    for step in trace["steps"].as_array().into_iter().flatten() {
+        let mark = if step["matched"] == true { "→" } else { " " };
+        println!(
+            "{mark} {:<12} {:<28} {}",
+            text(step, "stage"),
+            text(step, "name"),
+            text(step, "reason")
+        );
+    }
+    let filters: Vec<String> = trace["filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| format!("{} ({})", text(f, "name"), text(f, "effect")))
+        .collect();
+    if !filters.is_empty() {
+        println!("filters: {}", filters.join(", "));
+    }
+    let outcome = &trace["outcome"];
+    let status = outcome["status"]
+        .as_u64()
+        .map(|s| format!(" {s}"))
+        .unwrap_or_default();
+    println!(
+        "outcome: {}{status}: {}",
+        text(outcome, "kind"),
+        text(outcome, "detail")
+    );
+    for cluster in outcome["clusters"].as_array().into_iter().flatten() {
+        let endpoints: Vec<String> = cluster["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{}:{}", text(e, "address"), e["port"]))
+            .collect();
+        let weight = cluster["weight"]
+            .as_u64()
+            .map(|w| format!(" weight {w}"))
+            .unwrap_or_default();
+        let missing = if cluster["exists"] == false {
+            " (does not exist: 503)"
+        } else {
+            ""
+        };
+        println!(
+            "  cluster {}{weight}{missing} → {}",
+            text(cluster, "name"),
+            endpoints.join(", ")
+        );
     }
 }
 

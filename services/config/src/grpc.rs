@@ -524,6 +524,21 @@ impl reports_srv::ReportService for ReportApi {
             until: window.until.to_rfc3339(),
         }))
     }
+
+    async fn trace(
+        &self,
+        request: Request<reports_pb::TraceRequest>,
+    ) -> Reply<reports_pb::TraceResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
+        let trace_request = flowplane_domain::parse_body(&r.request_json)
+            .map_err(crate::error::ServiceError::from)?;
+        let trace = reports::trace_of(&self.0, &caller, &r.team, &trace_request).await?;
+        Ok(Response::new(reports_pb::TraceResponse {
+            trace_json: serde_json::to_string(&trace)
+                .map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
 }
 
 /// Domain values as the JSON strings the contracts carry them in.

@@ -4,14 +4,17 @@
 
 use chrono::{DateTime, Duration, Utc};
 use flowplane_domain::reports::{RouteFlow, UsageGroup, UsageRow, route_flows, usage_rows};
+use flowplane_domain::request_trace::{Trace, TraceRequest};
 use flowplane_domain::scopes::{Action, ScopeResource};
 use flowplane_domain::{AnySpec, ResourceKind};
 use flowplane_proto::reports::v1 as pb;
+use flowplane_xds::explain::Snapshot;
 use sqlx::Row;
 
 use crate::Context;
 use crate::authz::{Caller, TeamAccess, authorize_team};
 use crate::error::ServiceError;
+use crate::state::{SERVED_SELECT, SERVED_WHERE};
 use crate::store;
 
 /// The one authorization decision for a team's reports: `reports:read` on it.
@@ -66,6 +69,81 @@ pub async fn route_flows_of(
     .collect();
     tx.commit().await?;
     Ok(route_flows(&listeners, &route_configs, &clusters))
+}
+
+/// Where `request` would go through the Envoys of one of the team's dataplanes: the team's
+/// clusters, route configs and the dataplane's listeners, read as replicas serve them
+/// (quarantine fallbacks included) and translated by the same code, then matched the way
+/// Envoy matches ([`flowplane_xds::explain`]). Takes `reports:read`, like route flows.
+pub async fn trace_of(
+    ctx: &Context,
+    caller: &Caller,
+    team: &str,
+    request: &TraceRequest,
+) -> Result<Trace, ServiceError> {
+    request.validate()?;
+    let access = may_read_reports(ctx, caller, team).await?;
+    let mut tx = ctx.pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let sql =
+        format!("{SERVED_SELECT} WHERE {SERVED_WHERE} AND r.team_id = $1 AND r.kind = ANY($2)");
+    let kinds = [
+        ResourceKind::Dataplane,
+        ResourceKind::Cluster,
+        ResourceKind::RouteConfig,
+        ResourceKind::Listener,
+    ]
+    .map(|k| k.collection().to_string());
+    let rows = sqlx::query(&sql)
+        .bind(access.id())
+        .bind(&kinds[..])
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut specs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get("kind")?;
+        let kind = ResourceKind::from_collection(&kind)
+            .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("stored kind {kind}")))?;
+        let spec: String = row.try_get("spec")?;
+        let spec =
+            AnySpec::from_stored(kind, &spec).map_err(|e| ServiceError::Internal(e.into()))?;
+        let id: uuid::Uuid = row.try_get("id")?;
+        specs.push((row.try_get::<String, _>("name")?, id.to_string(), spec));
+    }
+    let dataplane = specs
+        .iter()
+        .find(|(name, id, spec)| {
+            matches!(spec, AnySpec::Dataplane(_))
+                && (*name == request.dataplane || *id == request.dataplane)
+        })
+        .map(|(name, id, _)| (name.clone(), id.clone()))
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!("dataplane '{}' not found", request.dataplane))
+        })?;
+    let mut snapshot = Snapshot::default();
+    for (name, _, spec) in &specs {
+        if let AnySpec::Listener(l) = spec
+            && l.dataplane_id
+                .as_ref()
+                .is_some_and(|d| *d != dataplane.0 && *d != dataplane.1)
+        {
+            continue;
+        }
+        // Stored resources passed the same translation when written; one that no longer
+        // translates is not served by replicas either.
+        let Ok(encoded) = flowplane_xds::translate_any(access.name(), name, spec) else {
+            continue;
+        };
+        for resource in &encoded {
+            snapshot
+                .add(resource)
+                .map_err(|e| ServiceError::Internal(e.into()))?;
+        }
+    }
+    Ok(snapshot.trace(request))
 }
 
 /// The team's resources of `kind`, by name, read back into their specs (`pick` takes the

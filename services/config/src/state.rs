@@ -18,6 +18,15 @@ use crate::error::ServiceError;
 use crate::resources::kind_to_proto;
 use crate::store;
 
+/// Every resource as replicas serve it: a quarantined one at its last accepted version
+/// ([`crate::status`]), or not at all when none was accepted. With [`SERVED_WHERE`].
+pub(crate) const SERVED_SELECT: &str = "SELECT r.id, r.kind, t.name AS team, r.name, \
+     COALESCE(a.spec, r.spec)::text AS spec, COALESCE(a.revision, r.revision) AS revision \
+     FROM resources r JOIN teams t ON t.id = r.team_id \
+     LEFT JOIN quarantines q ON q.resource_id = r.id \
+     LEFT JOIN accepted_versions a ON a.resource_id = r.id AND q.resource_id IS NOT NULL";
+pub(crate) const SERVED_WHERE: &str = "(q.resource_id IS NULL OR a.resource_id IS NOT NULL)";
+
 /// Resources per part of a state stream: parts stay far below any message limit, and a
 /// replica translates one part while the next is on its way.
 const PART_RESOURCES: usize = 4_096;
@@ -53,16 +62,8 @@ pub async fn stream_state(
     let mut part_bytes = 0;
     let mut sent_any = false;
     {
-        let mut rows = sqlx::query(
-            // A quarantined resource is served at its last accepted version, or not at all.
-            "SELECT r.id, r.kind, t.name AS team, r.name, \
-             COALESCE(a.spec, r.spec)::text AS spec, COALESCE(a.revision, r.revision) AS revision \
-             FROM resources r JOIN teams t ON t.id = r.team_id \
-             LEFT JOIN quarantines q ON q.resource_id = r.id \
-             LEFT JOIN accepted_versions a ON a.resource_id = r.id AND q.resource_id IS NOT NULL \
-             WHERE q.resource_id IS NULL OR a.resource_id IS NOT NULL",
-        )
-        .fetch(&mut *tx);
+        let sql = format!("{SERVED_SELECT} WHERE {SERVED_WHERE}");
+        let mut rows = sqlx::query(&sql).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
             let Some(resource) = served_resource(&row, &secret_material)? else {
                 continue;

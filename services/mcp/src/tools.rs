@@ -109,6 +109,17 @@ pub struct Dataplane {
     pub dataplane: String,
 }
 
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct TraceArgs {
+    /// The owning team.
+    pub team: String,
+    /// The request, as `/api/v1/reports/trace` takes it: `dataplane` (name), `listener` (name)
+    /// or `port`, `host`, `path` (with query), and optionally `method`, `headers` (object),
+    /// `sni`. E.g. `{"dataplane": "edge", "port": 10000, "host": "api.example.com",
+    /// "path": "/users/42", "method": "GET"}`.
+    pub request: Value,
+}
+
 /// The tools, bound to the gateway they act through.
 #[derive(Clone)]
 pub struct ControlPlane {
@@ -250,6 +261,21 @@ impl ControlPlane {
     ) -> Result<CallToolResult, ErrorData> {
         let path = format!("/api/v1/reports/route-flows?team={}", segment(&team)?);
         self.api.call(&parts, Method::GET, &path, None).await
+    }
+
+    #[tool(
+        description = "Trace where one request would go through a dataplane's Envoys, from the configuration they are served: the listener and filter chain it lands on, every virtual host and route considered with why it did or did not match, the HTTP filters in effect, and the clusters (weights, endpoints) it reaches, or what Envoy answers when nothing matches (404, refused connection). Use it to diagnose a route that does not get its traffic.",
+        annotations(read_only_hint = true, idempotent_hint = true)
+    )]
+    async fn trace_request(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(TraceArgs { team, request }): Parameters<TraceArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = format!("/api/v1/reports/trace?team={}", segment(&team)?);
+        self.api
+            .call(&parts, Method::POST, &path, Some(request))
+            .await
     }
 
     #[tool(

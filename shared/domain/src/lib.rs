@@ -13,10 +13,13 @@ pub mod listener;
 pub mod membership;
 pub mod names;
 pub mod reports;
+pub mod request_trace;
 pub mod resource;
 pub mod route_config;
 pub mod scopes;
 pub mod secret;
 
 pub use error::{ErrorCode, FieldError, ValidationErrors};
-pub use resource::{AnySpec, Needs, Parsed, RefTarget, Reference, ResourceKind, parse_spec};
+pub use resource::{
+    AnySpec, Needs, Parsed, RefTarget, Reference, ResourceKind, parse_body, parse_spec,
+};

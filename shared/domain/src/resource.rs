@@ -131,6 +131,15 @@ pub fn parse_spec<T: Spec>(body: &str) -> Result<Parsed<T>, ValidationErrors> {
     Ok(Parsed { team, name, spec })
 }
 
+/// Parses a request body that is not a resource (no team or name envelope): JSON errors come
+/// back at the field path they name.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ValidationErrors> {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| ValidationErrors::single("", format!("body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| ValidationErrors::single(pointer(e.path()), e.inner().to_string()))
+}
+
 fn pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();

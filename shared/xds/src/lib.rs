@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod cluster;
+pub mod explain;
 pub mod learning;
 pub mod listener;
 pub mod resource;

@@ -109,6 +109,8 @@ fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
         Shape::TeamItem(_) | Shape::Item(_) => ["get", "put", "patch", "delete"].as_slice(),
         Shape::TeamSub(..) => ["get", "post"].as_slice(),
         Shape::CollectionAction(..) => ["post"].as_slice(),
+        // A trace takes the request to trace as its body.
+        Shape::Report(report) if report == "trace" => ["post"].as_slice(),
         Shape::Report(_) => ["get"].as_slice(),
         Shape::ItemAction(..) => ["post"].as_slice(),
     };
@@ -466,12 +468,17 @@ async fn check(world: &World, method: &str, path: &str, shape: &Shape) -> anyhow
         }
         Shape::Report(report) => {
             let of = |team: &str| format!("{path}?team={team}");
+            let body = |team: &str| {
+                (report == "trace").then(|| {
+                    json!({"dataplane": item(team, "dataplanes"), "port": 1, "host": "x", "path": "/"})
+                })
+            };
             expect(
-                &call(&world.writer, method, &of(B), None).await?,
+                &call(&world.writer, method, &of(B), body(B).as_ref()).await?,
                 404,
                 &format!("{report} of B"),
             )?;
-            let own = call(&world.reader, method, &of(A), None).await?;
+            let own = call(&world.reader, method, &of(A), body(A).as_ref()).await?;
             expect(&own, 200, &format!("{report} of A"))?;
             anyhow::ensure!(
                 !own.text.contains(B),

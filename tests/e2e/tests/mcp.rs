@@ -193,6 +193,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         "get_learned_api",
         "get_route_flows",
         "get_usage",
+        "trace_request",
     ] {
         anyhow::ensure!(names.contains(&tool), "{tool} missing from {names:?}");
     }
@@ -400,6 +401,22 @@ async fn api_tools(stack: &mut Stack) -> anyhow::Result<()> {
             && text.contains("\"upstream\":\"users\"")
             && text.contains("/users/7"),
         "the call through Envoy: {text}"
+    );
+    // The trace tool (control-plane endpoint, `reports:read`) says where that request goes.
+    let (mut operator, _) = Agent::connect(format!("{base}/api/v1/mcp/cp"), &token).await?;
+    let (failed, traced) = operator
+        .call(
+            "trace_request",
+            json!({"team": team, "request": {"dataplane": "gw",
+            "listener": "users-listener", "host": "anything", "path": "/users/7"}}),
+        )
+        .await?;
+    anyhow::ensure!(
+        !failed
+            && traced.contains("\"route\"")
+            && traced.contains("\"users\"")
+            && traced.contains("\"kind\":\"forward\""),
+        "the trace tool: {traced}"
     );
     let agents_token_leaked = text.contains(&token);
     anyhow::ensure!(

@@ -5,12 +5,13 @@ use axum::Json;
 use axum::extract::State;
 use flowplane_domain::ErrorCode;
 use flowplane_domain::reports::{RouteFlow, UsageRow};
+use flowplane_domain::request_trace::{Trace, TraceRequest};
 use flowplane_proto::reports::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::Caller;
-use crate::extract::QueryParams;
+use crate::extract::{JsonBody, QueryParams};
 use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
 
@@ -123,4 +124,39 @@ pub async fn usage(
         "until": answer.until,
         "items": rows(&answer.rows_json)?,
     })))
+}
+
+/// Where a request would go through one dataplane's Envoys: the listener and filter chain it
+/// lands on, each virtual host and route considered and why it did or did not match, the
+/// filters in effect, and the clusters (weights, endpoints) it reaches, or what Envoy answers
+/// when nothing matches. Worked out from the resources the dataplane's Envoys are served.
+#[utoipa::path(post, path = "/api/v1/reports/trace", tag = "reports",
+    operation_id = "traceRequest", params(ReportQuery), request_body = TraceRequest,
+    responses(
+        (status = 200, description = "The request's way through Envoy", body = Trace),
+        (status = 400, description = "`team` is missing, or the request is not valid", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such team or dataplane the caller can see", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearerAuth" = [])))]
+pub async fn trace(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ReportQuery>,
+    JsonBody(request): JsonBody<TraceRequest>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let team = required_team(query.team)?;
+    let answer = state
+        .config
+        .reports
+        .clone()
+        .trace(pb::TraceRequest {
+            context: Some(caller.context()),
+            team,
+            request_json: serde_json::to_string(&request).map_err(Problem::internal)?,
+        })
+        .await
+        .map_err(|s| Problem::from_status(&s))?
+        .into_inner();
+    let trace: serde_json::Value =
+        serde_json::from_str(&answer.trace_json).map_err(Problem::internal)?;
+    Ok(Json(trace))
 }

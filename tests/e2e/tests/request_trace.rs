@@ -1,0 +1,377 @@
+//! The trace report against a real Envoy: for a table of requests (exact, prefix, regex and
+//! template paths, a header, methods, a weighted split, a direct response, hosts that pick
+//! different virtual hosts, and requests nothing matches), where the trace says the request
+//! goes is where Envoy sends it. Tracing takes `reports:read` on the team.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually, free_port};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_agrees_with_where_envoy_sends_each_request() {
+    flowplane_e2e::run_scenario("request-trace", |stack| Box::pin(scenario(stack))).await;
+}
+
+/// One request of the table, and what both Envoy and the trace must say about it.
+struct Case {
+    method: &'static str,
+    host: &'static str,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    /// The upstreams that may answer (one, or the weighted pair), or none.
+    upstreams: &'static [&'static str],
+    /// The status Envoy answers itself with, when no upstream does.
+    status: Option<u16>,
+    /// The route the trace must name (`None`: no route matches).
+    route: Option<&'static str>,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        method: "GET",
+        host: "api.example.com",
+        path: "/exact",
+        headers: &[],
+        upstreams: &["a"],
+        status: None,
+        route: Some("exact"),
+    },
+    Case {
+        method: "GET",
+        host: "api.example.com",
+        path: "/exact/more",
+        headers: &[],
+        upstreams: &["c"],
+        status: None,
+        route: Some("fallback"),
+    },
+    Case {
+        method: "GET",
+        host: "api.example.com",
+        path: "/items/42",
+        headers: &[],
+        upstreams: &["b"],
+        status: None,
+        route: Some("regex"),
+    },
+    Case {
+        method: "GET",
+        host: "api.example.com",
+        path: "/items/abc",
+        headers: &[],
+        upstreams: &["c"],
+        status: None,
+        route: Some("fallback-items"),
+    },
+    Case {
+        method: "GET",
+        host: "api.example.com",
+        path: "/users/7/posts",
+        headers: &[],
+        upstreams: &["c"],
+        status: None,
+        route: Some("template"),
+    },
+    Case {
+        method: "GET",
+        host: "api.example.com",
+        path: "/canary?x=1",
+        headers: &[("x-canary", "yes")],
+        upstreams: &["b"],
+        status: None,
+        route: Some("canary"),
+    },
+    Case {
+        method: "POST",
+        host: "api.example.com",
+        path: "/write",
+        headers: &[],
+        upstreams: &["a"],
+        status: None,
+        route: Some("posts-only"),
+    },
+    Case {
+        method: "GET",
+        host: "api.example.com",
+        path: "/split",
+        headers: &[],
+        upstreams: &["a", "b"],
+        status: None,
+        route: Some("split"),
+    },
+    Case {
+        method: "GET",
+        host: "API.example.com:80",
+        path: "/exact",
+        headers: &[],
+        upstreams: &["a"],
+        status: None,
+        route: Some("exact"),
+    },
+    Case {
+        method: "GET",
+        host: "teapot.example.com",
+        path: "/anything",
+        headers: &[],
+        upstreams: &[],
+        status: Some(418),
+        route: Some("teapot"),
+    },
+    Case {
+        method: "GET",
+        host: "api.example.com",
+        path: "/nowhere",
+        headers: &[],
+        upstreams: &[],
+        status: Some(404),
+        route: None,
+    },
+    Case {
+        method: "GET",
+        host: "unknown.test",
+        path: "/exact",
+        headers: &[],
+        upstreams: &[],
+        status: Some(404),
+        route: None,
+    },
+];
+
+async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
+    let tenant = Tenant::create(stack, "tracing").await?;
+    let api = &tenant.api;
+    let (dataplane, bootstrap) = tenant.dataplane("edge").await?;
+    let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
+    let mut upstreams = Vec::new();
+    for name in ["a", "b", "c"] {
+        let upstream = Upstream::start(name).await?;
+        api.expect(
+            Method::POST,
+            "/api/v1/clusters",
+            Some(&tenant.cluster(name, upstream.port)),
+            201,
+        )
+        .await?;
+        upstreams.push(upstream);
+    }
+    let route = |name: &str, path: Value, extra: Value, action: Value| {
+        let mut m = json!({"path": path});
+        if let Value::Object(extra) = extra {
+            m.as_object_mut().unwrap().extend(extra);
+        }
+        json!({"name": name, "match": m, "action": action})
+    };
+    let forward = |cluster: &str| json!({"type": "forward", "cluster": cluster});
+    let routes = json!({"team": tenant.team, "name": "traced", "virtualHosts": [
+        {"name": "api", "domains": ["api.example.com", "api.example.com:80"], "routes": [
+            route("exact", json!({"type": "exact", "value": "/exact"}), json!({}), forward("a")),
+            route("regex", json!({"type": "regex", "value": "/items/[0-9]+"}), json!({}), forward("b")),
+            route("template", json!({"type": "template", "value": "/users/{id}/posts"}), json!({}), forward("c")),
+            route("canary", json!({"type": "prefix", "value": "/"}),
+                json!({"headers": [{"name": "x-canary", "exact": "yes"}]}), forward("b")),
+            route("posts-only", json!({"type": "prefix", "value": "/write"}),
+                json!({"methods": ["POST"]}), forward("a")),
+            route("split", json!({"type": "prefix", "value": "/split"}), json!({}),
+                json!({"type": "weighted", "clusters": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}]})),
+            route("fallback", json!({"type": "prefix", "value": "/e"}), json!({}), forward("c")),
+            route("fallback-items", json!({"type": "prefix", "value": "/items"}), json!({}), forward("c")),
+        ]},
+        {"name": "teapot", "domains": ["*.example.com"], "routes": [
+            route("teapot", json!({"type": "prefix", "value": "/"}), json!({}),
+                json!({"type": "directResponse", "status": 418})),
+        ]},
+    ]});
+    api.expect(Method::POST, "/api/v1/route-configs", Some(&routes), 201)
+        .await?;
+    let port = free_port();
+    api.expect(
+        Method::POST,
+        "/api/v1/listeners",
+        Some(&tenant.listener("traced-listener", port, &dataplane, "traced")),
+        201,
+    )
+    .await?;
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    eventually("the listener serving", Duration::from_secs(20), || async {
+        let r = client
+            .get(format!("{base}/exact"))
+            .header("host", "api.example.com")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        (r.status() == 200)
+            .then_some(())
+            .ok_or(format!("status {}", r.status()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", envoy.log_tail()))?;
+
+    let trace_url = format!("/api/v1/reports/trace?team={}", tenant.team);
+    for case in CASES {
+        let label = format!("{} {}{}", case.method, case.host, case.path);
+        // Where Envoy sends it.
+        let mut request = client
+            .request(case.method.parse()?, format!("{base}{}", case.path))
+            .header("host", case.host);
+        for (name, value) in case.headers {
+            request = request.header(*name, *value);
+        }
+        let answer = request.send().await?;
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        let served_by = body["upstream"].as_str().map(str::to_string);
+        match (&served_by, case.status) {
+            (Some(upstream), None) => anyhow::ensure!(
+                case.upstreams.contains(&upstream.as_str()),
+                "{label}: Envoy sent it to {upstream}, expected one of {:?}",
+                case.upstreams
+            ),
+            (None, Some(expected)) => {
+                anyhow::ensure!(status == expected, "{label}: Envoy answered {status}")
+            }
+            other => anyhow::bail!("{label}: Envoy answered {status} {other:?}"),
+        }
+
+        // What the trace says.
+        let headers: serde_json::Map<String, Value> = case
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let trace = tenant
+            .admin
+            .expect(
+                Method::POST,
+                &trace_url,
+                Some(
+                    &json!({"dataplane": "edge", "port": port, "method": case.method,
+                    "host": case.host, "path": case.path, "headers": headers}),
+                ),
+                200,
+            )
+            .await?;
+        anyhow::ensure!(
+            trace["listener"] == "traced-listener" && trace["routeConfig"] == "traced",
+            "{label}: {trace}"
+        );
+        anyhow::ensure!(
+            trace["route"].as_str() == case.route,
+            "{label}: the trace names route {} where Envoy's is {:?}: {trace}",
+            trace["route"],
+            case.route
+        );
+        let traced: Vec<&str> = trace["outcome"]["clusters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        anyhow::ensure!(
+            traced == case.upstreams,
+            "{label}: the trace sends it to {traced:?}, Envoy to {served_by:?}: {trace}"
+        );
+        if let Some(expected) = case.status {
+            anyhow::ensure!(
+                trace["outcome"]["status"] == expected,
+                "{label}: Envoy answers {expected}: {trace}"
+            );
+        }
+        // Every route before the matching one says why it did not match.
+        let steps = trace["steps"].as_array().cloned().unwrap_or_default();
+        let skipped = steps
+            .iter()
+            .filter(|s| s["stage"] == "route" && s["matched"] == false)
+            .all(|s| !s["reason"].as_str().unwrap_or_default().is_empty());
+        anyhow::ensure!(skipped, "{label}: a route without a reason: {trace}");
+    }
+
+    // Endpoints come with the clusters.
+    let trace = tenant
+        .admin
+        .expect(
+            Method::POST,
+            &trace_url,
+            Some(&json!({"dataplane": "edge", "listener": "traced-listener",
+                "host": "api.example.com", "path": "/exact"})),
+            200,
+        )
+        .await?;
+    anyhow::ensure!(
+        trace["outcome"]["clusters"][0]["endpoints"][0]["port"] == upstreams[0].port,
+        "endpoints: {trace}"
+    );
+    // The CLI prints the same trace.
+    let port_arg = port.to_string();
+    let printed = tenant
+        .admin
+        .cli(&[
+            "report",
+            "trace",
+            "--team",
+            &tenant.team,
+            "--dataplane",
+            "edge",
+            "--port",
+            &port_arg,
+            "--host",
+            "api.example.com",
+            "-H",
+            "x-canary: yes",
+            "/anything",
+        ])
+        .await?;
+    anyhow::ensure!(
+        printed.contains("→ route") && printed.contains("canary") && printed.contains("cluster b"),
+        "CLI trace: {printed}"
+    );
+    // Nothing listens on another port.
+    let nothing = tenant
+        .admin
+        .expect(
+            Method::POST,
+            &trace_url,
+            Some(&json!({"dataplane": "edge", "port": free_port(), "host": "x", "path": "/"})),
+            200,
+        )
+        .await?;
+    anyhow::ensure!(nothing["outcome"]["kind"] == "noListener", "{nothing}");
+    // Bad input: a field error; an unknown dataplane: 404; without reports:read: 404.
+    let bad = tenant
+        .admin
+        .call(
+            Method::POST,
+            &trace_url,
+            Some(&json!({"dataplane": "edge", "port": port, "host": "x", "path": "no-slash"})),
+            &[],
+        )
+        .await?;
+    anyhow::ensure!(
+        bad.status == 400 && bad.text.contains("/path"),
+        "bad path: {bad:?}"
+    );
+    let unknown = tenant
+        .admin
+        .call(
+            Method::POST,
+            &trace_url,
+            Some(&json!({"dataplane": "ghost", "port": port, "host": "x", "path": "/"})),
+            &[],
+        )
+        .await?;
+    anyhow::ensure!(unknown.status == 404, "unknown dataplane: {unknown:?}");
+    let unscoped = api
+        .call(
+            Method::POST,
+            &trace_url,
+            Some(&json!({"dataplane": "edge", "port": port, "host": "x", "path": "/"})),
+            &[],
+        )
+        .await?;
+    anyhow::ensure!(unscoped.status == 404, "without reports:read: {unscoped:?}");
+    envoy.stop().await;
+    Ok(())
+}
