@@ -17,6 +17,9 @@ pub enum Report {
     Usage(UsageArgs),
     /// Where one request would go through a dataplane's Envoys, and why.
     Trace(TraceArgs),
+    /// What is wrong with the team's resources taken together (shadowed routes, unused
+    /// clusters, port clashes, expiring certificates).
+    Validate(TeamArg),
 }
 
 #[derive(Args)]
@@ -89,6 +92,17 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
             print(&usage, out, print_usage);
             Ok(())
         }
+        Report::Validate(args) => {
+            let findings = client
+                .call(
+                    Method::GET,
+                    &format!("/reports/validate?team={}", args.team),
+                    None,
+                )
+                .await?;
+            print(&findings["items"], out, print_findings);
+            Ok(())
+        }
         Report::Trace(args) => {
             let mut headers = serde_json::Map::new();
             for header in &args.headers {
@@ -110,6 +124,33 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
             print(&trace, out, print_trace);
             Ok(())
         }
+    }
+}
+
+fn print_findings(rows: &Value) {
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("no findings");
+        return;
+    }
+    println!(
+        "{:<8} {:<24} {:<32} MESSAGE",
+        "SEVERITY", "CODE", "RESOURCE"
+    );
+    for row in &rows {
+        let resource = format!(
+            "{}/{}{}",
+            text(row, "kind"),
+            text(row, "name"),
+            text(row, "field")
+        );
+        println!(
+            "{:<8} {:<24} {:<32} {}",
+            text(row, "severity"),
+            text(row, "code"),
+            resource,
+            text(row, "message")
+        );
     }
 }
 

@@ -525,6 +525,18 @@ impl reports_srv::ReportService for ReportApi {
         }))
     }
 
+    async fn findings(
+        &self,
+        request: Request<reports_pb::FindingsRequest>,
+    ) -> Reply<reports_pb::FindingsResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
+        let findings = reports::findings_of(&self.0, &caller, &r.team).await?;
+        Ok(Response::new(reports_pb::FindingsResponse {
+            findings_json: to_json_strings(&findings)?,
+        }))
+    }
+
     async fn trace(
         &self,
         request: Request<reports_pb::TraceRequest>,

@@ -3,9 +3,11 @@
 //! service records, kept per minute for [`USAGE_RETENTION`].
 
 use chrono::{DateTime, Duration, Utc};
+use flowplane_domain::findings::{Finding, TeamResources, findings};
 use flowplane_domain::reports::{RouteFlow, UsageGroup, UsageRow, route_flows, usage_rows};
 use flowplane_domain::request_trace::{Trace, TraceRequest};
 use flowplane_domain::scopes::{Action, ScopeResource};
+use flowplane_domain::secret::SecretSummary;
 use flowplane_domain::{AnySpec, ResourceKind};
 use flowplane_proto::reports::v1 as pb;
 use flowplane_xds::explain::Snapshot;
@@ -69,6 +71,45 @@ pub async fn route_flows_of(
     .collect();
     tx.commit().await?;
     Ok(route_flows(&listeners, &route_configs, &clusters))
+}
+
+/// What is wrong with the team's resources taken together ([`flowplane_domain::findings`]),
+/// from one read of them. Takes `reports:read`, like route flows.
+pub async fn findings_of(
+    ctx: &Context,
+    caller: &Caller,
+    team: &str,
+) -> Result<Vec<Finding>, ServiceError> {
+    let access = may_read_reports(ctx, caller, team).await?;
+    let mut tx = ctx.pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let mut all = Vec::new();
+    for kind in [
+        ResourceKind::Cluster,
+        ResourceKind::RouteConfig,
+        ResourceKind::Listener,
+        ResourceKind::Dataplane,
+        ResourceKind::LearningSession,
+    ] {
+        all.extend(specs(&mut tx, &access, kind, Some).await?);
+    }
+    // Secrets are stored as their summaries; their material is never read here.
+    let secrets = store::resources_of_kind(&mut tx, &access, ResourceKind::Secret)
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let summary = serde_json::from_value::<SecretSummary>(r.spec).ok()?;
+            Some((r.name, summary))
+        })
+        .collect::<Vec<_>>();
+    tx.commit().await?;
+    let team = TeamResources {
+        specs: &all,
+        secrets: &secrets,
+    };
+    Ok(findings(&team, Utc::now()))
 }
 
 /// Where `request` would go through the Envoys of one of the team's dataplanes: the team's

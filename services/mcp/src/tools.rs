@@ -279,6 +279,19 @@ impl ControlPlane {
     }
 
     #[tool(
+        description = "Check a team's configuration as a whole: findings with severity (error, warning, info) for routes that can never match because an earlier route takes their traffic, clusters, route configs and secrets nothing uses, listeners clashing on a port or served by no Envoy, and certificates expired or expiring within 30 days. Each names the resource and the field.",
+        annotations(read_only_hint = true, idempotent_hint = true)
+    )]
+    async fn validate_team(
+        &self,
+        Extension(parts): Extension<Parts>,
+        Parameters(Team { team }): Parameters<Team>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let path = format!("/api/v1/reports/validate?team={}", segment(&team)?);
+        self.api.call(&parts, Method::GET, &path, None).await
+    }
+
+    #[tool(
         description = "How many requests each of a team's listeners, routes and clusters served in the last hour, by status class (2xx, 4xx, 5xx...), with the mean duration: for spotting errors and hot routes."
     )]
     async fn get_usage(

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod dataplane;
 pub mod error;
 pub mod filters;
+pub mod findings;
 pub mod header_changes;
 pub mod learning;
 pub mod learning_session;

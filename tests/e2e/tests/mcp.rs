@@ -194,6 +194,7 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         "get_route_flows",
         "get_usage",
         "trace_request",
+        "validate_team",
     ] {
         anyhow::ensure!(names.contains(&tool), "{tool} missing from {names:?}");
     }

@@ -328,6 +328,61 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         printed.contains("→ route") && printed.contains("canary") && printed.contains("cluster b"),
         "CLI trace: {printed}"
     );
+    // Validate: a planted shadowed route and an orphan cluster are found; the route config
+    // in use, its clusters and the listener are not flagged.
+    api.expect(
+        Method::POST,
+        "/api/v1/clusters",
+        Some(&tenant.cluster("orphan", 9)),
+        201,
+    )
+    .await?;
+    let planted = json!({"team": tenant.team, "name": "planted", "virtualHosts": [
+    {"name": "vh", "domains": ["planted.test"], "routes": [
+        route("everything", json!({"type": "prefix", "value": "/"}), json!({}), forward("a")),
+        route("never", json!({"type": "exact", "value": "/never"}), json!({}), forward("b")),
+    ]}]});
+    api.expect(Method::POST, "/api/v1/route-configs", Some(&planted), 201)
+        .await?;
+    let report = tenant
+        .admin
+        .expect(
+            Method::GET,
+            &format!("/api/v1/reports/validate?team={}", tenant.team),
+            None,
+            200,
+        )
+        .await?;
+    let found: Vec<(String, String, String)> = report["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (s("code"), s("name"), s("field"))
+        })
+        .collect();
+    let expected = [
+        ("shadowedRoute", "planted", "/virtualHosts/0/routes/1"),
+        ("unreferencedCluster", "orphan", ""),
+        ("unreferencedRouteConfig", "planted", ""),
+    ];
+    let mut found_sorted = found.clone();
+    found_sorted.sort();
+    let mut expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    expected.sort();
+    anyhow::ensure!(found_sorted == expected, "findings: {report}");
+    let printed = tenant
+        .admin
+        .cli(&["report", "validate", "--team", &tenant.team])
+        .await?;
+    anyhow::ensure!(
+        printed.contains("shadowedRoute") && printed.contains("clusters/orphan"),
+        "CLI validate: {printed}"
+    );
     // Nothing listens on another port.
     let nothing = tenant
         .admin

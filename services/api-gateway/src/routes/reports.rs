@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use flowplane_domain::ErrorCode;
+use flowplane_domain::findings::Finding;
 use flowplane_domain::reports::{RouteFlow, UsageRow};
 use flowplane_domain::request_trace::{Trace, TraceRequest};
 use flowplane_proto::reports::v1 as pb;
@@ -25,6 +26,12 @@ pub struct ReportQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RouteFlowList {
     pub items: Vec<RouteFlow>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FindingList {
+    /// Most severe first.
+    pub items: Vec<Finding>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -159,4 +166,36 @@ pub async fn trace(
     let trace: serde_json::Value =
         serde_json::from_str(&answer.trace_json).map_err(Problem::internal)?;
     Ok(Json(trace))
+}
+
+/// What is wrong with the team's resources taken together: routes that can never match
+/// (shadowed by an earlier one), clusters, route configs and secrets nothing uses, listeners
+/// clashing on a port or served by no Envoy, certificates expired or expiring within 30 days.
+#[utoipa::path(get, path = "/api/v1/reports/validate", tag = "reports",
+    operation_id = "validateTeam", params(ReportQuery),
+    responses(
+        (status = 200, description = "Findings, most severe first", body = FindingList),
+        (status = 400, description = "`team` is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such team the caller can see", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearerAuth" = [])))]
+pub async fn validate(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ReportQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let team = required_team(query.team)?;
+    let answer = state
+        .config
+        .reports
+        .clone()
+        .findings(pb::FindingsRequest {
+            context: Some(caller.context()),
+            team,
+        })
+        .await
+        .map_err(|s| Problem::from_status(&s))?
+        .into_inner();
+    Ok(Json(
+        serde_json::json!({ "items": rows(&answer.findings_json)? }),
+    ))
 }
