@@ -74,8 +74,9 @@ impl Envoy {
         Ok(reqwest::get(url).await?.json().await?)
     }
 
-    /// Names of the dynamic listeners Envoy is actively serving (draining ones excluded).
-    pub async fn active_listeners(&self) -> anyhow::Result<Vec<String>> {
+    /// The dynamic listeners Envoy is actively serving (draining ones excluded), as
+    /// `/config_dump` shows them.
+    pub async fn active_dynamic_listeners(&self) -> anyhow::Result<Vec<serde_json::Value>> {
         let dump = self.config_dump().await?;
         let listeners = dump["configs"]
             .as_array()
@@ -93,9 +94,18 @@ impl Envoy {
                     .unwrap_or_default()
             })
             .filter(|l| !l["active_state"].is_null())
-            .filter_map(|l| l["name"].as_str().map(String::from))
             .collect();
         Ok(listeners)
+    }
+
+    /// Names of the dynamic listeners Envoy is actively serving (draining ones excluded).
+    pub async fn active_listeners(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .active_dynamic_listeners()
+            .await?
+            .iter()
+            .filter_map(|l| l["name"].as_str().map(String::from))
+            .collect())
     }
 
     /// One counter or gauge from the admin endpoint's `/stats`.

@@ -240,22 +240,10 @@ async fn quarantine_of(api: &Api, name: &str) -> Result<Value, String> {
 
 /// The (name, port) of each listener Envoy is actively serving.
 async fn listener_ports(envoy: &Envoy) -> anyhow::Result<Vec<(String, u16)>> {
-    let dump = envoy.config_dump().await?;
-    let mut ports: Vec<(String, u16)> = dump["configs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| {
-            c["@type"]
-                .as_str()
-                .is_some_and(|t| t.ends_with("ListenersConfigDump"))
-        })
-        .flat_map(|c| {
-            c["dynamic_listeners"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
+    let mut ports: Vec<(String, u16)> = envoy
+        .active_dynamic_listeners()
+        .await?
+        .iter()
         .filter_map(|l| {
             let active = &l["active_state"]["listener"];
             let port = active["address"]["socket_address"]["port_value"].as_u64()?;
