@@ -23,7 +23,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
-use crate::tools::{Api, segment};
+use crate::tools::{AgentScopes, Api, segment};
 
 /// The most of an upstream's answer handed to the agent; no more is read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -294,6 +294,9 @@ impl ServerHandler for ApiTools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let parts = parts_of(&context)?;
+        if let Some(refusal) = AgentScopes::of(parts).refuse_call(Some(team_of(parts)?)) {
+            return Ok(refusal.into());
+        }
         let tools = self.route_tools(parts).await?;
         let tool = tools
             .iter()

@@ -3,15 +3,19 @@
 //! `/api/v1/mcp/api?team=…`.
 //!
 //! - [`settings`]: its `FLOWPLANE_*` settings
-//! - [`tools`]: the control-plane tools, each one REST call made with the agent's own token
+//! - [`catalog`]: the control-plane tools, one per operation of the gateway's OpenAPI document
+//! - [`tools`]: calling them, each one REST call made with the agent's own token
 //! - [`resources`], [`prompts`]: team resources by URI, and guided tasks
 //! - [`api_tools`]: one tool per route of the team's listeners, called through its Envoy
 //!
 //! It holds nothing of its own: every tool acts through the api-gateway with the bearer token
 //! the agent presented, so an agent can do exactly what its token's scopes allow. Requests
-//! without a valid token are refused before any MCP handling (`401`).
+//! without a valid token are refused before any MCP handling (`401`), and so are tokens
+//! without the `mcp` scope (`403`): `mcp:read` connects and lists tools, prompts and
+//! resources, `mcp:write` (for the team a tool names) calls tools.
 
 pub mod api_tools;
+pub mod catalog;
 pub mod destination;
 pub mod prompts;
 pub mod resources;
@@ -25,6 +29,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use flowplane_domain::scopes::{Action, Grants, ScopeResource};
 use flowplane_runtime::health::{self, Readiness};
 use flowplane_runtime::shutdown::Shutdown;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -97,7 +102,11 @@ struct Authenticator {
     session_url: String,
 }
 
-async fn authenticate(State(auth): State<Authenticator>, request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(auth): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(authorization) = request.headers().get(header::AUTHORIZATION).cloned() else {
         return unauthorized("a bearer token (personal access token) is required");
     };
@@ -108,22 +117,50 @@ async fn authenticate(State(auth): State<Authenticator>, request: Request, next:
         .header(reqwest::header::AUTHORIZATION, authorization.as_bytes())
         .send()
         .await;
-    match answer {
-        Ok(r) if r.status().is_success() => next.run(request).await,
+    let session = match answer {
+        Ok(r) if r.status().is_success() => r.json::<Session>().await,
         Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
-            unauthorized("the token is not valid")
+            return unauthorized("the token is not valid");
         }
-        Ok(r) => (
+        Ok(r) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the API answered {}", r.status()),
+            )
+                .into_response();
+        }
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the API is unreachable: {e}"),
+            )
+                .into_response();
+        }
+    };
+    let Ok(session) = session else {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the API answered {}", r.status()),
+            "the API's session answer was not understood",
         )
-            .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the API is unreachable: {e}"),
+            .into_response();
+    };
+    let grants = Grants::parse(&session.scopes, None);
+    if !grants.holds(ScopeResource::Mcp, None, Action::Read) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this token lacks the mcp scope: mcp:read (or team:{team}:mcp:read) to connect and \
+             list tools, mcp:write to call them",
         )
-            .into_response(),
+            .into_response();
     }
+    request.extensions_mut().insert(tools::AgentScopes(grants));
+    next.run(request).await
+}
+
+/// The part of the gateway's `GET /api/v1/auth/session` answer this service uses.
+#[derive(serde::Deserialize)]
+struct Session {
+    scopes: Vec<String>,
 }
 
 fn unauthorized(message: &'static str) -> Response {

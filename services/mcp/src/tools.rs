@@ -1,25 +1,29 @@
-//! The control-plane tools an agent calls. Each is one REST call to the api-gateway made with
-//! the agent's own bearer token, so the agent can do exactly what its token allows and the
-//! authorization decision stays in one place (config). API refusals come back as tool errors
-//! carrying the problem document (status, field paths), which an agent can act on.
+//! The control-plane tools an agent calls: one per REST operation of the api-gateway, from
+//! its own OpenAPI document ([`crate::catalog`]). Each call is one REST request made with the
+//! agent's own bearer token, so the agent can do exactly what its token allows and the
+//! authorization decision stays in one place (config); in front of it, calling a tool takes
+//! the `mcp:write` scope. A success is the tool's structured result, described by its output
+//! schema; a refusal comes back as a tool error carrying the problem document (status, field
+//! paths), which an agent can act on.
+
+use std::sync::Arc;
 
 use axum::http::request::Parts;
+use flowplane_domain::scopes::{Action, Grants, ScopeResource};
 use reqwest::Method;
 use rmcp::handler::server::router::prompt::PromptRouter;
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::Extension;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ResourceContents, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListResourceTemplatesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{
-    ErrorData, RoleServer, ServerHandler, prompt_handler, schemars, tool, tool_handler, tool_router,
-};
-use serde::Deserialize;
-use serde_json::Value;
+use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler};
+use serde_json::{Map, Value, json};
+use tokio::sync::OnceCell;
+
+use crate::catalog::{Catalog, In, Operation};
 
 /// The resource kinds the tools reach, as they appear in REST paths.
 pub const KINDS: [&str; 7] = [
@@ -32,99 +36,10 @@ pub const KINDS: [&str; 7] = [
     "learning-sessions",
 ];
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct Kind {
-    /// The owning team, e.g. `my-org-default`.
-    pub team: String,
-    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions,
-    /// learning-sessions.
-    pub kind: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct Named {
-    /// The owning team.
-    pub team: String,
-    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions,
-    /// learning-sessions.
-    pub kind: String,
-    /// The resource's name.
-    pub name: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct Create {
-    /// The owning team.
-    pub team: String,
-    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions,
-    /// learning-sessions.
-    pub kind: String,
-    /// The resource as the REST API takes it (JSON object with at least `name`), e.g. a
-    /// cluster `{"name": "web", "endpoints": [{"host": "10.0.0.5", "port": 8080}]}`.
-    pub resource: Value,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct Update {
-    /// The owning team.
-    pub team: String,
-    /// One of clusters, route-configs, listeners, secrets, dataplanes, api-definitions,
-    /// learning-sessions.
-    pub kind: String,
-    /// The resource's name.
-    pub name: String,
-    /// The whole new resource (replaces the current one).
-    pub resource: Value,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct Team {
-    /// The team, e.g. `my-org-default`.
-    pub team: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct Session {
-    /// The owning team.
-    pub team: String,
-    /// The learning session's name.
-    pub session: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct SessionChange {
-    /// The owning team.
-    pub team: String,
-    /// The learning session's name.
-    pub session: String,
-    /// `activate` (start learning from the listener's traffic) or `stop`.
-    pub action: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct Dataplane {
-    /// The owning team.
-    pub team: String,
-    /// The dataplane's name.
-    pub dataplane: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct TraceArgs {
-    /// The owning team.
-    pub team: String,
-    /// The request, as `/api/v1/reports/trace` takes it: `dataplane` (name), `listener` (name)
-    /// or `port`, `host`, `path` (with query), and optionally `method`, `headers` (object),
-    /// `sni`. E.g. `{"dataplane": "edge", "port": 10000, "host": "api.example.com",
-    /// "path": "/users/42", "method": "GET"}`.
-    pub request: Value,
-}
-
 /// The tools, bound to the gateway they act through.
 #[derive(Clone)]
 pub struct ControlPlane {
     api: Api,
-    tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
 
@@ -132,191 +47,185 @@ impl ControlPlane {
     pub fn new(api: Api) -> Self {
         Self {
             api,
-            tool_router: Self::tool_router(),
             prompt_router: Self::prompt_router(),
         }
     }
-}
 
-#[tool_router]
-impl ControlPlane {
-    #[tool(
-        description = "List a team's resources of one kind, with each dataplane's Envoy status (programmed or rejected with Envoy's error)."
-    )]
-    async fn list_resources(
+    /// The tool `name`'s REST call with `arguments`, gated by the `mcp` scope.
+    async fn call(
         &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Kind { team, kind }): Parameters<Kind>,
+        parts: &Parts,
+        name: &str,
+        arguments: Map<String, Value>,
     ) -> Result<CallToolResult, ErrorData> {
-        let path = collection(&team, &kind)?;
-        self.api.call(&parts, Method::GET, &path, None).await
-    }
-
-    #[tool(description = "Read one resource: its spec, revision and Envoy status.")]
-    async fn get_resource(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Named { team, kind, name }): Parameters<Named>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = item(&team, &kind, &name)?;
-        self.api.call(&parts, Method::GET, &path, None).await
-    }
-
-    #[tool(
-        description = "Create a resource. Invalid input is refused with the field paths that are wrong; nothing is written then."
-    )]
-    async fn create_resource(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Create {
-            team,
-            kind,
-            resource,
-        }): Parameters<Create>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = collection(&team, &kind)?;
-        self.api
-            .call(
-                &parts,
-                Method::POST,
-                &path,
-                Some(with_team(resource, &team)),
-            )
-            .await
-    }
-
-    #[tool(description = "Replace a resource with a new version of it.")]
-    async fn update_resource(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Update {
-            team,
-            kind,
-            name,
-            resource,
-        }): Parameters<Update>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = item(&team, &kind, &name)?;
-        self.api
-            .call(&parts, Method::PUT, &path, Some(with_team(resource, &team)))
-            .await
-    }
-
-    #[tool(
-        description = "Delete a resource. A resource others still reference is refused (409) with the referrers."
-    )]
-    async fn delete_resource(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Named { team, kind, name }): Parameters<Named>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = item(&team, &kind, &name)?;
-        self.api.call(&parts, Method::DELETE, &path, None).await
-    }
-
-    #[tool(
-        description = "The Envoy bootstrap (JSON) of a dataplane: start Envoy with it to receive the team's configuration. It carries the dataplane's token; treat it as a credential."
-    )]
-    async fn get_envoy_bootstrap(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Dataplane { team, dataplane }): Parameters<Dataplane>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = format!(
-            "{}/envoy-config?format=json",
-            item(&team, "dataplanes", &dataplane)?
-        );
-        self.api.call(&parts, Method::GET, &path, None).await
-    }
-
-    #[tool(
-        description = "Start or stop a learning session (create one first with create_resource, kind learning-sessions, {\"name\", \"listener\", \"pathPrefix\"}). While active, the listener's traffic teaches Flowplane the API's endpoints and JSON schemas."
-    )]
-    async fn change_learning_session(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(SessionChange {
-            team,
-            session,
-            action,
-        }): Parameters<SessionChange>,
-    ) -> Result<CallToolResult, ErrorData> {
-        if !matches!(action.as_str(), "activate" | "stop") {
-            return Err(ErrorData::invalid_params(
-                "action must be activate or stop",
-                None,
-            ));
+        let catalog = self.api.catalog().await?;
+        let operation = catalog
+            .operations
+            .get(name)
+            .ok_or_else(|| ErrorData::invalid_params(format!("no tool {name}"), None))?;
+        let team = arguments.get("team").and_then(Value::as_str);
+        if let Some(refusal) = AgentScopes::of(parts).refuse_call(team) {
+            return Ok(refusal);
         }
-        let path = format!("{}/{action}", item(&team, "learning-sessions", &session)?);
-        self.api.call(&parts, Method::POST, &path, None).await
-    }
-
-    #[tool(
-        description = "Where each of a team's listeners sends traffic: one row per route with its listener, port, domains, path match, action and destination clusters (share of traffic and endpoints)."
-    )]
-    async fn get_route_flows(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Team { team }): Parameters<Team>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = format!("/api/v1/reports/route-flows?team={}", segment(&team)?);
-        self.api.call(&parts, Method::GET, &path, None).await
-    }
-
-    #[tool(
-        description = "Trace where one request would go through a dataplane's Envoys, from the configuration they are served: the listener and filter chain it lands on, every virtual host and route considered with why it did or did not match, the HTTP filters in effect, and the clusters (weights, endpoints) it reaches, or what Envoy answers when nothing matches (404, refused connection). Use it to diagnose a route that does not get its traffic.",
-        annotations(read_only_hint = true, idempotent_hint = true)
-    )]
-    async fn trace_request(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(TraceArgs { team, request }): Parameters<TraceArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = format!("/api/v1/reports/trace?team={}", segment(&team)?);
-        self.api
-            .call(&parts, Method::POST, &path, Some(request))
-            .await
-    }
-
-    #[tool(
-        description = "Check a team's configuration as a whole: findings with severity (error, warning, info) for routes that can never match because an earlier route takes their traffic, clusters, route configs and secrets nothing uses, listeners clashing on a port or served by no Envoy, and certificates expired or expiring within 30 days. Each names the resource and the field.",
-        annotations(read_only_hint = true, idempotent_hint = true)
-    )]
-    async fn validate_team(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Team { team }): Parameters<Team>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = format!("/api/v1/reports/validate?team={}", segment(&team)?);
-        self.api.call(&parts, Method::GET, &path, None).await
-    }
-
-    #[tool(
-        description = "How many requests each of a team's listeners, routes and clusters served in the last hour, by status class (2xx, 4xx, 5xx...), with the mean duration: for spotting errors and hot routes."
-    )]
-    async fn get_usage(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Team { team }): Parameters<Team>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = format!("/api/v1/reports/usage?team={}", segment(&team)?);
-        self.api.call(&parts, Method::GET, &path, None).await
-    }
-
-    #[tool(
-        description = "What a learning session learned from traffic, as an OpenAPI 3.1 document: endpoints (path templates), statuses, and JSON schemas of request and response bodies."
-    )]
-    async fn get_learned_api(
-        &self,
-        Extension(parts): Extension<Parts>,
-        Parameters(Session { team, session }): Parameters<Session>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let path = format!("{}/openapi", item(&team, "learning-sessions", &session)?);
-        self.api.call(&parts, Method::GET, &path, None).await
+        let request = rest_request(operation, &arguments)?;
+        let (status, text) = self
+            .api
+            .send_with(
+                parts,
+                operation.method.clone(),
+                &request.path,
+                &request.headers,
+                request.body,
+            )
+            .await?;
+        if !status.is_success() {
+            // The problem document (status, field paths) is what an agent acts on.
+            return Ok(match serde_json::from_str::<Value>(&text) {
+                Ok(problem @ Value::Object(_)) => CallToolResult::structured_error(problem),
+                _ => CallToolResult::error(vec![ContentBlock::text(text)]),
+            });
+        }
+        if !operation.structured {
+            return Ok(CallToolResult::success(vec![ContentBlock::text(text)]));
+        }
+        match serde_json::from_str::<Value>(&text) {
+            Ok(answer @ Value::Object(_)) => Ok(CallToolResult::structured(answer)),
+            _ => Err(ErrorData::internal_error(
+                format!("{name}: the API's answer is not the JSON object it documents"),
+                None,
+            )),
+        }
     }
 }
 
-#[tool_handler(router = self.tool_router)]
+/// The REST path (with its query) and body of one tool call.
+#[derive(Debug, PartialEq)]
+struct RestRequest {
+    path: String,
+    /// Header parameters the agent set (`If-Match`).
+    headers: Vec<(String, String)>,
+    body: Option<Body>,
+}
+
+fn rest_request(
+    operation: &Operation,
+    arguments: &Map<String, Value>,
+) -> Result<RestRequest, ErrorData> {
+    if let Some(unknown) = arguments
+        .keys()
+        .find(|k| *k != "body" && !operation.params.iter().any(|p| &p.name == *k))
+    {
+        return Err(ErrorData::invalid_params(
+            format!("unknown argument {unknown:?}"),
+            None,
+        ));
+    }
+    let mut path = operation.path.clone();
+    let mut query = Vec::new();
+    let mut headers = Vec::new();
+    for param in &operation.params {
+        let Some(value) = arguments.get(&param.name) else {
+            if param.location == In::Path {
+                return Err(ErrorData::invalid_params(
+                    format!("{} is required", param.name),
+                    None,
+                ));
+            }
+            continue;
+        };
+        match param.location {
+            In::Path => {
+                let text = scalar(&param.name, value)?;
+                path = path.replace(&format!("{{{}}}", param.name), segment(&text)?);
+            }
+            In::Query => match value {
+                Value::Array(items) => {
+                    for item in items {
+                        query.push((param.name.clone(), scalar(&param.name, item)?));
+                    }
+                }
+                Value::Null => {}
+                _ => query.push((param.name.clone(), scalar(&param.name, value)?)),
+            },
+            In::Header => headers.push((param.name.clone(), scalar(&param.name, value)?)),
+        }
+    }
+    if !query.is_empty() {
+        let mut url = reqwest::Url::parse("http://x/")
+            .map_err(|e| ErrorData::internal_error(format!("building the query: {e}"), None))?;
+        url.query_pairs_mut().extend_pairs(&query);
+        path.push('?');
+        path.push_str(url.query().unwrap_or_default());
+    }
+    let body = match (&operation.body, arguments.get("body")) {
+        (Some(content_type), Some(Value::String(text))) if content_type != "application/json" => {
+            Some(Body::Text(content_type.clone(), text.clone()))
+        }
+        (Some(_), Some(value)) => Some(Body::Json(value.clone())),
+        (None, Some(_)) => {
+            return Err(ErrorData::invalid_params("this tool takes no body", None));
+        }
+        (_, None) => None,
+    };
+    Ok(RestRequest {
+        path,
+        headers,
+        body,
+    })
+}
+
+fn scalar(name: &str, value: &Value) -> Result<String, ErrorData> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(ErrorData::invalid_params(
+            format!("{name} must be a string, number or boolean"),
+            None,
+        )),
+    }
+}
+
+/// What a tool sends: JSON, or text in the operation's own content type (a YAML spec).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Json(Value),
+    Text(String, String),
+}
+
+/// The agent's scopes, as the gateway verified them for this request.
+#[derive(Debug, Clone, Default)]
+pub struct AgentScopes(pub Grants);
+
+impl AgentScopes {
+    pub(crate) fn of(parts: &Parts) -> Self {
+        parts.extensions.get::<Self>().cloned().unwrap_or_default()
+    }
+
+    /// Calling a tool takes `mcp:write` for its team (any team's, for tools without one);
+    /// config then decides the call itself, as for any REST caller.
+    fn may_call(&self, team: Option<&str>) -> bool {
+        self.0.holds(ScopeResource::Mcp, team, Action::Write)
+    }
+
+    /// `None` when the agent may call a tool of `team`, else the tool error saying why.
+    pub(crate) fn refuse_call(&self, team: Option<&str>) -> Option<CallToolResult> {
+        if self.may_call(team) {
+            return None;
+        }
+        let held: Vec<String> = self.0.scopes().iter().map(ToString::to_string).collect();
+        Some(CallToolResult::structured_error(json!({
+            "status": 403,
+            "title": "Forbidden",
+            "detail": format!(
+                "calling tools takes the mcp:write scope{}; this token holds {}",
+                team.map(|t| format!(" (or team:{t}:mcp:write)")).unwrap_or_default(),
+                if held.is_empty() { "none".to_string() } else { held.join(", ") },
+            ),
+        })))
+    }
+}
+
 #[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for ControlPlane {
     fn get_info(&self) -> ServerConfig {
@@ -328,14 +237,41 @@ impl ServerHandler for ControlPlane {
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("flowplane", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "Flowplane's control plane: list, read, create, update and delete a team's Envoy \
-             resources (clusters, route-configs, listeners, secrets, dataplanes, \
-             api-definitions, learning-sessions), fetch a dataplane's Envoy bootstrap, and \
-             learn an API from live traffic (learning sessions). Everything acts with \
-             the caller's own token and scopes. Resources: any team resource as \
-             flowplane://teams/{team}/{kind}/{name}. Prompts: guided tasks (expose an \
-             upstream, diagnose a rejected configuration, learn an API).",
+                "Flowplane's control plane, one tool per REST operation: a team's Envoy \
+                 resources (clusters, route configs, listeners, secrets, dataplanes, API \
+                 definitions, learning sessions: list, get, create, update, delete), \
+                 OpenAPI import and expose (with dryRun), the filter-type catalog with \
+                 schemas, reports (route flows, usage, request trace, validate), learning, \
+                 tokens, teams, members and the audit log. Every call acts with the \
+                 caller's own token and scopes; refusals carry RFC 9457 problems with field \
+                 paths. Resources: any team resource as flowplane://teams/{team}/{kind}/{name}. \
+                 Prompts: guided tasks (expose an API, import a spec, diagnose a failing \
+                 route or a rejected config, learn an API, rotate a certificate, review a \
+                 team's security).",
             )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(
+            self.api.catalog().await?.tools.clone(),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let parts = context
+            .extensions
+            .get::<Parts>()
+            .ok_or_else(|| ErrorData::internal_error("no HTTP request behind this call", None))?;
+        let arguments = request.arguments.unwrap_or_default();
+        Ok(self.call(parts, &request.name, arguments).await?.into())
     }
 
     async fn list_resource_templates(
@@ -370,11 +306,13 @@ impl ServerHandler for ControlPlane {
     }
 }
 
-/// The gateway the tools call.
+/// The gateway the tools call, and the tools its OpenAPI document describes (read once, on
+/// first use, and shared by every session).
 #[derive(Clone)]
 pub struct Api {
     client: reqwest::Client,
     base: String,
+    catalog: Arc<OnceCell<Arc<Catalog>>>,
 }
 
 impl Api {
@@ -382,23 +320,35 @@ impl Api {
         Self {
             client: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_string(),
+            catalog: Arc::default(),
         }
     }
 
-    /// One REST call with the agent's `Authorization`; the answer becomes the tool's result.
-    async fn call(
-        &self,
-        parts: &Parts,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let (status, text) = self.send(parts, method, path, body).await?;
-        Ok(if status.is_success() {
-            CallToolResult::success(vec![ContentBlock::text(text)])
-        } else {
-            CallToolResult::error(vec![ContentBlock::text(text)])
-        })
+    /// The tools; until the gateway has answered once, each use asks it again.
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, ErrorData> {
+        self.catalog
+            .get_or_try_init(|| async {
+                let url = format!("{}/api-docs/openapi.json", self.base);
+                let unavailable = |e: &dyn std::fmt::Display| {
+                    ErrorData::internal_error(
+                        format!("the API's OpenAPI document is unavailable: {e}"),
+                        None,
+                    )
+                };
+                let doc: Value = self
+                    .client
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| unavailable(&e))?
+                    .json()
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                Ok(Arc::new(Catalog::from_openapi(&doc)))
+            })
+            .await
+            .cloned()
     }
 
     /// One REST call with the agent's `Authorization`: the status and the body (the status
@@ -408,14 +358,35 @@ impl Api {
         parts: &Parts,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        body: Option<Body>,
+    ) -> Result<(reqwest::StatusCode, String), ErrorData> {
+        self.send_with(parts, method, path, &[], body).await
+    }
+
+    /// [`Api::send`] with extra headers.
+    async fn send_with(
+        &self,
+        parts: &Parts,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<Body>,
     ) -> Result<(reqwest::StatusCode, String), ErrorData> {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
         if let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) {
             request = request.header(reqwest::header::AUTHORIZATION, authorization.as_bytes());
         }
-        if let Some(body) = body {
-            request = request.json(&body);
+        match body {
+            Some(Body::Json(value)) => request = request.json(&value),
+            Some(Body::Text(content_type, text)) => {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(text);
+            }
+            None => {}
         }
         let response = request
             .send()
@@ -467,14 +438,6 @@ pub(crate) fn segment(value: &str) -> Result<&str, ErrorData> {
     }
 }
 
-/// The REST API wants the team in the body too; the tool's `team` argument is the one used.
-fn with_team(mut resource: Value, team: &str) -> Value {
-    if let Some(object) = resource.as_object_mut() {
-        object.insert("team".into(), Value::from(team));
-    }
-    resource
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -492,9 +455,98 @@ mod tests {
         assert!(item("acme", "clusters", "").is_err());
     }
 
+    fn operation() -> Operation {
+        Operation {
+            method: Method::GET,
+            path: "/api/v1/teams/{team}/clusters".into(),
+            params: vec![
+                crate::catalog::Param {
+                    name: "team".into(),
+                    location: In::Path,
+                },
+                crate::catalog::Param {
+                    name: "cursor".into(),
+                    location: In::Query,
+                },
+                crate::catalog::Param {
+                    name: "kind".into(),
+                    location: In::Query,
+                },
+            ],
+            body: None,
+            structured: true,
+        }
+    }
+
+    fn arguments(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
     #[test]
-    fn the_tools_team_goes_into_the_body() {
-        let body = with_team(serde_json::json!({"name": "web", "team": "other"}), "mine");
-        assert_eq!(body["team"], "mine");
+    fn arguments_fill_the_path_and_the_query_and_nothing_else() {
+        let request = rest_request(
+            &operation(),
+            &arguments(json!({"team": "acme", "cursor": "a b&c", "kind": ["x", 2]})),
+        )
+        .unwrap();
+        assert_eq!(
+            request.path,
+            "/api/v1/teams/acme/clusters?cursor=a+b%26c&kind=x&kind=2"
+        );
+        assert_eq!(request.body, None);
+        for refused in [
+            json!({"team": "../tokens"}),
+            json!({}),
+            json!({"team": "acme", "other": 1}),
+            json!({"team": "acme", "body": {}}),
+            json!({"team": {"x": 1}}),
+        ] {
+            assert!(
+                rest_request(&operation(), &arguments(refused.clone())).is_err(),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_text_body_keeps_the_operations_content_type() {
+        let mut yaml = operation();
+        yaml.body = Some("application/yaml".into());
+        let request = rest_request(
+            &yaml,
+            &arguments(json!({"team": "a", "body": "openapi: 3.1.0"})),
+        )
+        .unwrap();
+        assert_eq!(
+            request.body,
+            Some(Body::Text(
+                "application/yaml".into(),
+                "openapi: 3.1.0".into()
+            ))
+        );
+        let mut json_body = operation();
+        json_body.body = Some("application/json".into());
+        let request = rest_request(
+            &json_body,
+            &arguments(json!({"team": "a", "body": {"n": 1}})),
+        )
+        .unwrap();
+        assert_eq!(request.body, Some(Body::Json(json!({"n": 1}))));
+    }
+
+    #[test]
+    fn calling_takes_mcp_write_for_the_tools_team() {
+        let scopes = |held: &[&str]| {
+            let held: Vec<String> = held.iter().map(|s| s.to_string()).collect();
+            AgentScopes(Grants::parse(&held, None))
+        };
+        assert!(scopes(&["mcp:write"]).may_call(Some("a")));
+        assert!(scopes(&["admin:all"]).may_call(None));
+        assert!(scopes(&["team:a:mcp:write"]).may_call(Some("a")));
+        assert!(scopes(&["team:a:mcp:write"]).may_call(None));
+        assert!(!scopes(&["team:a:mcp:write"]).may_call(Some("b")));
+        assert!(!scopes(&["mcp:read"]).may_call(Some("a")));
+        assert!(!scopes(&["clusters:write"]).may_call(Some("a")));
+        assert!(!scopes(&[]).may_call(None));
     }
 }

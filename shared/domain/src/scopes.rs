@@ -159,8 +159,9 @@ pub struct TeamRef<'a> {
 /// scope reaches that organization's teams, a team scope reaches its team only when the team
 /// is in that organization. The binding lives here, in the only type that answers "may this
 /// caller…", so no path can honour, mint or grant a scope outside the organization whatever
-/// it stored. The fields are private for that reason: read them through the methods.
-#[derive(Debug, Clone)]
+/// it stored. The fields are private for that reason: read them through the methods. The
+/// default grants nothing.
+#[derive(Debug, Clone, Default)]
 pub struct Grants {
     scopes: Vec<Scope>,
     /// `None` (a platform credential) reaches no team except through `admin:all`.
@@ -239,6 +240,26 @@ impl Grants {
                 Scope::Resource { resource: r, .. } | Scope::Team { resource: r, .. } => {
                     *r == resource
                 }
+                Scope::AdminAll => false,
+            })
+    }
+
+    /// Whether a scope names `resource` with `action` for the team named `team` (for some
+    /// team when `None`), by the precedence of [`Grants::decide`] but without looking the team
+    /// up: the gate a channel keeps in front of calls (MCP takes `mcp:write` to call a tool),
+    /// each of which config then authorizes in full, organization included.
+    pub fn holds(&self, resource: ScopeResource, team: Option<&str>, action: Action) -> bool {
+        self.is_admin()
+            || self.scopes.iter().any(|s| match s {
+                Scope::Resource {
+                    resource: r,
+                    action: a,
+                } => *r == resource && a.permits(action),
+                Scope::Team {
+                    team: t,
+                    resource: r,
+                    action: a,
+                } => team.is_none_or(|team| team == t) && *r == resource && a.permits(action),
                 Scope::AdminAll => false,
             })
     }

@@ -1,8 +1,11 @@
-//! The mcp service as an agent sees it, over MCP's Streamable HTTP transport (JSON-RPC): a
-//! token is required, the tools are listed, a cluster made by a tool is there through the REST
+//! The mcp service as an agent sees it, over MCP's Streamable HTTP transport: by hand in
+//! protocol 2025-06-18 (a token with the mcp scope is required; the tools are the REST
+//! operations with their schemas and hints; a cluster made by a tool is there through the REST
 //! API, a bad one comes back as a tool error with its field path, the cluster reads back as an
-//! MCP resource, the prompts are offered, and another team's resources stay out of reach (the
-//! agent's token decides, as on the REST API).
+//! MCP resource, and another organization's team stays out of reach), then through the
+//! official MCP Python SDK in 2025-11-25 (`tests/e2e/agent/agent.py`: structured results
+//! checked against output schemas, paging, If-Match, import dry run, the seven prompts, and
+//! `mcp:read` listing but not calling).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use flowplane_e2e::{Stack, Tenant};
@@ -127,36 +130,54 @@ impl Agent {
 async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     let tenant = Tenant::create(stack, "agents").await?;
     let team = tenant.team.clone();
-    tenant
-        .admin
-        .expect(
-            Method::POST,
-            "/api/v1/admin/organizations",
-            Some(&json!({"name": "others"})),
-            201,
-        )
-        .await?;
-    let token = tenant
-        .admin
-        .expect(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(&json!({"name": "agent", "scopes": [format!("team:{team}:clusters:write")]})),
-            201,
-        )
-        .await?["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let others = tenant.another("others").await?;
+    let token = |name: &str, scopes: Vec<String>| {
+        let admin = tenant.admin.clone();
+        let name = name.to_string();
+        async move {
+            anyhow::Ok(
+                admin
+                    .expect(
+                        Method::POST,
+                        "/api/v1/tokens",
+                        Some(&json!({"name": name, "scopes": scopes})),
+                        201,
+                    )
+                    .await?["token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+    let team_scopes = |actions: &[&str]| -> Vec<String> {
+        actions.iter().map(|a| format!("team:{team}:{a}")).collect()
+    };
+    let agent_token = token(
+        "agent",
+        team_scopes(&[
+            "clusters:write",
+            "api-definitions:write",
+            "reports:read",
+            "mcp:write",
+        ]),
+    )
+    .await?;
+    let read_only = token("agent-read", team_scopes(&["clusters:write", "mcp:read"])).await?;
+    let no_mcp = token("no-mcp", team_scopes(&["clusters:write"])).await?;
     let base = stack.add_mcp().await?;
     let endpoint = format!("{base}/api/v1/mcp/cp");
     let http = reqwest::Client::new();
 
-    // No token, or a wrong one: refused before any MCP handling.
+    // No token, a wrong one, or one without the mcp scope: refused before any MCP handling.
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "e2e", "version": "1"}}});
-    for bearer in [None, Some("fp_pat_nope.nope")] {
+    for (bearer, wanted) in [
+        (None, 401),
+        (Some("fp_pat_nope.nope"), 401),
+        (Some(no_mcp.as_str()), 403),
+    ] {
         let mut request = http
             .post(&endpoint)
             .header("accept", "application/json, text/event-stream")
@@ -164,45 +185,63 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         if let Some(bearer) = bearer {
             request = request.bearer_auth(bearer);
         }
-        let status = request.send().await?.status();
-        anyhow::ensure!(status == 401, "token {bearer:?}: HTTP {status}");
+        let answer = request.send().await?;
+        let status = answer.status();
+        let text = answer.text().await?;
+        anyhow::ensure!(status == wanted, "token {bearer:?}: HTTP {status} {text}");
+        if wanted == 403 {
+            anyhow::ensure!(text.contains("mcp:read"), "why: {text}");
+        }
     }
 
-    let (mut agent, answer) = Agent::connect(endpoint, &token).await?;
+    // Protocol 2025-06-18, spoken by hand: the tools are the REST operations, with hints and
+    // schemas from the API's own OpenAPI document.
+    let (mut agent, answer) = Agent::connect(endpoint.clone(), &agent_token).await?;
     anyhow::ensure!(
-        answer["result"]["capabilities"]["tools"].is_object(),
-        "initialize: {answer}"
-    );
-    anyhow::ensure!(
-        answer["result"]["serverInfo"]["name"] == "flowplane",
+        answer["result"]["protocolVersion"] == "2025-06-18"
+            && answer["result"]["serverInfo"]["name"] == "flowplane",
         "initialize: {answer}"
     );
     let (_, listed) = agent.send("tools/list", json!({}), false).await?;
-    let names: Vec<&str> = listed["result"]["tools"]
+    let tools = listed["result"]["tools"]
         .as_array()
-        .map(|tools| tools.iter().filter_map(|t| t["name"].as_str()).collect())
+        .cloned()
         .unwrap_or_default();
-    for tool in [
-        "list_resources",
-        "get_resource",
-        "create_resource",
-        "update_resource",
-        "delete_resource",
-        "get_envoy_bootstrap",
-        "change_learning_session",
-        "get_learned_api",
-        "get_route_flows",
-        "get_usage",
-        "trace_request",
-        "validate_team",
-    ] {
-        anyhow::ensure!(names.contains(&tool), "{tool} missing from {names:?}");
-    }
+    let tool = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    anyhow::ensure!(tools.len() >= 60, "{} tools", tools.len());
+    let create = tool("create_cluster");
+    anyhow::ensure!(
+        create["inputSchema"]["required"] == json!(["team", "body"])
+            && create["annotations"]["readOnlyHint"] == false
+            && create["outputSchema"]["type"] == "object",
+        "create_cluster: {create}"
+    );
+    // The cluster's schema travels with the tool: an agent sees the fields it may send.
+    let schema = create["inputSchema"].to_string();
+    anyhow::ensure!(
+        schema.contains("\"endpoints\"") && !schema.contains("#/components/"),
+        "create_cluster's input schema: {schema}"
+    );
+    anyhow::ensure!(
+        tool("get_cluster")["annotations"]["readOnlyHint"] == true
+            && tool("delete_cluster")["annotations"]["destructiveHint"] == true
+            && tool("login").is_null()
+            && tool("list_clusters_canonical").is_null(),
+        "hints and the tools left out: {listed}"
+    );
 
-    // A tool's cluster is there through the REST API.
     let (failed, text) = agent
-        .call("create_resource", json!({"team": team, "kind": "clusters",
-            "resource": {"name": "from-agent", "endpoints": [{"host": "127.0.0.1", "port": 8080}]}}))
+        .call(
+            "create_cluster",
+            json!({"team": team, "body": {"name": "from-agent",
+                "endpoints": [{"host": "127.0.0.1", "port": 8080}]}}),
+        )
         .await?;
     anyhow::ensure!(!failed, "create: {text}");
     let stored = tenant
@@ -215,17 +254,13 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         )
         .await?;
     anyhow::ensure!(stored["endpoints"][0]["port"] == 8080, "stored: {stored}");
-    let (failed, text) = agent
-        .call("list_resources", json!({"team": team, "kind": "clusters"}))
-        .await?;
-    anyhow::ensure!(!failed && text.contains("from-agent"), "list: {text}");
 
     // A bad port: a tool error carrying the field path, and nothing written.
     let (failed, text) = agent
         .call(
-            "create_resource",
-            json!({"team": team, "kind": "clusters",
-            "resource": {"name": "bad", "endpoints": [{"host": "127.0.0.1", "port": 70000}]}}),
+            "create_cluster",
+            json!({"team": team, "body": {"name": "bad",
+                "endpoints": [{"host": "127.0.0.1", "port": 70000}]}}),
         )
         .await?;
     anyhow::ensure!(
@@ -238,64 +273,54 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(absent.status == 404, "bad cluster written: {absent:?}");
 
-    // Another team's resources: out of reach, as on the REST API (404, no existence oracle).
+    // Another organization's team: out of reach, as on the REST API (404, no oracle); and the
+    // mcp scope is only the agent's own team's.
     let (failed, text) = agent
-        .call(
-            "list_resources",
-            json!({"team": "others-default", "kind": "clusters"}),
-        )
+        .call("list_clusters", json!({"team": others.team}))
         .await?;
-    anyhow::ensure!(failed && text.contains("404"), "other team: {text}");
+    anyhow::ensure!(failed && text.contains("mcp:write"), "other team: {text}");
+    let (mut admin_agent, _) = Agent::connect(
+        endpoint.clone(),
+        &token("wide", vec!["mcp:write".into(), "clusters:read".into()]).await?,
+    )
+    .await?;
+    let (failed, text) = admin_agent
+        .call("list_clusters", json!({"team": others.team}))
+        .await?;
+    anyhow::ensure!(failed && text.contains("404"), "other organization: {text}");
 
-    // Learning tools go through the same REST API: a session that does not exist is a 404,
-    // and an action other than activate or stop is an invalid-params error before any call.
-    let (failed, text) = agent
-        .call(
-            "get_learned_api",
-            json!({"team": team, "session": "no-such-session"}),
-        )
-        .await?;
-    anyhow::ensure!(failed && text.contains("404"), "learned API: {text}");
-    let (_, refused) = agent
-        .send(
-            "tools/call",
-            json!({"name": "change_learning_session", "arguments":
-                {"team": team, "session": "no-such-session", "action": "pause"}}),
-            false,
-        )
-        .await?;
-    anyhow::ensure!(
-        refused["error"]["code"] == -32602
-            && refused["error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("activate or stop")),
-        "bad action: {refused}"
-    );
+    // Arguments the operation does not take, or a path-changing name: invalid params, unsent.
+    for arguments in [
+        json!({"team": team, "name": "../tokens"}),
+        json!({"team": team, "name": "from-agent", "surprise": 1}),
+    ] {
+        let (_, refused) = agent
+            .send(
+                "tools/call",
+                json!({"name": "get_cluster", "arguments": arguments}),
+                false,
+            )
+            .await?;
+        anyhow::ensure!(refused["error"]["code"] == -32602, "{arguments}: {refused}");
+    }
 
     // Resources: the cluster by URI, through the same API (another team's is not found).
-    let (_, templates) = agent
-        .send("resources/templates/list", json!({}), false)
-        .await?;
-    anyhow::ensure!(
-        templates["result"]["resourceTemplates"][0]["uriTemplate"]
-            == "flowplane://teams/{team}/{kind}/{name}",
-        "resource templates: {templates}"
-    );
     let uri = format!("flowplane://teams/{team}/clusters/from-agent");
     let (_, read) = agent
         .send("resources/read", json!({"uri": uri}), false)
         .await?;
     let contents = &read["result"]["contents"][0];
-    let cluster: Value =
-        serde_json::from_str(contents["text"].as_str().unwrap_or_default()).unwrap_or_default();
     anyhow::ensure!(
-        contents["uri"] == uri.as_str() && cluster["endpoints"][0]["port"] == 8080,
+        contents["uri"] == uri.as_str()
+            && contents["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("8080")),
         "the cluster as a resource: {read}"
     );
     let (_, foreign) = agent
         .send(
             "resources/read",
-            json!({"uri": "flowplane://teams/others-default/clusters/from-agent"}),
+            json!({"uri": format!("flowplane://teams/{}/clusters/from-agent", others.team)}),
             false,
         )
         .await?;
@@ -305,47 +330,40 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
             .is_some_and(|m| m.contains("404")),
         "another team's resource: {foreign}"
     );
-
-    // Prompts: guided tasks written against these tools.
-    let (_, prompts) = agent.send("prompts/list", json!({}), false).await?;
-    let names: Vec<&str> = prompts["result"]["prompts"]
-        .as_array()
-        .map(|p| p.iter().filter_map(|p| p["name"].as_str()).collect())
-        .unwrap_or_default();
-    for prompt in ["expose-upstream", "diagnose-rejected-config", "learn-api"] {
-        anyhow::ensure!(names.contains(&prompt), "{prompt} missing from {names:?}");
-    }
-    let (_, expose) = agent
-        .send(
-            "prompts/get",
-            json!({"name": "expose-upstream", "arguments":
-                {"team": team, "upstream": "http://10.0.0.5:8080", "path": "/api"}}),
-            false,
-        )
-        .await?;
-    let text = expose["result"]["messages"][0]["content"]["text"]
-        .as_str()
-        .unwrap_or_default();
-    anyhow::ensure!(
-        text.contains(&team)
-            && text.contains("http://10.0.0.5:8080")
-            && text.contains("create_resource"),
-        "the expose prompt: {expose}"
-    );
-
-    // And the agent's delete removes it.
     let (failed, text) = agent
         .call(
-            "delete_resource",
-            json!({"team": team, "kind": "clusters", "name": "from-agent"}),
+            "delete_cluster",
+            json!({"team": team, "name": "from-agent"}),
         )
         .await?;
     anyhow::ensure!(!failed, "delete: {text}");
-    let gone = tenant
-        .api
-        .get(&format!("/api/v1/teams/{team}/clusters/from-agent"))
-        .await?;
-    anyhow::ensure!(gone.status == 404, "still there: {gone:?}");
+
+    // Protocol 2025-11-25 through the official MCP Python SDK, as an agent host runs it.
+    let python = flowplane_e2e::workspace_root().join(".venv/bin/python");
+    let script = flowplane_e2e::workspace_root().join("tests/e2e/agent/agent.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(&script)
+        .env("MCP_URL", &endpoint)
+        .env("TOKEN", &agent_token)
+        .env("READ_ONLY_TOKEN", &read_only)
+        .env("TEAM", &team)
+        .env("OTHER_TEAM", &others.team)
+        .output()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (bash .ci/run installs the mcp SDK into .venv)",
+                python.display()
+            )
+        })?;
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    anyhow::ensure!(
+        run.status.success() && out.contains("agent done"),
+        "the Python SDK agent: {}\n{out}\n{err}",
+        run.status
+    );
+    anyhow::ensure!(!out.contains(&agent_token) && !err.contains(&agent_token));
     Ok(())
 }
 
@@ -367,7 +385,8 @@ async fn api_tools(stack: &mut Stack) -> anyhow::Result<()> {
             Method::POST,
             "/api/v1/tokens",
             Some(&json!({"name": "api-agent", "scopes":
-                [format!("team:{team}:reports:read"), format!("team:{team}:dataplanes:read")]})),
+                [format!("team:{team}:reports:read"), format!("team:{team}:dataplanes:read"),
+                 format!("team:{team}:mcp:write")]})),
             201,
         )
         .await?["token"]
@@ -408,7 +427,7 @@ async fn api_tools(stack: &mut Stack) -> anyhow::Result<()> {
     let (failed, traced) = operator
         .call(
             "trace_request",
-            json!({"team": team, "request": {"dataplane": "gw",
+            json!({"team": team, "body": {"dataplane": "gw",
             "listener": "users-listener", "host": "anything", "path": "/users/7"}}),
         )
         .await?;
