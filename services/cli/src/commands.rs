@@ -9,7 +9,7 @@ use crate::client::{Client, problem};
 
 /// A resource kind as people type it (`cluster`, `clusters`, `route-config`, ...), as its
 /// collection path.
-fn collection(kind: &str) -> anyhow::Result<&'static str> {
+pub(crate) fn collection(kind: &str) -> anyhow::Result<&'static str> {
     Ok(match kind {
         "cluster" | "clusters" => "clusters",
         "route-config" | "route-configs" | "routeConfig" | "routes" => "route-configs",
@@ -72,19 +72,23 @@ pub struct Apply {
     team: Option<String>,
 }
 
-pub async fn apply(client: &Client, args: Apply, out: Output) -> anyhow::Result<()> {
-    let raw = std::fs::read_to_string(&args.file)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+/// The resources in a JSON or YAML file: one document, or a list of them.
+pub(crate) fn read_documents(file: &std::path::Path) -> anyhow::Result<Vec<Value>> {
+    let raw = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let parsed: Value = match serde_json::from_str(&raw) {
         Ok(v) => v,
-        Err(_) => serde_yaml_ng::from_str(&raw).map_err(|e| {
-            anyhow::anyhow!("{} is neither JSON nor YAML: {e}", args.file.display())
-        })?,
+        Err(_) => serde_yaml_ng::from_str(&raw)
+            .map_err(|e| anyhow::anyhow!("{} is neither JSON nor YAML: {e}", file.display()))?,
     };
-    let documents = match parsed {
+    Ok(match parsed {
         Value::Array(items) => items,
         single => vec![single],
-    };
+    })
+}
+
+pub async fn apply(client: &Client, args: Apply, out: Output) -> anyhow::Result<()> {
+    let documents = read_documents(&args.file)?;
     let mut results = Vec::new();
     for (i, mut document) in documents.into_iter().enumerate() {
         let Some(object) = document.as_object_mut() else {

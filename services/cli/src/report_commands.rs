@@ -1,5 +1,5 @@
-//! `flowplane report`: reports about a team (route flows, usage, request traces), as a table
-//! or JSON.
+//! `flowplane report`: reports about a team (route flows, usage, request traces, validate,
+//! preflight), as a table or JSON.
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -20,6 +20,21 @@ pub enum Report {
     /// What is wrong with the team's resources taken together (shadowed routes, unused
     /// clusters, port clashes, expiring certificates).
     Validate(TeamArg),
+    /// What one change would do, without making it: whether the API would take it, what
+    /// uses the resource, and the findings it would add or clear.
+    Preflight(PreflightArgs),
+}
+
+#[derive(Args)]
+pub struct PreflightArgs {
+    #[arg(long)]
+    team: String,
+    /// A JSON or YAML file holding the resource as `apply` takes it (`kind`, `name`, spec).
+    #[arg(short = 'f', long = "file", conflicts_with = "delete")]
+    file: Option<std::path::PathBuf>,
+    /// Try deleting this resource instead: `KIND/NAME`, e.g. `cluster/web`.
+    #[arg(long)]
+    delete: Option<String>,
 }
 
 #[derive(Args)]
@@ -103,6 +118,47 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
             print(&findings["items"], out, print_findings);
             Ok(())
         }
+        Report::Preflight(args) => {
+            let body = match (&args.file, &args.delete) {
+                (Some(file), None) => {
+                    let mut documents = crate::commands::read_documents(file)?;
+                    anyhow::ensure!(
+                        documents.len() == 1,
+                        "a preflight tries one change; {} holds {}",
+                        file.display(),
+                        documents.len()
+                    );
+                    let mut resource = documents.remove(0);
+                    let object = resource
+                        .as_object_mut()
+                        .ok_or_else(|| anyhow::anyhow!("the document is not an object"))?;
+                    let kind = object
+                        .remove("kind")
+                        .and_then(|k| k.as_str().map(String::from))
+                        .ok_or_else(|| anyhow::anyhow!("the document has no `kind`"))?;
+                    object.remove("team");
+                    let name = text(&resource, "name").to_string();
+                    serde_json::json!({"kind": crate::commands::collection(&kind)?,
+                        "name": name, "resource": resource})
+                }
+                (None, Some(target)) => {
+                    let (kind, name) = target.split_once('/').ok_or_else(|| {
+                        anyhow::anyhow!("--delete takes KIND/NAME, not {target:?}")
+                    })?;
+                    serde_json::json!({"kind": crate::commands::collection(kind)?, "name": name})
+                }
+                _ => anyhow::bail!("give -f FILE (a create or replace) or --delete KIND/NAME"),
+            };
+            let preflight = client
+                .call(
+                    Method::POST,
+                    &format!("/reports/preflight?team={}", args.team),
+                    Some(&body),
+                )
+                .await?;
+            print(&preflight, out, print_preflight);
+            Ok(())
+        }
         Report::Trace(args) => {
             let mut headers = serde_json::Map::new();
             for header in &args.headers {
@@ -123,6 +179,46 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
                 .await?;
             print(&trace, out, print_trace);
             Ok(())
+        }
+    }
+}
+
+fn print_preflight(preflight: &Value) {
+    let accepted = preflight["accepted"] == true;
+    println!(
+        "{}: {}",
+        text(preflight, "operation"),
+        if accepted {
+            "would be accepted"
+        } else {
+            "would be refused"
+        }
+    );
+    for problem in preflight["problems"].as_array().into_iter().flatten() {
+        println!(
+            "  problem {}: {}",
+            text(problem, "field"),
+            text(problem, "message")
+        );
+    }
+    for used in preflight["affected"].as_array().into_iter().flatten() {
+        println!(
+            "  used by {}/{} at {}",
+            text(used, "kind"),
+            text(used, "name"),
+            text(used, "field")
+        );
+    }
+    for (label, key) in [("new", "introduced"), ("cleared", "resolved")] {
+        for finding in preflight[key].as_array().into_iter().flatten() {
+            println!(
+                "  {label} {} {} {}/{}: {}",
+                text(finding, "severity"),
+                text(finding, "code"),
+                text(finding, "kind"),
+                text(finding, "name"),
+                text(finding, "message")
+            );
         }
     }
 }

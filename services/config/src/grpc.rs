@@ -551,6 +551,22 @@ impl reports_srv::ReportService for ReportApi {
                 .map_err(|e| Status::internal(e.to_string()))?,
         }))
     }
+
+    async fn preflight(
+        &self,
+        request: Request<reports_pb::PreflightRequest>,
+    ) -> Reply<reports_pb::PreflightResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
+        let preflight_request = flowplane_domain::parse_body(&r.request_json)
+            .map_err(crate::error::ServiceError::from)?;
+        let preflight =
+            reports::preflight_of(&self.0, &caller, &r.team, &preflight_request).await?;
+        Ok(Response::new(reports_pb::PreflightResponse {
+            preflight_json: serde_json::to_string(&preflight)
+                .map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
 }
 
 /// Domain values as the JSON strings the contracts carry them in.

@@ -4,11 +4,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use flowplane_domain::findings::{Finding, TeamResources, findings};
+use flowplane_domain::preflight::{Preflight, PreflightRequest, Problem};
 use flowplane_domain::reports::{RouteFlow, UsageGroup, UsageRow, route_flows, usage_rows};
 use flowplane_domain::request_trace::{Trace, TraceRequest};
 use flowplane_domain::scopes::{Action, ScopeResource};
 use flowplane_domain::secret::SecretSummary;
-use flowplane_domain::{AnySpec, ResourceKind};
+use flowplane_domain::{AnySpec, ResourceKind, ValidationErrors};
 use flowplane_proto::reports::v1 as pb;
 use flowplane_xds::explain::Snapshot;
 use sqlx::Row;
@@ -17,7 +18,7 @@ use crate::Context;
 use crate::authz::{Caller, TeamAccess, authorize_team};
 use crate::error::ServiceError;
 use crate::state::{SERVED_SELECT, SERVED_WHERE};
-use crate::store;
+use crate::{resources, store};
 
 /// The one authorization decision for a team's reports: `reports:read` on it.
 async fn may_read_reports(
@@ -81,35 +82,194 @@ pub async fn findings_of(
     team: &str,
 ) -> Result<Vec<Finding>, ServiceError> {
     let access = may_read_reports(ctx, caller, team).await?;
+    let mut tx = read_only(ctx).await?;
+    let state = TeamState::read(&mut tx, &access).await?;
+    tx.commit().await?;
+    Ok(state.findings())
+}
+
+/// What one change would do, tried without writing it: the same parsing, dry translation,
+/// reference and ownership checks a write runs (their refusals become `problems` instead of
+/// an error), the resources that use it, and the team's findings before and after. Takes
+/// `reports:read`, like validate: it reads the team and writes nothing.
+pub async fn preflight_of(
+    ctx: &Context,
+    caller: &Caller,
+    team: &str,
+    request: &PreflightRequest,
+) -> Result<Preflight, ServiceError> {
+    let kind = request.checked_kind()?;
+    flowplane_domain::names::name_problem(&request.name)
+        .map_err(|m| ServiceError::validation("/name", m))?;
+    let access = may_read_reports(ctx, caller, team).await?;
+    let name = request.name.as_str();
+    let mut tx = read_only(ctx).await?;
+    let mut state = TeamState::read(&mut tx, &access).await?;
+    let before = state.findings();
+    let current = store::get_resource(&mut tx, &access, kind, name, false).await?;
+    let affected = match &current {
+        Some(current) => resources::referrers(&mut tx, &access, current).await?,
+        None => Vec::new(),
+    };
+    let mut problems = Vec::new();
+    let mut refused = |error: ServiceError| -> Result<(), ServiceError> {
+        match error {
+            ServiceError::Validation(errors) => {
+                problems.extend(errors.errors().iter().map(|e| Problem {
+                    field: e.field.clone(),
+                    message: e.message.clone(),
+                }))
+            }
+            ServiceError::Conflict { message, referrers } => {
+                problems.extend(referrers.into_iter().map(|r| Problem {
+                    field: r.field,
+                    message: format!("{message}: {}", r.message),
+                }));
+            }
+            other => return Err(other),
+        }
+        Ok(())
+    };
+    let operation = match (&request.resource, &current) {
+        (None, None) => {
+            return Err(ServiceError::NotFound(format!(
+                "{} '{name}' not found",
+                kind.singular()
+            )));
+        }
+        (None, Some(current)) => {
+            if let Err(e) = resources::refuse_generated(current) {
+                refused(e)?;
+            }
+            if !affected.is_empty() {
+                refused(ServiceError::Conflict {
+                    message: format!("{} '{name}' is still referenced", kind.singular()),
+                    referrers: resources::referrer_errors(&affected),
+                })?;
+            }
+            state.remove(kind, name);
+            "delete"
+        }
+        (Some(resource), current) => {
+            let operation = if current.is_some() {
+                "update"
+            } else {
+                "create"
+            };
+            match AnySpec::parse(kind, &resource.to_string()) {
+                Err(errors) => {
+                    refused(errors.into())?;
+                    operation
+                }
+                Ok(parsed) => {
+                    let mut errors = ValidationErrors::new();
+                    if parsed.team.as_deref().is_some_and(|t| t != access.name()) {
+                        errors.add("/team", "must be the team the preflight names");
+                    }
+                    if parsed.name.as_deref().is_some_and(|n| n != name) {
+                        errors.add("/name", "must be the name the preflight names");
+                    }
+                    if let Err(e) = errors.into_result() {
+                        refused(e.into())?;
+                    }
+                    if let Err(e) = resources::dry_translate(access.name(), name, &parsed.spec) {
+                        refused(e.into())?;
+                    }
+                    if let Err(e) =
+                        resources::check_references(&mut tx, &access, &parsed.spec).await
+                    {
+                        refused(e)?;
+                    }
+                    if let Some(current) = current
+                        && let Err(e) = resources::refuse_generated(current)
+                    {
+                        refused(e)?;
+                    }
+                    let unchanged = current
+                        .as_ref()
+                        .is_some_and(|c| c.spec == parsed.spec.public_json())
+                        && !matches!(parsed.spec, AnySpec::Secret(_));
+                    state.put(name, parsed.spec);
+                    if unchanged { "unchanged" } else { operation }
+                }
+            }
+        }
+    };
+    tx.commit().await?;
+    let after = state.findings();
+    let (introduced, resolved) = flowplane_domain::preflight::compare(&before, &after);
+    Ok(Preflight {
+        accepted: problems.is_empty(),
+        operation: operation.to_string(),
+        problems,
+        affected,
+        introduced,
+        resolved,
+    })
+}
+
+async fn read_only(
+    ctx: &Context,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ServiceError> {
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let mut all = Vec::new();
-    for kind in [
-        ResourceKind::Cluster,
-        ResourceKind::RouteConfig,
-        ResourceKind::Listener,
-        ResourceKind::Dataplane,
-        ResourceKind::LearningSession,
-    ] {
-        all.extend(specs(&mut tx, &access, kind, Some).await?);
+    Ok(tx)
+}
+
+/// One team's resources as the findings read them: every spec but secrets, and secrets as
+/// their summaries (their material is never read for this).
+struct TeamState {
+    specs: Vec<(String, AnySpec)>,
+    secrets: Vec<(String, SecretSummary)>,
+}
+
+impl TeamState {
+    async fn read(conn: &mut sqlx::PgConnection, team: &TeamAccess) -> Result<Self, ServiceError> {
+        let mut specs = Vec::new();
+        for kind in [
+            ResourceKind::Cluster,
+            ResourceKind::RouteConfig,
+            ResourceKind::Listener,
+            ResourceKind::Dataplane,
+            ResourceKind::LearningSession,
+        ] {
+            specs.extend(self::specs(conn, team, kind, Some).await?);
+        }
+        let secrets = store::resources_of_kind(conn, team, ResourceKind::Secret)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let summary = serde_json::from_value::<SecretSummary>(r.spec).ok()?;
+                Some((r.name, summary))
+            })
+            .collect();
+        Ok(Self { specs, secrets })
     }
-    // Secrets are stored as their summaries; their material is never read here.
-    let secrets = store::resources_of_kind(&mut tx, &access, ResourceKind::Secret)
-        .await?
-        .into_iter()
-        .filter_map(|r| {
-            let summary = serde_json::from_value::<SecretSummary>(r.spec).ok()?;
-            Some((r.name, summary))
-        })
-        .collect::<Vec<_>>();
-    tx.commit().await?;
-    let team = TeamResources {
-        specs: &all,
-        secrets: &secrets,
-    };
-    Ok(findings(&team, Utc::now()))
+
+    fn findings(&self) -> Vec<Finding> {
+        let team = TeamResources {
+            specs: &self.specs,
+            secrets: &self.secrets,
+        };
+        findings(&team, Utc::now())
+    }
+
+    fn remove(&mut self, kind: ResourceKind, name: &str) {
+        self.specs.retain(|(n, s)| !(n == name && s.kind() == kind));
+        if kind == ResourceKind::Secret {
+            self.secrets.retain(|(n, _)| n != name);
+        }
+    }
+
+    fn put(&mut self, name: &str, spec: AnySpec) {
+        self.remove(spec.kind(), name);
+        match spec {
+            AnySpec::Secret(secret) => self.secrets.push((name.to_string(), secret.summary())),
+            spec => self.specs.push((name.to_string(), spec)),
+        }
+    }
 }
 
 /// Where `request` would go through the Envoys of one of the team's dataplanes: the team's

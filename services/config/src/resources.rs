@@ -2,6 +2,7 @@
 //! translation to Envoy protos), then one transaction with the row, its audit entry and its
 //! change event.
 
+use flowplane_domain::preflight::Affected;
 use flowplane_domain::scopes::Action;
 use flowplane_domain::{AnySpec, FieldError, Needs, RefTarget, ResourceKind, ValidationErrors};
 use flowplane_proto::resources::v1 as pb;
@@ -337,7 +338,7 @@ async fn resolve_team(
 
 /// A resource an API definition generated changes only through the definition, so a direct
 /// edit cannot be silently overwritten, nor a delete break the definition.
-fn refuse_generated(current: &StoredResource) -> Result<(), ServiceError> {
+pub(crate) fn refuse_generated(current: &StoredResource) -> Result<(), ServiceError> {
     let Some(owner) = &current.managed_by else {
         return Ok(());
     };
@@ -441,11 +442,12 @@ pub(crate) async fn check_references(
 }
 
 /// Resources of the same team that reference `target`.
-pub(crate) async fn find_referrers(
+/// The resources of the team that point at `target`, and where.
+pub(crate) async fn referrers(
     conn: &mut PgConnection,
     team: &TeamAccess,
     target: &StoredResource,
-) -> Result<Vec<FieldError>, ServiceError> {
+) -> Result<Vec<Affected>, ServiceError> {
     let mut referrers = Vec::new();
     for kind in [
         ResourceKind::Cluster,
@@ -464,20 +466,39 @@ pub(crate) async fn find_referrers(
                         RefTarget::Id(id) => *id == target.id.to_string() || *id == target.name,
                     };
                 if hit {
-                    referrers.push(FieldError {
-                        field: format!(
-                            "/{}/{}{}",
-                            kind.collection(),
-                            candidate.name,
-                            reference.field
-                        ),
-                        message: format!("{} '{}' references it", kind.singular(), candidate.name),
+                    referrers.push(Affected {
+                        kind: kind.collection().to_string(),
+                        name: candidate.name.clone(),
+                        field: reference.field,
                     });
                 }
             }
         }
     }
     Ok(referrers)
+}
+
+/// [`referrers`] as the field errors that refuse a delete.
+pub(crate) async fn find_referrers(
+    conn: &mut PgConnection,
+    team: &TeamAccess,
+    target: &StoredResource,
+) -> Result<Vec<FieldError>, ServiceError> {
+    Ok(referrer_errors(&referrers(conn, team, target).await?))
+}
+
+pub(crate) fn referrer_errors(referrers: &[Affected]) -> Vec<FieldError> {
+    referrers
+        .iter()
+        .map(|a| FieldError {
+            message: format!(
+                "{} '{}' references it",
+                ResourceKind::from_collection(&a.kind).map_or("resource", ResourceKind::singular),
+                a.name
+            ),
+            field: format!("/{}/{}{}", a.kind, a.name, a.field),
+        })
+        .collect()
 }
 
 async fn locked_current(

@@ -34,7 +34,10 @@ pub fn allowed(service: Service, grpc_service: &str, method: &str) -> bool {
         Service::ApiGateway => match grpc_service {
             RESOURCES | API_DEFINITIONS | IDENTITY => true,
             LEARNING => method == "ListLearned",
-            REPORTS => matches!(method, "RouteFlows" | "Usage" | "Trace" | "Findings"),
+            REPORTS => matches!(
+                method,
+                "RouteFlows" | "Usage" | "Trace" | "Findings" | "Preflight"
+            ),
             _ => false,
         },
         // State, secret material, and what Envoys accepted.

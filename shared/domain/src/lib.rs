@@ -13,6 +13,7 @@ pub mod learning_session;
 pub mod listener;
 pub mod membership;
 pub mod names;
+pub mod preflight;
 pub mod reports;
 pub mod request_trace;
 pub mod resource;

@@ -63,7 +63,7 @@ async def agent():
                 "create_dataplane", "get_dataplane_envoy_config", "list_api_definitions",
                 "import_openapi", "expose", "list_learning_sessions",
                 "activate_learning_session", "export_learned_openapi", "get_route_flows",
-                "get_usage", "trace_request", "validate_team", "list_filter_types",
+                "get_usage", "trace_request", "validate_team", "preflight_change", "list_filter_types",
                 "get_filter_type", "list_tokens", "create_token", "list_audit_logs",
                 "list_teams", "list_members", "get_session",
             ]:
@@ -133,6 +133,11 @@ async def agent():
                 f["code"] == "unreferencedCluster" and f["name"] == "py-0"
                 for f in findings.structuredContent["items"]),
                   f"validate_team: {findings.content[0].text[:300]}")
+            tried = await session.call_tool("preflight_change", {"team": TEAM, "body": {
+                "kind": "clusters", "name": "py-0"}})
+            check(not tried.isError and tried.structuredContent["accepted"] is True
+                  and any(f["name"] == "py-0" for f in tried.structuredContent["resolved"]),
+                  f"preflight a delete: {tried.content[0].text[:300]}")
             flows = await session.call_tool("get_route_flows", {"team": TEAM})
             check(not flows.isError, "get_route_flows")
             me = await session.call_tool("get_session", {})

@@ -109,8 +109,8 @@ fn classify(method: &str, path: &str) -> Result<Option<Shape>, String> {
         Shape::TeamItem(_) | Shape::Item(_) => ["get", "put", "patch", "delete"].as_slice(),
         Shape::TeamSub(..) => ["get", "post"].as_slice(),
         Shape::CollectionAction(..) => ["post"].as_slice(),
-        // A trace takes the request to trace as its body.
-        Shape::Report(report) if report == "trace" => ["post"].as_slice(),
+        // A trace takes the request to trace as its body, a preflight the change to try.
+        Shape::Report(report) if report == "trace" || report == "preflight" => ["post"].as_slice(),
         Shape::Report(_) => ["get"].as_slice(),
         Shape::ItemAction(..) => ["post"].as_slice(),
     };
@@ -468,10 +468,12 @@ async fn check(world: &World, method: &str, path: &str, shape: &Shape) -> anyhow
         }
         Shape::Report(report) => {
             let of = |team: &str| format!("{path}?team={team}");
-            let body = |team: &str| {
-                (report == "trace").then(|| {
-                    json!({"dataplane": item(team, "dataplanes"), "port": 1, "host": "x", "path": "/"})
-                })
+            let body = |team: &str| match report.as_str() {
+                "trace" => Some(
+                    json!({"dataplane": item(team, "dataplanes"), "port": 1, "host": "x", "path": "/"}),
+                ),
+                "preflight" => Some(json!({"kind": "clusters", "name": item(team, "clusters")})),
+                _ => None,
             };
             expect(
                 &call(&world.writer, method, &of(B), body(B).as_ref()).await?,

@@ -383,6 +383,149 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         printed.contains("shadowedRoute") && printed.contains("clusters/orphan"),
         "CLI validate: {printed}"
     );
+    // Preflight: a change tried without writing it.
+    let preflight_url = format!("/api/v1/reports/preflight?team={}", tenant.team);
+    let preflight = |body: Value| {
+        let admin = tenant.admin.clone();
+        let url = preflight_url.clone();
+        async move { admin.expect(Method::POST, &url, Some(&body), 200).await }
+    };
+    let codes = |answer: &Value, key: &str| -> Vec<(String, String)> {
+        answer[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                (s("code"), s("name"))
+            })
+            .collect()
+    };
+    // Deleting a cluster routes use: refused, naming each referrer; nothing deleted.
+    let used = preflight(json!({"kind": "clusters", "name": "a"})).await?;
+    let affected: Vec<&str> = used["affected"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    anyhow::ensure!(
+        used["accepted"] == false
+            && used["operation"] == "delete"
+            && used["problems"]
+                .to_string()
+                .contains("/route-configs/traced/virtualHosts/0/routes/0")
+            && affected.contains(&"traced")
+            && affected.contains(&"planted"),
+        "preflight delete a: {used}"
+    );
+    api.expect(Method::GET, "/api/v1/clusters/a", None, 200)
+        .await?;
+    // Deleting the orphan: accepted, and it clears the orphan's finding.
+    let orphan = preflight(json!({"kind": "clusters", "name": "orphan"})).await?;
+    anyhow::ensure!(
+        orphan["accepted"] == true
+            && codes(&orphan, "resolved") == [("unreferencedCluster".into(), "orphan".into())]
+            && codes(&orphan, "introduced").is_empty(),
+        "preflight delete orphan: {orphan}"
+    );
+    // Dropping the shadowed route clears its finding; dropping traced's only route to c
+    // would leave c unused.
+    let fixed = preflight(json!({"kind": "route-configs", "name": "planted", "resource":
+        {"virtualHosts": [{"name": "vh", "domains": ["planted.test"], "routes": [
+            route("everything", json!({"type": "prefix", "value": "/"}), json!({}), forward("a"))]}]}}))
+    .await?;
+    anyhow::ensure!(
+        fixed["accepted"] == true
+            && fixed["operation"] == "update"
+            && codes(&fixed, "resolved") == [("shadowedRoute".into(), "planted".into())],
+        "preflight fix planted: {fixed}"
+    );
+    let mut narrowed = routes.clone();
+    narrowed["virtualHosts"][0]["routes"] = json!([
+        route(
+            "exact",
+            json!({"type": "exact", "value": "/exact"}),
+            json!({}),
+            forward("a")
+        ),
+        route(
+            "regex",
+            json!({"type": "regex", "value": "/items/[0-9]+"}),
+            json!({}),
+            forward("b")
+        ),
+    ]);
+    let narrowed =
+        preflight(json!({"kind": "route-configs", "name": "traced", "resource": narrowed})).await?;
+    anyhow::ensure!(
+        narrowed["accepted"] == true
+            && codes(&narrowed, "introduced") == [("unreferencedCluster".into(), "c".into())]
+            && narrowed["affected"].to_string().contains("traced-listener"),
+        "preflight narrowing traced: {narrowed}"
+    );
+    // Refusals a write would answer, as problems with their field paths.
+    let bad = preflight(json!({"kind": "clusters", "name": "bad", "resource":
+        {"endpoints": [{"host": "127.0.0.1", "port": 70000}]}}))
+    .await?;
+    anyhow::ensure!(
+        bad["accepted"] == false
+            && bad["operation"] == "create"
+            && bad["problems"][0]["field"] == "/endpoints/0/port",
+        "preflight bad port: {bad}"
+    );
+    let ghost = preflight(
+        json!({"kind": "route-configs", "name": "ghostly", "resource":
+        {"virtualHosts": [{"name": "vh", "domains": ["*"], "routes": [
+            route("r", json!({"type": "prefix", "value": "/"}), json!({}), forward("ghost"))]}]}}),
+    )
+    .await?;
+    anyhow::ensure!(
+        ghost["accepted"] == false
+            && ghost["problems"]
+                .to_string()
+                .contains("'ghost' does not exist"),
+        "preflight missing cluster: {ghost}"
+    );
+    let unchanged = preflight(json!({"kind": "clusters", "name": "orphan", "resource":
+        tenant.cluster("orphan", 9)}))
+    .await?;
+    let moved = preflight(json!({"kind": "clusters", "name": "orphan", "resource":
+        tenant.cluster("orphan", 10)}))
+    .await?;
+    anyhow::ensure!(
+        unchanged["operation"] == "unchanged" && moved["operation"] == "update",
+        "preflight unchanged: {unchanged} / {moved}"
+    );
+    for (body, status) in [
+        (json!({"kind": "clusters", "name": "nope"}), 404),
+        (json!({"kind": "learning-sessions", "name": "x"}), 400),
+        (json!({"kind": "clusters", "name": "../x"}), 400),
+    ] {
+        let answer = tenant
+            .admin
+            .call(Method::POST, &preflight_url, Some(&body), &[])
+            .await?;
+        anyhow::ensure!(answer.status == status, "preflight {body}: {answer:?}");
+    }
+    let still = api.get("/api/v1/clusters/bad").await?;
+    anyhow::ensure!(still.status == 404, "a preflight wrote: {still:?}");
+    let printed = tenant
+        .admin
+        .cli(&[
+            "report",
+            "preflight",
+            "--team",
+            &tenant.team,
+            "--delete",
+            "cluster/a",
+        ])
+        .await?;
+    anyhow::ensure!(
+        printed.contains("delete: would be refused")
+            && printed.contains("used by route-configs/traced"),
+        "CLI preflight: {printed}"
+    );
     // Nothing listens on another port.
     let nothing = tenant
         .admin

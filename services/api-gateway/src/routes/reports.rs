@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use flowplane_domain::ErrorCode;
 use flowplane_domain::findings::Finding;
+use flowplane_domain::preflight::{Preflight, PreflightRequest};
 use flowplane_domain::reports::{RouteFlow, UsageRow};
 use flowplane_domain::request_trace::{Trace, TraceRequest};
 use flowplane_proto::reports::v1 as pb;
@@ -198,4 +199,40 @@ pub async fn validate(
     Ok(Json(
         serde_json::json!({ "items": rows(&answer.findings_json)? }),
     ))
+}
+
+/// One change to a team's resources, tried without writing it: whether the API would take it
+/// (the field errors a write would answer, or the references that hold a resource a delete
+/// would remove), which of the team's resources use it, and the findings (as `validate`
+/// reports them) it would add or clear. Give `resource` to try a create or replace, leave it
+/// out to try a delete. Nothing is written.
+#[utoipa::path(post, path = "/api/v1/reports/preflight", tag = "reports",
+    operation_id = "preflightChange", params(ReportQuery), request_body = PreflightRequest,
+    responses(
+        (status = 200, description = "What the change would do", body = Preflight),
+        (status = 400, description = "`team` is missing, or the preflight request is not valid", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such team the caller can see, or no such resource to delete", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearerAuth" = [])))]
+pub async fn preflight(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ReportQuery>,
+    JsonBody(request): JsonBody<PreflightRequest>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let team = required_team(query.team)?;
+    let answer = state
+        .config
+        .reports
+        .clone()
+        .preflight(pb::PreflightRequest {
+            context: Some(caller.context()),
+            team,
+            request_json: serde_json::to_string(&request).map_err(Problem::internal)?,
+        })
+        .await
+        .map_err(|s| Problem::from_status(&s))?
+        .into_inner();
+    let preflight: serde_json::Value =
+        serde_json::from_str(&answer.preflight_json).map_err(Problem::internal)?;
+    Ok(Json(preflight))
 }
