@@ -23,6 +23,18 @@ pub enum Report {
     /// What one change would do, without making it: whether the API would take it, what
     /// uses the resource, and the findings it would add or clear.
     Preflight(PreflightArgs),
+    /// A dataplane's Envoys: the replica each is connected to, per type the version sent
+    /// and acknowledged, and the recent NACKs.
+    Delivery(DeliveryArgs),
+}
+
+#[derive(Args)]
+pub struct DeliveryArgs {
+    #[arg(long)]
+    team: String,
+    /// The dataplane (name or id).
+    #[arg(long)]
+    dataplane: String,
 }
 
 #[derive(Args)]
@@ -159,6 +171,20 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
             print(&preflight, out, print_preflight);
             Ok(())
         }
+        Report::Delivery(args) => {
+            let delivery = client
+                .call(
+                    Method::GET,
+                    &format!(
+                        "/reports/delivery?team={}&dataplane={}",
+                        args.team, args.dataplane
+                    ),
+                    None,
+                )
+                .await?;
+            print(&delivery, out, print_delivery);
+            Ok(())
+        }
         Report::Trace(args) => {
             let mut headers = serde_json::Map::new();
             for header in &args.headers {
@@ -181,6 +207,47 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
             Ok(())
         }
     }
+}
+
+fn print_delivery(delivery: &Value) {
+    let nodes = delivery["nodes"].as_array().cloned().unwrap_or_default();
+    if nodes.is_empty() {
+        println!("no Envoy of this dataplane is connected");
+    } else {
+        println!(
+            "{:<28} {:<24} {:<5} {:<5} {:<18} {:<18} PENDING",
+            "NODE", "REPLICA", "PROTO", "TYPE", "SENT", "ACKED"
+        );
+    }
+    for node in &nodes {
+        for t in node["types"].as_array().into_iter().flatten() {
+            println!(
+                "{:<28} {:<24} {:<5} {:<5} {:<18} {:<18} {}",
+                text(node, "nodeId"),
+                text(node, "replica"),
+                text(node, "protocol"),
+                text(t, "type"),
+                short(t["sentVersion"].as_str().unwrap_or("-")),
+                short(t["ackedVersion"].as_str().unwrap_or("-")),
+                if t["pending"] == true { "yes" } else { "no" }
+            );
+        }
+    }
+    for nack in delivery["nacks"].as_array().into_iter().flatten() {
+        println!(
+            "NACK {} {} {} {}: {}",
+            text(nack, "at"),
+            text(nack, "nodeId"),
+            text(nack, "type"),
+            short(text(nack, "version")),
+            text(nack, "error")
+        );
+    }
+}
+
+/// A version as far as a table needs it.
+fn short(version: &str) -> &str {
+    version.get(..16).unwrap_or(version)
 }
 
 fn print_preflight(preflight: &Value) {

@@ -567,6 +567,19 @@ impl reports_srv::ReportService for ReportApi {
                 .map_err(|e| Status::internal(e.to_string()))?,
         }))
     }
+
+    async fn delivery(
+        &self,
+        request: Request<reports_pb::DeliveryRequest>,
+    ) -> Reply<reports_pb::DeliveryResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
+        let delivery = reports::delivery_of(&self.0, &caller, &r.team, &r.dataplane).await?;
+        Ok(Response::new(reports_pb::DeliveryResponse {
+            delivery_json: serde_json::to_string(&delivery)
+                .map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
 }
 
 /// Domain values as the JSON strings the contracts carry them in.

@@ -72,6 +72,8 @@ pub struct Context {
     /// What the service secret derives: service credentials, signed principals, change-event
     /// MACs, dataplane tokens.
     pub keys: Arc<service_auth::Keys>,
+    /// Asks every xds-server replica at once (the delivery report).
+    pub gather: flowplane_runtime::bus::Gather,
 }
 
 /// Runs the config service until `shutdown`: migrations, the setup token, the gRPC API, the
@@ -123,6 +125,7 @@ pub async fn run_with_notices(
         notices,
         identity: config.identity,
         secrets_key: Arc::new(secrets_key),
+        gather: bus.gather(),
     };
     api_definitions::set_shared_gateway_port(config.shared_gateway_port);
     if ctx.secrets_key.has_previous() {

@@ -3,6 +3,7 @@
 //! service records, kept per minute for [`USAGE_RETENTION`].
 
 use chrono::{DateTime, Duration, Utc};
+use flowplane_domain::delivery::{Delivery, DeliveryQuery, ReplicaDelivery};
 use flowplane_domain::findings::{Finding, TeamResources, findings};
 use flowplane_domain::preflight::{Preflight, PreflightRequest, Problem};
 use flowplane_domain::reports::{RouteFlow, UsageGroup, UsageRow, route_flows, usage_rows};
@@ -206,6 +207,44 @@ pub async fn preflight_of(
         introduced,
         resolved,
     })
+}
+
+/// How long config waits for the replicas' answers about delivery.
+const DELIVERY_WINDOW: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Every Envoy of one of the team's dataplanes connected to any replica, what each was sent
+/// and acknowledged per type, and the recent NACKs: asked of all replicas at once over the bus
+/// (they hold it in memory, as the state of their streams) and merged. Takes `reports:read`.
+pub async fn delivery_of(
+    ctx: &Context,
+    caller: &Caller,
+    team: &str,
+    dataplane: &str,
+) -> Result<Delivery, ServiceError> {
+    let access = may_read_reports(ctx, caller, team).await?;
+    let mut conn = ctx.pool.acquire().await?;
+    // By name or id, as the trace takes it; the report names it as the replicas do.
+    let found = store::resources_of_kind(&mut conn, &access, ResourceKind::Dataplane)
+        .await?
+        .into_iter()
+        .find(|r| r.name == dataplane || r.id.to_string() == dataplane)
+        .ok_or_else(|| ServiceError::NotFound(format!("dataplane '{dataplane}' not found")))?;
+    drop(conn);
+    let question = serde_json::to_vec(&DeliveryQuery {
+        team: access.name().to_string(),
+        dataplane: found.name.clone(),
+    })
+    .map_err(|e| ServiceError::Internal(e.into()))?;
+    let answers = ctx
+        .gather
+        .ask(question, DELIVERY_WINDOW)
+        .await
+        .map_err(|e| ServiceError::Unavailable(format!("the replicas cannot be asked: {e}")))?;
+    let answers = answers
+        .iter()
+        .filter_map(|a| serde_json::from_slice::<ReplicaDelivery>(a).ok())
+        .collect();
+    Ok(flowplane_domain::delivery::merge(&found.name, answers))
 }
 
 async fn read_only(

@@ -36,7 +36,7 @@ pub fn allowed(service: Service, grpc_service: &str, method: &str) -> bool {
             LEARNING => method == "ListLearned",
             REPORTS => matches!(
                 method,
-                "RouteFlows" | "Usage" | "Trace" | "Findings" | "Preflight"
+                "RouteFlows" | "Usage" | "Trace" | "Findings" | "Preflight" | "Delivery"
             ),
             _ => false,
         },

@@ -44,6 +44,7 @@ impl TestDb {
                 identity: Default::default(),
                 secrets_key: Arc::new(test_secrets_key()),
                 keys: Arc::new(test_keys()),
+                gather: flowplane_runtime::bus::Bus::local().gather(),
             },
             name,
             base,

@@ -145,7 +145,8 @@ impl ControlPlane {
              Envoy's error, and `quarantine` says when a rejected version is held back from \
              every Envoy (they keep the last version one accepted).\n\
              2. For each rejected resource, get it (`get_cluster`, `get_listener`, ...) and \
-             explain Envoy's error in terms of its fields.\n\
+             explain Envoy's error in terms of its fields. `get_delivery` for the dataplane \
+             shows which Envoys (node, replica) rejected what, when, and what each runs now.\n\
              3. Propose the smallest change and, once the user agrees, update it (pass the \
              `revision` you read as `If-Match` so a concurrent edit is not overwritten); \
              then check its status again.\n\

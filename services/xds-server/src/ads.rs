@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use prost::bytes::Bytes;
 use tonic::Streaming;
 
+use crate::delivery::Deliveries;
 use crate::outbox::Outbox;
 use crate::status::Reporter;
 use crate::stream::{
@@ -36,10 +37,12 @@ pub(crate) async fn serve(
         views,
         reporter,
         credential,
+        deliveries,
     } = context;
     let session = Session {
         views,
         reporter,
+        deliveries,
         tx,
         types: ByType::default(),
         nonce: 0,
@@ -66,6 +69,7 @@ struct Sent {
 struct Session {
     views: Arc<Views>,
     reporter: Reporter,
+    deliveries: Arc<Deliveries>,
     tx: Outbox,
     types: ByType<TypeState>,
     nonce: u64,
@@ -90,7 +94,7 @@ impl Session {
                 return;
             }
         };
-        let connected = Connected::new(&peer, Protocol::Sotw);
+        let connected = Connected::new(&peer, Protocol::Sotw, &self.deliveries);
         let mut changes = crate::per_core::watch(&store, &peer.team);
         changes.mark_unchanged();
         let mut next = Some(first);
@@ -134,13 +138,22 @@ impl Session {
             }
             let (version, verdict) = match &request.error_detail {
                 Some(error) => {
-                    connected.note_nack(peer, type_url, &error.message);
+                    connected.note_nack(
+                        peer,
+                        type_url,
+                        &sent.view.version,
+                        sent.view.resources.iter().map(|r| r.name.as_str()),
+                        &error.message,
+                    );
                     (
                         sent.view.version.as_str(),
                         Verdict::Rejected(error.message.clone()),
                     )
                 }
-                None => (request.version_info.as_str(), Verdict::Accepted),
+                None => {
+                    connected.acked(type_url, &request.version_info);
+                    (request.version_info.as_str(), Verdict::Accepted)
+                }
             };
             let accepted = verdict == Verdict::Accepted;
             let news = state
@@ -247,6 +260,7 @@ impl Session {
         };
         if already_has && !force {
             if state.sent.is_none() {
+                connected.held(type_url, &view.version);
                 state.sent = Some(Sent { view, nonce: None });
             }
             return false;
@@ -257,11 +271,11 @@ impl Session {
             nonce: self.nonce,
             tail: Bytes::new(),
         };
+        connected.pushed(type_url, &view.version);
         state.sent = Some(Sent {
             view,
             nonce: Some(self.nonce),
         });
-        connected.count_push(type_url);
         self.tx.send(Ok(response)).await;
         true
     }

@@ -48,10 +48,12 @@ pub(crate) async fn serve(
         views,
         reporter,
         credential,
+        deliveries,
     } = context;
     let session = Session {
         views,
         reporter,
+        deliveries,
         tx,
         types: ByType::default(),
         nonce: 0,
@@ -100,6 +102,7 @@ struct Diff {
 struct Session {
     views: Arc<Views>,
     reporter: Reporter,
+    deliveries: Arc<crate::delivery::Deliveries>,
     tx: Outbox,
     types: ByType<TypeState>,
     nonce: u64,
@@ -124,7 +127,7 @@ impl Session {
                 return;
             }
         };
-        let connected = Connected::new(&peer, Protocol::Delta);
+        let connected = Connected::new(&peer, Protocol::Delta, &self.deliveries);
         let mut changes = crate::per_core::watch(&store, &peer.team);
         changes.mark_unchanged();
         let mut next = Some(first);
@@ -182,10 +185,19 @@ impl Session {
                 state.in_flight = state.in_flight.split_off(&nonce);
                 let verdict = match &request.error_detail {
                     Some(error) => {
-                        connected.note_nack(peer, &type_url, &error.message);
+                        connected.note_nack(
+                            peer,
+                            &type_url,
+                            &sent.view.version,
+                            sent.resources().map(|r| r.name.as_str()),
+                            &error.message,
+                        );
                         Verdict::Rejected(error.message.clone())
                     }
-                    None => Verdict::Accepted,
+                    None => {
+                        connected.acked(&type_url, &sent.view.version);
+                        Verdict::Accepted
+                    }
                 };
                 // A response that only removed resources has nothing to report status on.
                 if !sent.updated.is_empty() {
@@ -413,7 +425,7 @@ impl Session {
             nonce,
             &removed,
         );
-        connected.count_push(type_url);
+        connected.pushed(type_url, &view.version);
         self.tx.send(Ok(response)).await;
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod ads;
 pub mod codec;
+pub mod delivery;
 pub mod delta;
 mod outbox;
 pub mod per_core;
@@ -73,6 +74,13 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
     let Some(keys) = sync::replica_keys(&mut state_client.clone(), &shutdown).await else {
         return Ok(());
     };
+    // What this replica's streams delivered, answered to config's questions over the bus.
+    let deliveries = delivery::Deliveries::new(config.replica_id.clone());
+    let gather = bus.gather();
+    let answering = tokio::spawn({
+        let (deliveries, shutdown) = (deliveries.clone(), shutdown.clone());
+        async move { gather.answer(move |q| deliveries.answer(q), shutdown).await }
+    });
     let (synced_tx, synced_rx) = tokio::sync::oneshot::channel();
     let syncer = tokio::spawn(sync::run(
         store.clone(),
@@ -92,7 +100,7 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
     readiness.set(true);
 
     let reporter = status::Reporter::spawn(state_client, shutdown.clone());
-    let ads = service::AdsService::new(store, reporter, keys.dataplanes);
+    let ads = service::AdsService::new(store, reporter, keys.dataplanes, deliveries);
     tracing::info!(addr = %config.xds_addr, "xds-server serving ADS (state of the world and delta)");
     per_core::serve(
         ads,
@@ -104,6 +112,7 @@ pub async fn run(config: XdsServerConfig, bus: Bus, shutdown: Shutdown) -> anyho
     .await?;
     readiness.set(false);
     let _ = syncer.await;
+    let _ = answering.await;
     let _ = http.await;
     Ok(())
 }

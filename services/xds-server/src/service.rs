@@ -22,6 +22,7 @@ use tonic::server::{Grpc, NamedService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec::AdsCodec;
+use crate::delivery::Deliveries;
 use crate::outbox::{Outbox, drive};
 use crate::snapshot::Store;
 use crate::status::Reporter;
@@ -39,15 +40,22 @@ const DELTA_PATH: &str =
 pub struct AdsService {
     views: Arc<Views>,
     reporter: Reporter,
+    deliveries: Arc<Deliveries>,
     /// Check the dataplane token each stream presents.
     tokens: DataplaneTokens,
 }
 
 impl AdsService {
-    pub fn new(store: Arc<Store>, reporter: Reporter, tokens: DataplaneTokens) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        reporter: Reporter,
+        tokens: DataplaneTokens,
+        deliveries: Arc<Deliveries>,
+    ) -> Self {
         Self {
             views: Arc::new(Views::new(store)),
             reporter,
+            deliveries,
             tokens,
         }
     }
@@ -58,6 +66,7 @@ impl AdsService {
             views: self.views.clone(),
             reporter: self.reporter.clone(),
             credential: StreamCredential::from_metadata(metadata, self.tokens.clone()),
+            deliveries: self.deliveries.clone(),
         }
     }
 }

@@ -35,15 +35,29 @@ pub struct XdsServerConfig {
     /// `FLOWPLANE_XDS_TLS_CERT_FILE` and `FLOWPLANE_XDS_TLS_KEY_FILE` (PEM): serve ADS over
     /// TLS with this certificate (chain) and key. Both or neither.
     pub tls: Option<TlsFiles>,
+    /// `FLOWPLANE_XDS_REPLICA_ID`: how the delivery report names this replica; by default the
+    /// host name and the ADS port.
+    pub replica_id: String,
 }
 
 impl XdsServerConfig {
     pub fn from_env() -> anyhow::Result<Self> {
+        let xds_addr = env::parsed(
+            "FLOWPLANE_XDS_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], 18000)),
+        )?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "xds".into());
         Ok(Self {
-            xds_addr: env::parsed(
-                "FLOWPLANE_XDS_ADDR",
-                SocketAddr::from(([0, 0, 0, 0], 18000)),
-            )?,
+            replica_id: env::string(
+                "FLOWPLANE_XDS_REPLICA_ID",
+                &format!("{host}:{}", xds_addr.port()),
+            ),
+            xds_addr,
             http_addr: env::parsed(
                 "FLOWPLANE_XDS_HTTP_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 18001)),
@@ -84,6 +98,7 @@ impl std::fmt::Debug for XdsServerConfig {
             .field("resync_interval", &self.resync_interval)
             .field("ads_threads", &self.ads_threads)
             .field("tls", &self.tls)
+            .field("replica_id", &self.replica_id)
             .finish()
     }
 }

@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use flowplane_proto::state::v1::ReportStatusRequest;
+
+use crate::delivery::{Deliveries, Tracked};
 use flowplane_runtime::credential::DataplaneTokens;
 use flowplane_xds::bootstrap::{
     DATAPLANE_TOKEN_HEADER, NODE_DATAPLANE_ID_KEY, NODE_TEAM_KEY, node_metadata,
@@ -65,6 +67,8 @@ pub struct StreamContext {
     pub views: Arc<Views>,
     pub reporter: Reporter,
     pub credential: StreamCredential,
+    /// Where the stream records what it delivered.
+    pub deliveries: Arc<Deliveries>,
 }
 
 /// The dataplane token a stream presented (gRPC metadata [`DATAPLANE_TOKEN_HEADER`]), and the
@@ -142,6 +146,7 @@ pub fn still_registered(store: &Store, peer: &Peer) -> Result<(), Status> {
 pub struct Connected {
     protocol: Protocol,
     node_id: String,
+    delivery: Tracked,
     /// `xds_pushes_total` and `xds_nacks_total` for each of [`TYPES`].
     pushes: [OnceLock<Counter>; TYPES.len()],
     nacks: [OnceLock<Counter>; TYPES.len()],
@@ -158,25 +163,46 @@ const TYPES: [&str; 6] = [
 ];
 
 impl Connected {
-    pub fn new(peer: &Peer, protocol: Protocol) -> Self {
+    pub fn new(peer: &Peer, protocol: Protocol, deliveries: &Arc<Deliveries>) -> Self {
         tracing::info!(node = %peer.node_id, team = %peer.team, dataplane = %peer.dataplane.name, protocol = protocol.label(), "Envoy connected");
         metrics::gauge!("xds_connected_streams", "protocol" => protocol.label()).increment(1.0);
         Self {
             protocol,
             node_id: peer.node_id.clone(),
+            delivery: deliveries.track(peer, protocol.label()),
             pushes: Default::default(),
             nacks: Default::default(),
         }
     }
 
-    /// Counts one response sent.
-    pub fn count_push(&self, type_url: &str) {
+    /// Counts and records one response sent, at `version`.
+    pub fn pushed(&self, type_url: &str, version: &str) {
         self.increment(&self.pushes, "xds_pushes_total", type_url);
+        self.delivery.pushed(type_url, version);
     }
 
-    /// Counts and logs a NACK. Envoy keeps its last good config for the rejected resources.
-    pub fn note_nack(&self, peer: &Peer, type_url: &str, error: &str) {
+    /// Records that the Envoy already held `version` (nothing was sent).
+    pub fn held(&self, type_url: &str, version: &str) {
+        self.delivery.held(type_url, version);
+    }
+
+    /// Records Envoy's ACK of `version`.
+    pub fn acked(&self, type_url: &str, version: &str) {
+        self.delivery.acked(type_url, version);
+    }
+
+    /// Counts, records and logs a NACK of `version` (a response holding `resources`). Envoy
+    /// keeps its last good config for the rejected resources.
+    pub fn note_nack<'r>(
+        &self,
+        peer: &Peer,
+        type_url: &str,
+        version: &str,
+        resources: impl Iterator<Item = &'r str>,
+        error: &str,
+    ) {
         self.increment(&self.nacks, "xds_nacks_total", type_url);
+        self.delivery.nacked(type_url, version, resources, error);
         tracing::warn!(node = %peer.node_id, type_url = %type_url, protocol = self.protocol.label(), error = %error, "NACK");
     }
 

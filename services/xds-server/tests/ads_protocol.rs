@@ -79,7 +79,12 @@ async fn harness() -> Harness {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let service = AdsService::new(store.clone(), reporter, support::tokens());
+    let service = AdsService::new(
+        store.clone(),
+        reporter,
+        support::tokens(),
+        flowplane_xds_server::delivery::Deliveries::new("test"),
+    );
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)

@@ -71,7 +71,12 @@ async fn client(store: Arc<Store>) -> AggregatedDiscoveryServiceClient<tonic::tr
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(AdsService::new(store, reporter, support::tokens()))
+            .add_service(AdsService::new(
+                store,
+                reporter,
+                support::tokens(),
+                flowplane_xds_server::delivery::Deliveries::new("test"),
+            ))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))

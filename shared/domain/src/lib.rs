@@ -4,6 +4,7 @@
 pub mod api_definition;
 pub mod cluster;
 pub mod dataplane;
+pub mod delivery;
 pub mod error;
 pub mod filters;
 pub mod findings;

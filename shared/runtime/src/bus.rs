@@ -161,7 +161,15 @@ pub enum Published {
 #[derive(Clone)]
 pub enum Bus {
     Nats(Box<NatsBus>),
-    Local(broadcast::Sender<Event>),
+    Local(LocalBus),
+}
+
+/// The in-process bus: events, and the questions [`Gather`] asks, each a broadcast channel
+/// shared by every clone.
+#[derive(Clone)]
+pub struct LocalBus {
+    events: broadcast::Sender<Event>,
+    questions: broadcast::Sender<Question>,
 }
 
 #[derive(Clone)]
@@ -219,8 +227,9 @@ impl Bus {
 
     /// An in-process bus for single-process runs.
     pub fn local() -> Self {
-        let (tx, _) = broadcast::channel(4096);
-        Self::Local(tx)
+        let (events, _) = broadcast::channel(4096);
+        let (questions, _) = broadcast::channel(64);
+        Self::Local(LocalBus { events, questions })
     }
 
     pub fn describe(&self) -> String {
@@ -292,9 +301,9 @@ impl Bus {
                     Published::Clashed
                 })
             }
-            Self::Local(tx) => {
+            Self::Local(local) => {
                 // No receivers is fine: nobody is listening yet.
-                let _ = tx.send(event);
+                let _ = local.events.send(event);
                 Ok(Published::New)
             }
         }
@@ -354,8 +363,8 @@ impl Bus {
                     })
                 })))
             }
-            Self::Local(tx) => {
-                let rx = tx.subscribe();
+            Self::Local(local) => {
+                let rx = local.events.subscribe();
                 Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
                     match rx.recv().await {
                         Ok(event) => Some((Ok(event), rx)),
@@ -640,6 +649,143 @@ impl AuthNotices {
         match &self.channel {
             NoticeChannel::Nats { subject, .. } => format!("NATS subject {subject}"),
             NoticeChannel::Local(_) => "in-process notices".into(),
+        }
+    }
+}
+
+/// The subject [`Gather`] questions travel on for a prefix.
+pub fn gather_subject(prefix: &str) -> String {
+    format!("{prefix}.gather.v1")
+}
+
+type Question = (Vec<u8>, tokio::sync::mpsc::Sender<Vec<u8>>);
+
+/// Scatter-gather over the bus: config asks every xds-server replica at once and collects the
+/// answers that arrive within a window (core NATS request with many replies; no registry of
+/// replicas, so one that starts or stops is simply in or out of the next answer). For
+/// questions about what replicas hold in memory, such as which Envoys each serves.
+#[derive(Clone)]
+pub struct Gather {
+    channel: GatherChannel,
+}
+
+#[derive(Clone)]
+enum GatherChannel {
+    Nats {
+        client: async_nats::Client,
+        subject: String,
+    },
+    Local(broadcast::Sender<Question>),
+}
+
+impl Bus {
+    /// The scatter-gather channel that goes with this bus.
+    pub fn gather(&self) -> Gather {
+        let channel = match self {
+            Self::Nats(nats) => GatherChannel::Nats {
+                client: nats.jetstream.client(),
+                subject: gather_subject(
+                    nats.subject
+                        .strip_suffix(".changes.v1")
+                        .unwrap_or(DEFAULT_PREFIX),
+                ),
+            },
+            Self::Local(local) => GatherChannel::Local(local.questions.clone()),
+        };
+        Gather { channel }
+    }
+}
+
+impl Gather {
+    /// Asks every answerer; the answers that arrive within `window` (fewer when the bus is
+    /// away: a missing replica's Envoys are simply not in the answer).
+    pub async fn ask(&self, question: Vec<u8>, window: Duration) -> anyhow::Result<Vec<Vec<u8>>> {
+        let deadline = tokio::time::sleep(window);
+        tokio::pin!(deadline);
+        let mut answers = Vec::new();
+        match &self.channel {
+            GatherChannel::Nats { client, subject } => {
+                let inbox = client.new_inbox();
+                let mut replies = client
+                    .subscribe(inbox.clone())
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                client
+                    .publish_with_reply(subject.clone(), inbox, question.into())
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                client.flush().await.map_err(|e| anyhow!("{e}"))?;
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        reply = replies.next() => match reply {
+                            Some(reply) => answers.push(reply.payload.to_vec()),
+                            None => break,
+                        },
+                    }
+                }
+            }
+            GatherChannel::Local(questions) => {
+                let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+                // No answerer is fine: the answer is empty.
+                let _ = questions.send((question, tx));
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        // Ends early once every answerer has answered (and dropped its sender).
+                        reply = rx.recv() => match reply {
+                            Some(reply) => answers.push(reply),
+                            None => break,
+                        },
+                    }
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Answers every question with `answer` (which may decline with `None`) until `shutdown`.
+    pub async fn answer<F>(&self, answer: F, shutdown: crate::shutdown::Shutdown)
+    where
+        F: Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static,
+    {
+        match &self.channel {
+            GatherChannel::Nats { client, subject } => {
+                let mut questions = match client.subscribe(subject.clone()).await {
+                    Ok(questions) => questions,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot answer gather questions");
+                        return;
+                    }
+                };
+                loop {
+                    let question = tokio::select! {
+                        q = questions.next() => match q { Some(q) => q, None => return },
+                        _ = shutdown.clone().wait() => return,
+                    };
+                    if let (Some(reply), Some(answer)) = (question.reply, answer(&question.payload))
+                        && let Err(e) = client.publish(reply, answer.into()).await
+                    {
+                        tracing::warn!(error = %e, "could not answer a gather question");
+                    }
+                }
+            }
+            GatherChannel::Local(questions) => {
+                let mut questions = questions.subscribe();
+                loop {
+                    let (question, reply) = tokio::select! {
+                        q = questions.recv() => match q {
+                            Ok(q) => q,
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        },
+                        _ = shutdown.clone().wait() => return,
+                    };
+                    if let Some(answer) = answer(&question) {
+                        let _ = reply.send(answer).await;
+                    }
+                }
+            }
         }
     }
 }

@@ -467,7 +467,10 @@ async fn check(world: &World, method: &str, path: &str, shape: &Shape) -> anyhow
             )?;
         }
         Shape::Report(report) => {
-            let of = |team: &str| format!("{path}?team={team}");
+            let of = |team: &str| match report.as_str() {
+                "delivery" => format!("{path}?team={team}&dataplane={}", item(team, "dataplanes")),
+                _ => format!("{path}?team={team}"),
+            };
             let body = |team: &str| match report.as_str() {
                 "trace" => Some(
                     json!({"dataplane": item(team, "dataplanes"), "port": 1, "host": "x", "path": "/"}),

@@ -197,6 +197,95 @@ async fn scenario(stack: &mut Stack, delta: bool) -> anyhow::Result<()> {
         cleared.get("quarantine").is_none(),
         "still quarantined: {cleared}"
     );
+
+    // Delivery: both Envoys, each on its replica, at the same LDS version and answered; the
+    // NACKs Envoy A sent, with Envoy's message, and none from Envoy B.
+    let node_a = bootstrap["node"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let delivery_url = format!("/api/v1/reports/delivery?team={}&dataplane=gw", tenant.team);
+    let (delivery, _) = eventually(
+        "both Envoys' delivery, answered",
+        Duration::from_secs(10),
+        || async {
+            let delivery = tenant
+                .admin
+                .expect(Method::GET, &delivery_url, None, 200)
+                .await
+                .map_err(|e| e.to_string())?;
+            let lds: Vec<&Value> = delivery["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|n| n["types"].as_array().into_iter().flatten())
+                .filter(|t| t["type"] == "lds")
+                .collect();
+            let settled = lds.len() == 2
+                && lds
+                    .iter()
+                    .all(|t| t["pending"] == false && t["sentVersion"] == t["ackedVersion"])
+                && lds[0]["ackedVersion"] == lds[1]["ackedVersion"];
+            settled
+                .then_some(delivery.clone())
+                .ok_or(format!("delivery: {delivery}"))
+        },
+    )
+    .await?;
+    let nodes: Vec<(&str, &str)> = delivery["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            (
+                n["nodeId"].as_str().unwrap_or_default(),
+                n["replica"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    anyhow::ensure!(
+        nodes.len() == 2
+            && nodes.iter().any(|(n, _)| *n == node_a)
+            && nodes.iter().any(|(n, _)| *n == "gw-envoy-b")
+            && nodes[0].1 != nodes[1].1
+            && delivery["replicas"].as_array().map(Vec::len) == Some(2),
+        "two Envoys on two replicas: {delivery}"
+    );
+    let nacks: Vec<&Value> = delivery["nacks"].as_array().into_iter().flatten().collect();
+    anyhow::ensure!(
+        !nacks.is_empty()
+            && nacks
+                .iter()
+                .all(|n| n["nodeId"] == node_a.as_str() && n["type"] == "lds")
+            && nacks.iter().any(|n| {
+                !n["error"].as_str().unwrap_or_default().is_empty()
+                    && n["resources"].to_string().contains("app-listener")
+            }),
+        "Envoy A's NACKs: {delivery}"
+    );
+    let printed = tenant
+        .admin
+        .cli(&[
+            "report",
+            "delivery",
+            "--team",
+            &tenant.team,
+            "--dataplane",
+            "gw",
+        ])
+        .await?;
+    anyhow::ensure!(
+        printed.contains("gw-envoy-b") && printed.contains("NACK"),
+        "CLI delivery: {printed}"
+    );
+    let none = tenant
+        .admin
+        .get(&format!(
+            "/api/v1/reports/delivery?team={}&dataplane=nope",
+            tenant.team
+        ))
+        .await?;
+    anyhow::ensure!(none.status == 404, "unknown dataplane: {none:?}");
     drop(taken);
     envoy_b.stop().await;
     envoy_a.stop().await;

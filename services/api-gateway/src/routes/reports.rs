@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use flowplane_domain::ErrorCode;
+use flowplane_domain::delivery::Delivery;
 use flowplane_domain::findings::Finding;
 use flowplane_domain::preflight::{Preflight, PreflightRequest};
 use flowplane_domain::reports::{RouteFlow, UsageRow};
@@ -235,4 +236,51 @@ pub async fn preflight(
     let preflight: serde_json::Value =
         serde_json::from_str(&answer.preflight_json).map_err(Problem::internal)?;
     Ok(Json(preflight))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// The team reported on.
+    pub team: Option<String>,
+    /// The dataplane (name or id).
+    pub dataplane: Option<String>,
+}
+
+/// Every Envoy of one dataplane connected to any xds-server replica: the replica it is
+/// connected to, per type the version sent and the version acknowledged, whether a response
+/// awaits its answer, and the dataplane's recent NACKs (time, node, type, resources, Envoy's
+/// message). The replicas hold this as the state of their streams and are asked at once.
+#[utoipa::path(get, path = "/api/v1/reports/delivery", tag = "reports",
+    operation_id = "getDelivery", params(DeliveryQuery),
+    responses(
+        (status = 200, description = "The dataplane's Envoys and what they were delivered", body = Delivery),
+        (status = 400, description = "`team` or `dataplane` is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such team or dataplane the caller can see", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearerAuth" = [])))]
+pub async fn delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<DeliveryQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let team = required_team(query.team)?;
+    let dataplane = query
+        .dataplane
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| Problem::field(ErrorCode::ValidationFailed, "dataplane", "is required"))?;
+    let answer = state
+        .config
+        .reports
+        .clone()
+        .delivery(pb::DeliveryRequest {
+            context: Some(caller.context()),
+            team,
+            dataplane,
+        })
+        .await
+        .map_err(|s| Problem::from_status(&s))?
+        .into_inner();
+    let delivery: serde_json::Value =
+        serde_json::from_str(&answer.delivery_json).map_err(Problem::internal)?;
+    Ok(Json(delivery))
 }
