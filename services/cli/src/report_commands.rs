@@ -26,6 +26,8 @@ pub enum Report {
     /// A dataplane's Envoys: the replica each is connected to, per type the version sent
     /// and acknowledged, and the recent NACKs.
     Delivery(DeliveryArgs),
+    /// The team's resources as a graph: each with its status, and what it references.
+    Topology(TeamArg),
 }
 
 #[derive(Args)]
@@ -171,6 +173,17 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
             print(&preflight, out, print_preflight);
             Ok(())
         }
+        Report::Topology(args) => {
+            let graph = client
+                .call(
+                    Method::GET,
+                    &format!("/reports/topology?team={}", args.team),
+                    None,
+                )
+                .await?;
+            print(&graph, out, print_topology);
+            Ok(())
+        }
         Report::Delivery(args) => {
             let delivery = client
                 .call(
@@ -205,6 +218,31 @@ pub async fn report(client: &Client, command: Report, out: Output) -> anyhow::Re
                 .await?;
             print(&trace, out, print_trace);
             Ok(())
+        }
+    }
+}
+
+fn print_topology(graph: &Value) {
+    let edges = graph["edges"].as_array().cloned().unwrap_or_default();
+    for node in graph["nodes"].as_array().into_iter().flatten() {
+        let id = text(node, "id");
+        let status: Vec<String> = node["status"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| format!("{} {}", text(s, "dataplane"), text(s, "state")))
+            .collect();
+        println!(
+            "{id}  {}  [{}]",
+            text(node, "detail"),
+            if status.is_empty() {
+                "not served".to_string()
+            } else {
+                status.join(", ")
+            }
+        );
+        for edge in edges.iter().filter(|e| e["from"] == id) {
+            println!("    → {}  ({})", text(edge, "to"), text(edge, "field"));
         }
     }
 }

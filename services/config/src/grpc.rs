@@ -580,6 +580,19 @@ impl reports_srv::ReportService for ReportApi {
                 .map_err(|e| Status::internal(e.to_string()))?,
         }))
     }
+
+    async fn topology(
+        &self,
+        request: Request<reports_pb::TopologyRequest>,
+    ) -> Reply<reports_pb::TopologyResponse> {
+        let r = request.into_inner();
+        let caller = Caller::from_context(&self.0.keys, r.context)?;
+        let topology = reports::topology_of(&self.0, &caller, &r.team).await?;
+        Ok(Response::new(reports_pb::TopologyResponse {
+            topology_json: serde_json::to_string(&topology)
+                .map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
 }
 
 /// Domain values as the JSON strings the contracts carry them in.

@@ -2,6 +2,8 @@
 //! report functions over one read of the team's resources), and usage counts the learning
 //! service records, kept per minute for [`USAGE_RETENTION`].
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use flowplane_domain::delivery::{Delivery, DeliveryQuery, ReplicaDelivery};
 use flowplane_domain::findings::{Finding, TeamResources, findings};
@@ -10,6 +12,7 @@ use flowplane_domain::reports::{RouteFlow, UsageGroup, UsageRow, route_flows, us
 use flowplane_domain::request_trace::{Trace, TraceRequest};
 use flowplane_domain::scopes::{Action, ScopeResource};
 use flowplane_domain::secret::SecretSummary;
+use flowplane_domain::topology::{NodeStatus, Stored, Topology, topology};
 use flowplane_domain::{AnySpec, ResourceKind, ValidationErrors};
 use flowplane_proto::reports::v1 as pb;
 use flowplane_xds::explain::Snapshot;
@@ -207,6 +210,68 @@ pub async fn preflight_of(
         introduced,
         resolved,
     })
+}
+
+/// The team's resources as a graph (references as edges) with each one's status per
+/// dataplane, read in one snapshot. Takes `reports:read`.
+pub async fn topology_of(
+    ctx: &Context,
+    caller: &Caller,
+    team: &str,
+) -> Result<Topology, ServiceError> {
+    let access = may_read_reports(ctx, caller, team).await?;
+    let mut tx = read_only(ctx).await?;
+    let mut specs = Vec::new();
+    for kind in [
+        ResourceKind::Dataplane,
+        ResourceKind::Listener,
+        ResourceKind::RouteConfig,
+        ResourceKind::Cluster,
+    ] {
+        for r in store::resources_of_kind(&mut tx, &access, kind).await? {
+            let spec = AnySpec::from_stored(kind, &r.spec.to_string())
+                .map_err(|e| ServiceError::Internal(e.into()))?;
+            specs.push((r.id.to_string(), r.name, spec));
+        }
+    }
+    let secrets: Vec<(String, String)> =
+        store::resources_of_kind(&mut tx, &access, ResourceKind::Secret)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let secret_type = r.spec["type"].as_str().unwrap_or_default().to_string();
+                (r.name, secret_type)
+            })
+            .collect();
+    let mut status: HashMap<(String, String), Vec<NodeStatus>> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT kind, name, dataplane, state, error FROM resource_status \
+         WHERE team_id = $1 ORDER BY dataplane",
+    )
+    .bind(access.id())
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        status
+            .entry((row.try_get("kind")?, row.try_get("name")?))
+            .or_default()
+            .push(NodeStatus {
+                dataplane: row.try_get("dataplane")?,
+                state: row.try_get("state")?,
+                error: row.try_get("error")?,
+            });
+    }
+    tx.commit().await?;
+    let mut stored: Vec<Stored<'_>> = specs
+        .iter()
+        .map(|(id, name, spec)| Stored::Spec { id, name, spec })
+        .collect();
+    stored.extend(
+        secrets
+            .iter()
+            .map(|(name, secret_type)| Stored::Secret { name, secret_type }),
+    );
+    Ok(topology(&stored, &status))
 }
 
 /// How long config waits for the replicas' answers about delivery.

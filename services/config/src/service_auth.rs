@@ -36,7 +36,13 @@ pub fn allowed(service: Service, grpc_service: &str, method: &str) -> bool {
             LEARNING => method == "ListLearned",
             REPORTS => matches!(
                 method,
-                "RouteFlows" | "Usage" | "Trace" | "Findings" | "Preflight" | "Delivery"
+                "RouteFlows"
+                    | "Usage"
+                    | "Trace"
+                    | "Findings"
+                    | "Preflight"
+                    | "Delivery"
+                    | "Topology"
             ),
             _ => false,
         },

@@ -117,7 +117,8 @@ impl ControlPlane {
     ) -> Vec<PromptMessage> {
         user(format!(
             "In Flowplane team `{team}`, this request misbehaves: {request}.\n\
-             1. `list_dataplanes` and `list_listeners`: which dataplane and port take it.\n\
+             1. `list_dataplanes` and `list_listeners`: which dataplane and port take it; \
+             `get_topology` shows what each listener leads to and every resource's status.\n\
              2. `trace_request` with that dataplane, port, host, path and method: it shows \
              the listener and filter chain, every virtual host and route considered with why \
              it did or did not match, the filters in effect, and the clusters and endpoints \

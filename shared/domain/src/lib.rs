@@ -21,6 +21,7 @@ pub mod resource;
 pub mod route_config;
 pub mod scopes;
 pub mod secret;
+pub mod topology;
 
 pub use error::{ErrorCode, FieldError, ValidationErrors};
 pub use resource::{

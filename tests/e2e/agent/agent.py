@@ -63,7 +63,7 @@ async def agent():
                 "create_dataplane", "get_dataplane_envoy_config", "list_api_definitions",
                 "import_openapi", "expose", "list_learning_sessions",
                 "activate_learning_session", "export_learned_openapi", "get_route_flows",
-                "get_usage", "trace_request", "validate_team", "preflight_change", "get_delivery", "list_filter_types",
+                "get_usage", "trace_request", "validate_team", "preflight_change", "get_delivery", "get_topology", "list_filter_types",
                 "get_filter_type", "list_tokens", "create_token", "list_audit_logs",
                 "list_teams", "list_members", "get_session",
             ]:

@@ -526,6 +526,71 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
             && printed.contains("used by route-configs/traced"),
         "CLI preflight: {printed}"
     );
+    // Topology: the references as edges, the listener programmed on the dataplane.
+    let graph = tenant
+        .admin
+        .expect(
+            Method::GET,
+            &format!("/api/v1/reports/topology?team={}", tenant.team),
+            None,
+            200,
+        )
+        .await?;
+    let edges: Vec<(String, String)> = graph["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("from"), s("to"))
+        })
+        .collect();
+    for (from, to) in [
+        ("listeners/traced-listener", "route-configs/traced"),
+        ("listeners/traced-listener", "dataplanes/edge"),
+        ("route-configs/traced", "clusters/a"),
+        ("route-configs/traced", "clusters/c"),
+        ("route-configs/planted", "clusters/b"),
+    ] {
+        anyhow::ensure!(
+            edges.contains(&(from.to_string(), to.to_string())),
+            "edge {from} → {to} missing: {graph}"
+        );
+    }
+    anyhow::ensure!(
+        !edges.iter().any(|(_, to)| to == "clusters/orphan"),
+        "nothing points at the orphan: {graph}"
+    );
+    let node = |id: &str| {
+        graph["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["id"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let listener = node("listeners/traced-listener");
+    anyhow::ensure!(
+        listener["detail"]
+            .as_str()
+            .is_some_and(|d| d.ends_with(&format!(":{port}")))
+            && listener["status"][0]["dataplane"] == "edge"
+            && listener["status"][0]["state"] == "programmed",
+        "the listener node: {listener}"
+    );
+    anyhow::ensure!(
+        node("clusters/orphan")["detail"] == "127.0.0.1:9",
+        "the orphan's endpoints: {graph}"
+    );
+    let printed = tenant
+        .admin
+        .cli(&["report", "topology", "--team", &tenant.team])
+        .await?;
+    anyhow::ensure!(
+        printed.contains("listeners/traced-listener") && printed.contains("→ route-configs/traced"),
+        "CLI topology: {printed}"
+    );
     // Nothing listens on another port.
     let nothing = tenant
         .admin

@@ -72,7 +72,8 @@ pub fn table(state: &AppState, document: Document) -> RouteTable {
         .documented(routes!(reports::trace))
         .documented(routes!(reports::validate))
         .documented(routes!(reports::preflight))
-        .documented(routes!(reports::delivery));
+        .documented(routes!(reports::delivery))
+        .documented(routes!(reports::topology));
     let table = resources::routes(table);
     let table = health::routes(table, state.readiness.clone());
     let table = openapi::routes(table, document);

@@ -9,6 +9,7 @@ use flowplane_domain::findings::Finding;
 use flowplane_domain::preflight::{Preflight, PreflightRequest};
 use flowplane_domain::reports::{RouteFlow, UsageRow};
 use flowplane_domain::request_trace::{Trace, TraceRequest};
+use flowplane_domain::topology::Topology;
 use flowplane_proto::reports::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -283,4 +284,37 @@ pub async fn delivery(
     let delivery: serde_json::Value =
         serde_json::from_str(&answer.delivery_json).map_err(Problem::internal)?;
     Ok(Json(delivery))
+}
+
+/// The team's resources as a graph: dataplanes, listeners, route configs, clusters and
+/// secrets as nodes (each with a line of detail and what every dataplane's Envoys said about
+/// it: `programmed`, `rejected` with Envoy's error, `quarantined`), and their references as
+/// edges (`from`, `to`, and the `field` that names the target).
+#[utoipa::path(get, path = "/api/v1/reports/topology", tag = "reports",
+    operation_id = "getTopology", params(ReportQuery),
+    responses(
+        (status = 200, description = "The team's resources and their references", body = Topology),
+        (status = 400, description = "`team` is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such team the caller can see", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearerAuth" = [])))]
+pub async fn topology(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ReportQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let team = required_team(query.team)?;
+    let answer = state
+        .config
+        .reports
+        .clone()
+        .topology(pb::TopologyRequest {
+            context: Some(caller.context()),
+            team,
+        })
+        .await
+        .map_err(|s| Problem::from_status(&s))?
+        .into_inner();
+    let topology: serde_json::Value =
+        serde_json::from_str(&answer.topology_json).map_err(Problem::internal)?;
+    Ok(Json(topology))
 }
