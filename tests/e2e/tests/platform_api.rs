@@ -292,7 +292,29 @@ async fn scenario(stack: &Stack) -> anyhow::Result<()> {
     anyhow::ensure!(status == 404, "the inventory is gone in v2: {status}");
 
     // 6. expose: one call from an upstream URL and a path to traffic through Envoy, here on
-    //    the shared gateway's catch-all host; and on a dedicated listener.
+    //    the shared gateway's catch-all host; and on a dedicated listener. A dry run first
+    //    shows the plan and writes nothing.
+    let planned = api
+        .post(
+            &format!("/api/v1/teams/{team}/expose?dryRun=true"),
+            &json!({"name": "echo", "upstream": format!("http://127.0.0.1:{}", echo.port), "path": "/echo"}),
+        )
+        .await?;
+    anyhow::ensure!(
+        planned.status.as_u16() == 200
+            && planned.body["dryRun"] == true
+            && planned.body["changes"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty()),
+        "expose dry run: {planned:?}"
+    );
+    let absent = api
+        .get(&format!("/api/v1/teams/{team}/api-definitions/echo"))
+        .await?;
+    anyhow::ensure!(
+        absent.status.as_u16() == 404,
+        "a dry run exposed: {absent:?}"
+    );
     let exposed = api
         .post(
             &format!("/api/v1/teams/{team}/expose"),

@@ -309,19 +309,8 @@ pub async fn import_openapi(
             .parse::<u32>()
             .map_err(|_| Problem::field(ErrorCode::ValidationFailed, "port", "must be a number"))?,
     };
-    let dry_run = match query.dry_run.as_deref() {
-        None | Some("") | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(Problem::field(
-                ErrorCode::ValidationFailed,
-                "dryRun",
-                "must be `true` or `false`",
-            ));
-        }
-    };
     let request = pb::ApplyApiDefinitionRequest {
-        dry_run,
+        dry_run: dry_run(query.dry_run.as_deref())?,
         import_name: query.name.unwrap_or_default(),
         import_domain: query.domain.unwrap_or_default(),
         import_isolation: query.listener_isolation.unwrap_or_default(),
@@ -447,11 +436,11 @@ pub async fn team_delete(
 /// changes nothing.
 #[utoipa::path(post, path = "/api/v1/teams/{team}/expose", tag = "api-definitions",
     operation_id = "expose",
-    params(("team" = String, Path, description = "The owning team.")),
+    params(("team" = String, Path, description = "The owning team."), DryRunQuery),
     request_body = ExposeInput,
     responses(
         (status = 201, description = "Exposed", body = ApplyResult),
-        (status = 200, description = "Already exposed like this, or updated", body = ApplyResult),
+        (status = 200, description = "Already exposed like this, or updated, or (dryRun) the plan", body = ApplyResult),
         (status = 403, description = "The caller may not change this team's API definitions", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The domain or a generated resource's name is taken", body = ProblemDocument, content_type = "application/problem+json"),
     ),
@@ -460,14 +449,18 @@ pub async fn expose(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(team): PathParams<String>,
+    QueryParams(query): QueryParams<DryRunQuery>,
     RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
-    let request = apply_request(
-        pb::ApiDefinitionSource::Expose,
-        pb::ApplyMode::Upsert,
-        team,
-        body,
-    );
+    let request = pb::ApplyApiDefinitionRequest {
+        dry_run: dry_run(query.dry_run.as_deref())?,
+        ..apply_request(
+            pb::ApiDefinitionSource::Expose,
+            pb::ApplyMode::Upsert,
+            team,
+            body,
+        )
+    };
     let result = apply(&state, &caller, request).await?;
     respond_result(result)
 }
@@ -577,6 +570,27 @@ pub async fn bootstrap(
 
 fn refused(status: tonic::Status) -> Problem {
     Problem::from_status(&status)
+}
+
+/// `?dryRun=`: `true` reports what would change and applies nothing.
+fn dry_run(raw: Option<&str>) -> Result<bool, Problem> {
+    match raw {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(Problem::field(
+            ErrorCode::ValidationFailed,
+            "dryRun",
+            "must be `true` or `false`",
+        )),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct DryRunQuery {
+    /// `true`: report what would change, apply nothing.
+    pub dry_run: Option<String>,
 }
 
 fn apply_request(
