@@ -478,10 +478,7 @@ impl learning_srv::LearningResultsService for LearningApi {
         let r = request.into_inner();
         let caller = Caller::from_context(&self.0.keys, r.context)?;
         let endpoints = learning::list_learned(&self.0, &caller, &r.team, &r.session).await?;
-        let endpoints_json = endpoints
-            .iter()
-            .map(|e| serde_json::to_string(e).map_err(|e| Status::internal(e.to_string())))
-            .collect::<Result<_, _>>()?;
+        let endpoints_json = to_json_strings(&endpoints)?;
         Ok(Response::new(learning_pb::ListLearnedResponse {
             endpoints_json,
         }))
@@ -547,8 +544,7 @@ impl reports_srv::ReportService for ReportApi {
             .map_err(crate::error::ServiceError::from)?;
         let trace = reports::trace_of(&self.0, &caller, &r.team, &trace_request).await?;
         Ok(Response::new(reports_pb::TraceResponse {
-            trace_json: serde_json::to_string(&trace)
-                .map_err(|e| Status::internal(e.to_string()))?,
+            trace_json: to_json(&trace)?,
         }))
     }
 
@@ -563,8 +559,7 @@ impl reports_srv::ReportService for ReportApi {
         let preflight =
             reports::preflight_of(&self.0, &caller, &r.team, &preflight_request).await?;
         Ok(Response::new(reports_pb::PreflightResponse {
-            preflight_json: serde_json::to_string(&preflight)
-                .map_err(|e| Status::internal(e.to_string()))?,
+            preflight_json: to_json(&preflight)?,
         }))
     }
 
@@ -576,8 +571,7 @@ impl reports_srv::ReportService for ReportApi {
         let caller = Caller::from_context(&self.0.keys, r.context)?;
         let delivery = reports::delivery_of(&self.0, &caller, &r.team, &r.dataplane).await?;
         Ok(Response::new(reports_pb::DeliveryResponse {
-            delivery_json: serde_json::to_string(&delivery)
-                .map_err(|e| Status::internal(e.to_string()))?,
+            delivery_json: to_json(&delivery)?,
         }))
     }
 
@@ -589,18 +583,19 @@ impl reports_srv::ReportService for ReportApi {
         let caller = Caller::from_context(&self.0.keys, r.context)?;
         let topology = reports::topology_of(&self.0, &caller, &r.team).await?;
         Ok(Response::new(reports_pb::TopologyResponse {
-            topology_json: serde_json::to_string(&topology)
-                .map_err(|e| Status::internal(e.to_string()))?,
+            topology_json: to_json(&topology)?,
         }))
     }
 }
 
+/// A domain value as the JSON string the contracts carry it in.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Status> {
+    serde_json::to_string(value).map_err(|e| Status::internal(e.to_string()))
+}
+
 /// Domain values as the JSON strings the contracts carry them in.
 fn to_json_strings<T: serde::Serialize>(values: &[T]) -> Result<Vec<String>, Status> {
-    values
-        .iter()
-        .map(|v| serde_json::to_string(v).map_err(|e| Status::internal(e.to_string())))
-        .collect()
+    values.iter().map(to_json).collect()
 }
 
 #[tonic::async_trait]

@@ -63,11 +63,14 @@ fn required_team(team: Option<String>) -> Result<String, Problem> {
         .ok_or_else(|| Problem::field(ErrorCode::ValidationFailed, "team", "is required"))
 }
 
+/// A report as the domain serialized it.
+fn row(json: &str) -> Result<serde_json::Value, Problem> {
+    serde_json::from_str(json).map_err(Problem::internal)
+}
+
 /// Rows as the domain serialized them.
 fn rows(json: &[String]) -> Result<Vec<serde_json::Value>, Problem> {
-    json.iter()
-        .map(|row| serde_json::from_str::<serde_json::Value>(row).map_err(Problem::internal))
-        .collect()
+    json.iter().map(|r| row(r)).collect()
 }
 
 /// Where each of the team's listeners sends traffic: one row per route, with its virtual
@@ -166,9 +169,7 @@ pub async fn trace(
         .await
         .map_err(|s| Problem::from_status(&s))?
         .into_inner();
-    let trace: serde_json::Value =
-        serde_json::from_str(&answer.trace_json).map_err(Problem::internal)?;
-    Ok(Json(trace))
+    Ok(Json(row(&answer.trace_json)?))
 }
 
 /// What is wrong with the team's resources taken together: routes that can never match
@@ -234,9 +235,7 @@ pub async fn preflight(
         .await
         .map_err(|s| Problem::from_status(&s))?
         .into_inner();
-    let preflight: serde_json::Value =
-        serde_json::from_str(&answer.preflight_json).map_err(Problem::internal)?;
-    Ok(Json(preflight))
+    Ok(Json(row(&answer.preflight_json)?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -281,9 +280,7 @@ pub async fn delivery(
         .await
         .map_err(|s| Problem::from_status(&s))?
         .into_inner();
-    let delivery: serde_json::Value =
-        serde_json::from_str(&answer.delivery_json).map_err(Problem::internal)?;
-    Ok(Json(delivery))
+    Ok(Json(row(&answer.delivery_json)?))
 }
 
 /// The team's resources as a graph: dataplanes, listeners, route configs, clusters and
@@ -314,7 +311,5 @@ pub async fn topology(
         .await
         .map_err(|s| Problem::from_status(&s))?
         .into_inner();
-    let topology: serde_json::Value =
-        serde_json::from_str(&answer.topology_json).map_err(Problem::internal)?;
-    Ok(Json(topology))
+    Ok(Json(row(&answer.topology_json)?))
 }
