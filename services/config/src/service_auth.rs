@@ -178,16 +178,8 @@ where
             .into_http())));
         }
         // The call's span continues the caller's trace (its `traceparent`).
-        let span = tracing::info_span!(
-            "grpc",
-            otel.name = %format!("{grpc_service}/{method}"),
-            otel.kind = "server",
-            caller = %service,
-        );
-        flowplane_runtime::telemetry::set_parent(
-            &span,
-            &flowplane_runtime::telemetry::extract(request.headers()),
-        );
+        let span = flowplane_runtime::telemetry::grpc_span(&request);
+        span.record("caller", tracing::field::display(service));
         request.extensions_mut().insert(service);
         Either::Right(self.inner.call(request).instrument(span))
     }

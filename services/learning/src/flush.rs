@@ -12,6 +12,7 @@ use flowplane_runtime::credential::ClientCredential;
 use flowplane_runtime::shutdown::Shutdown;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::aggregate::Aggregator;
 use crate::usage::UsageCounter;
@@ -64,7 +65,10 @@ pub async fn flush(
             session: session.clone(),
             endpoints_json,
         };
-        match client.record(request).await {
+        // Each flush starts a trace of its own that config's call joins.
+        let span =
+            tracing::info_span!("learning.flush", %team, %session, endpoints = endpoints.len());
+        match client.record(request).instrument(span).await {
             Ok(reply) if reply.get_ref().recorded => {
                 metrics::counter!("learning_flushes_total", "result" => "recorded").increment(1);
             }
@@ -89,7 +93,8 @@ pub async fn flush_usage(counter: &UsageCounter, client: &mut ReportServiceClien
             team: team.clone(),
             counts: counts.clone(),
         };
-        if let Err(status) = client.record_usage(request).await {
+        let span = tracing::info_span!("learning.flush_usage", %team);
+        if let Err(status) = client.record_usage(request).instrument(span).await {
             metrics::counter!("learning_flushes_total", "result" => "usage_failed").increment(1);
             tracing::warn!(%team, error = %status.message(), "cannot flush usage to config; keeping it for the next flush");
             counter.restore(&team, counts);

@@ -77,6 +77,7 @@ pub async fn run(config: LearningConfig, shutdown: Shutdown) -> anyhow::Result<(
     let processor = processor::Processor::new(dataplanes.clone(), aggregator);
     let access_logs = usage::AccessLogs::new(dataplanes, counter);
     let router = tonic::transport::Server::builder()
+        .trace_fn(flowplane_runtime::telemetry::grpc_span)
         .add_service(ExternalProcessorServer::new(processor))
         .add_service(AccessLogServiceServer::new(access_logs));
     flowplane_runtime::tls::serve(router, config.grpc_addr, tls, shutdown.clone().wait()).await?;

@@ -36,6 +36,7 @@ use flowplane_runtime::shutdown::Shutdown;
 use flowplane_runtime::tls::config_endpoint;
 use flowplane_xds::bootstrap::{DATAPLANE_ID_HEADER, DATAPLANE_TOKEN_HEADER};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use counters::Counters;
 
@@ -63,7 +64,8 @@ impl RateLimiter {
         let counts = if increments.is_empty() {
             Vec::new()
         } else {
-            self.counters.add(&increments).await.map_err(|e| {
+            let span = tracing::info_span!("ratelimit.count", limits = increments.len());
+            self.counters.add(&increments).instrument(span).await.map_err(|e| {
                 metrics::counter!("ratelimit_errors_total").increment(1);
                 tracing::warn!(error = %e, "cannot count; Envoy applies the filter's failure mode");
                 Status::unavailable(e.to_string())
@@ -154,9 +156,11 @@ pub async fn run(config: RateLimitConfig, shutdown: Shutdown) -> anyhow::Result<
     ));
     let limiter = RateLimiter::new(counters, &config.redis_prefix);
     readiness.set(true);
-    let router = tonic::transport::Server::builder().add_service(RateLimitServiceServer::new(
-        RateLimitApi::new(limiter, dataplanes),
-    ));
+    let router = tonic::transport::Server::builder()
+        .trace_fn(flowplane_runtime::telemetry::grpc_span)
+        .add_service(RateLimitServiceServer::new(RateLimitApi::new(
+            limiter, dataplanes,
+        )));
     flowplane_runtime::tls::serve(router, config.grpc_addr, tls, shutdown.clone().wait()).await?;
     readiness.set(false);
     let _ = http.await;

@@ -126,6 +126,21 @@ pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
     }
 }
 
+/// The span of one incoming gRPC call, continuing the caller's trace when its metadata carries
+/// a `traceparent` (another service's, or Envoy's when the listener traces). Servers take it
+/// as `Server::builder().trace_fn(telemetry::grpc_span)`; `caller` is recorded by those that
+/// know who calls.
+pub fn grpc_span<B>(request: &tonic::codegen::http::Request<B>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = %request.uri().path().trim_start_matches('/'),
+        otel.kind = "server",
+        caller = tracing::field::Empty,
+    );
+    set_parent(&span, &extract(request.headers()));
+    span
+}
+
 /// The `traceparent` of incoming gRPC (or HTTP) headers, empty when absent.
 pub fn extract(headers: &tonic::codegen::http::HeaderMap) -> String {
     headers
