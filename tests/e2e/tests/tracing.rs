@@ -3,12 +3,16 @@
 //! come from the api-gateway (the HTTP request), config (the gRPC call and the outbox relay's
 //! publish) and the xds-server (the replica applying and pushing the change), each joined to
 //! its parent across the process boundary (gRPC metadata, the outbox row, the NATS header).
+//!
+//! And a request through a real Envoy whose listener traces to the same receiver: Envoy's
+//! span of the request, the rate-limit and learning calls it makes, and the ratelimit and
+//! learning services' spans of those calls are one trace.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowplane_e2e::{Dependencies, Stack, Tenant, eventually, free_port};
+use flowplane_e2e::{Dependencies, Envoy, Stack, Tenant, Upstream, eventually, free_port};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -16,6 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use reqwest::Method;
+use serde_json::json;
 
 /// One exported span: which service sent it, its name, and where it sits in its trace.
 #[derive(Debug, Clone)]
@@ -63,7 +68,7 @@ impl TraceService for Receiver {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_rest_change_is_one_trace_across_gateway_config_and_the_replica() {
+async fn a_change_and_a_request_are_each_one_trace_across_the_services() {
     let receiver = Receiver::default();
     let port = free_port();
     let server = tokio::spawn(
@@ -85,7 +90,12 @@ async fn one_rest_change_is_one_trace_across_gateway_config_and_the_replica() {
     let stack = Stack::start_with("tracing", dependencies)
         .await
         .unwrap_or_else(|e| panic!("stack: {e:#}"));
-    let result = scenario(&stack, &receiver).await;
+    let result = async {
+        let tenant = Tenant::create(&stack, "traced").await?;
+        change(&tenant, &receiver).await?;
+        request(&stack, &tenant, &receiver, port).await
+    }
+    .await;
     if result.is_err() {
         eprintln!("{}", stack.logs());
     }
@@ -96,8 +106,8 @@ async fn one_rest_change_is_one_trace_across_gateway_config_and_the_replica() {
     }
 }
 
-async fn scenario(stack: &Stack, receiver: &Receiver) -> anyhow::Result<()> {
-    let tenant = Tenant::create(stack, "traced").await?;
+/// One REST change: gateway → config → outbox → NATS → the replica.
+async fn change(tenant: &Tenant, receiver: &Receiver) -> anyhow::Result<()> {
     tenant
         .api
         .expect(
@@ -141,19 +151,136 @@ async fn scenario(stack: &Stack, receiver: &Receiver) -> anyhow::Result<()> {
         },
     )
     .await?;
-    // Every span but the request's own has its parent in the same trace: nothing started a
-    // trace of its own along the way.
+    connected(&trace)
+}
+
+/// Every span but the trace's root has its parent in the same trace: nothing started a trace
+/// of its own along the way.
+fn connected(trace: &[Received]) -> anyhow::Result<()> {
     let ids: HashMap<&[u8], &Received> = trace.iter().map(|s| (s.id.as_slice(), s)).collect();
-    for span in &trace {
-        if span.name == "POST /api/v1/clusters" {
-            continue;
-        }
-        anyhow::ensure!(
-            ids.contains_key(span.parent.as_slice()),
-            "{} ({}) has a parent outside the trace",
-            span.name,
-            span.service
-        );
-    }
+    let roots: Vec<&Received> = trace
+        .iter()
+        .filter(|s| !ids.contains_key(s.parent.as_slice()))
+        .collect();
+    anyhow::ensure!(
+        roots.len() == 1 && roots[0].parent.is_empty(),
+        "one root span, without a parent: {roots:?}"
+    );
     Ok(())
+}
+
+/// One request through Envoy, whose listener traces to the receiver (a cluster speaking gRPC)
+/// and calls the ratelimit service and, with a learning session active, the learning service.
+async fn request(
+    stack: &Stack,
+    tenant: &Tenant,
+    receiver: &Receiver,
+    collector: u16,
+) -> anyhow::Result<()> {
+    let api = &tenant.api;
+    let upstream = Upstream::start("app").await?;
+    let mut otlp = tenant.cluster("collector", collector);
+    otlp["protocolType"] = json!("HTTP2");
+    for body in [tenant.cluster("app", upstream.port), otlp] {
+        api.expect(Method::POST, "/api/v1/clusters", Some(&body), 201)
+            .await?;
+    }
+    api.expect(
+        Method::POST,
+        "/api/v1/route-configs",
+        Some(&tenant.route_config("app-routes", "app")),
+        201,
+    )
+    .await?;
+    let (dataplane, bootstrap) = tenant.dataplane("gw").await?;
+    let port = free_port();
+    let mut listener = tenant.listener("edge", port, &dataplane, "app-routes");
+    let manager = &mut listener["filterChains"][0]["filters"][0];
+    manager["tracing"] = json!({"cluster": "collector", "serviceName": "edge-envoy"});
+    manager["httpFilters"] = json!([
+        {"filter": {"type": "globalRateLimit", "limits": [{"name": "per-client",
+            "requestsPerUnit": 1000, "unit": "day",
+            "per": [{"type": "requestHeader", "header": "x-client"}]}]}},
+        {"filter": {"type": "router"}}]);
+    api.expect(Method::POST, "/api/v1/listeners", Some(&listener), 201)
+        .await?;
+    api.expect(
+        Method::POST,
+        "/api/v1/learning-sessions",
+        Some(&json!({"team": tenant.team, "name": "edge-api", "listener": "edge"})),
+        201,
+    )
+    .await?;
+    api.expect(
+        Method::POST,
+        "/api/v1/learning-sessions/edge-api/activate",
+        None,
+        200,
+    )
+    .await?;
+    let envoy = Envoy::start(&stack.dir, &bootstrap.to_string(), stack.envoy_admin_port).await?;
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/orders/1");
+    let result = eventually(
+        "one trace from Envoy through ratelimit and learning",
+        Duration::from_secs(30),
+        || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let r = http
+                    .get(&url)
+                    .header("x-client", "alice")
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if r.status() != 200 {
+                    return Err(format!("status {}", r.status()));
+                }
+                let spans = receiver.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let in_trace = |root: &Received| -> Vec<Received> {
+                    spans
+                        .iter()
+                        .filter(|s| s.trace == root.trace)
+                        .cloned()
+                        .collect()
+                };
+                let has = |trace: &[Received], service: &str, name: &str| {
+                    trace
+                        .iter()
+                        .any(|s| s.service.contains(service) && s.name.contains(name))
+                };
+                let traces: Vec<Vec<Received>> = spans
+                    .iter()
+                    .filter(|s| s.service.contains("edge-envoy") && s.parent.is_empty())
+                    .map(in_trace)
+                    .collect();
+                traces
+                    .iter()
+                    .find(|t| {
+                        has(t, "flowplane-ratelimit", "RateLimitService/ShouldRateLimit")
+                            && has(t, "flowplane-ratelimit", "ratelimit.count")
+                            && has(t, "flowplane-learning", "ExternalProcessor/Process")
+                    })
+                    .cloned()
+                    .ok_or_else(|| {
+                        let names: Vec<Vec<String>> = traces
+                            .iter()
+                            .map(|t| {
+                                t.iter()
+                                    .map(|s| format!("{}: {}", s.service, s.name))
+                                    .collect()
+                            })
+                            .collect();
+                        format!("Envoy's traces so far: {names:?}")
+                    })
+            }
+        },
+    )
+    .await;
+    let outcome = match result {
+        Ok((trace, _)) => connected(&trace),
+        Err(e) => Err(e.context(envoy.log_tail())),
+    };
+    envoy.stop().await;
+    outcome
 }
