@@ -44,8 +44,20 @@ impl Pki {
         cn: &str,
         usage: ExtendedKeyUsagePurpose,
     ) -> anyhow::Result<Issued> {
+        self.issue_for(serial, cn, &["localhost"], usage)
+    }
+
+    /// A certificate for the DNS names `names` (wildcards allowed).
+    pub fn issue_for(
+        &self,
+        serial: u64,
+        cn: &str,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> anyhow::Result<Issued> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
         params.serial_number = Some(SerialNumber::from(serial));
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = vec![usage];

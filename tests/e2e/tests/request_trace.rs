@@ -1,14 +1,23 @@
 //! The trace report against a real Envoy: for a table of requests (exact, prefix, regex and
 //! template paths, a header, methods, a weighted split, a direct response, hosts that pick
 //! different virtual hosts, and requests nothing matches), where the trace says the request
-//! goes is where Envoy sends it. Tracing takes `reports:read` on the team.
+//! goes is where Envoy sends it; likewise for TLS connections whose SNI picks a filter chain
+//! (exact and wildcard server names, and names no chain takes). Tracing takes `reports:read`
+//! on the team.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use flowplane_e2e::pki::Pki;
 use flowplane_e2e::{Envoy, Stack, Tenant, Upstream, eventually, free_port};
+use rcgen::ExtendedKeyUsagePurpose;
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_agrees_with_where_envoy_sends_each_request() {
@@ -304,6 +313,8 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         trace["outcome"]["clusters"][0]["endpoints"][0]["port"] == upstreams[0].port,
         "endpoints: {trace}"
     );
+    sni_chains(&tenant, &dataplane).await?;
+
     // The CLI prints the same trace.
     let port_arg = port.to_string();
     let printed = tenant
@@ -637,4 +648,148 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
     anyhow::ensure!(unscoped.status == 404, "without reports:read: {unscoped:?}");
     envoy.stop().await;
     Ok(())
+}
+
+/// A TLS listener whose filter chains are picked by SNI: `alpha.example.com` to cluster a,
+/// `*.beta.example.com` to b, and no chain for anything else. For each SNI, the chain the
+/// trace names is the one whose cluster answers through Envoy, and where the trace says no
+/// chain matches, Envoy closes the connection.
+async fn sni_chains(tenant: &Tenant, dataplane: &str) -> anyhow::Result<()> {
+    let api = &tenant.api;
+    let pki = Pki::new("Flowplane trace CA")?;
+    let cert = pki.issue_for(
+        7,
+        "sni",
+        &["alpha.example.com", "*.beta.example.com"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    )?;
+    api.expect(
+        Method::POST,
+        "/api/v1/secrets",
+        Some(
+            &json!({"team": tenant.team, "name": "sni-cert", "type": "tlsCertificate",
+            "certificateChain": cert.pem, "privateKey": cert.key_pem}),
+        ),
+        201,
+    )
+    .await?;
+    for (routes, cluster) in [("to-a", "a"), ("to-b", "b")] {
+        api.expect(
+            Method::POST,
+            "/api/v1/route-configs",
+            Some(&tenant.route_config(routes, cluster)),
+            201,
+        )
+        .await?;
+    }
+    let chain = |name: &str, server_name: &str, routes: &str| {
+        json!({"name": name, "serverNames": [server_name],
+            "tls": {"certificateSecret": "sni-cert"},
+            "filters": [{"name": "envoy.filters.network.http_connection_manager",
+                "type": "httpConnectionManager", "routeConfigName": routes,
+                "httpFilters": [{"filter": {"type": "router"}}]}]})
+    };
+    let port = free_port();
+    api.expect(
+        Method::POST,
+        "/api/v1/listeners",
+        Some(
+            &json!({"team": tenant.team, "name": "sni-listener", "address": "127.0.0.1",
+            "port": port, "dataplaneId": dataplane, "protocol": "HTTP",
+            "filterChains": [chain("alpha", "alpha.example.com", "to-a"),
+                             chain("beta", "*.beta.example.com", "to-b")]}),
+        ),
+        201,
+    )
+    .await?;
+    let roots = pki.roots()?;
+    eventually("the TLS listener serving", Duration::from_secs(20), || {
+        let roots = roots.clone();
+        async move { fetch(port, "alpha.example.com", roots).await }
+    })
+    .await?;
+
+    let trace_url = format!("/api/v1/reports/trace?team={}", tenant.team);
+    // (SNI, the chain, the cluster that answers); no chain: the connection is closed.
+    let cases: [(&str, Option<&str>, Option<&str>); 4] = [
+        ("alpha.example.com", Some("alpha"), Some("a")),
+        ("one.beta.example.com", Some("beta"), Some("b")),
+        ("gamma.example.com", None, None),
+        ("beta.example.com", None, None),
+    ];
+    for (sni, chain, cluster) in cases {
+        let answered = fetch(port, sni, roots.clone()).await;
+        match (cluster, &answered) {
+            (Some(cluster), Ok(upstream)) => anyhow::ensure!(
+                upstream == cluster,
+                "SNI {sni}: Envoy sent it to {upstream}, expected {cluster}"
+            ),
+            (None, Err(_)) => {}
+            _ => anyhow::bail!("SNI {sni}: Envoy answered {answered:?}, expected {cluster:?}"),
+        }
+        let trace = tenant
+            .admin
+            .expect(
+                Method::POST,
+                &trace_url,
+                Some(&json!({"dataplane": "edge", "port": port, "sni": sni,
+                    "host": sni, "path": "/"})),
+                200,
+            )
+            .await?;
+        anyhow::ensure!(
+            trace["filterChain"].as_str() == chain,
+            "SNI {sni}: the trace names chain {}, expected {chain:?}: {trace}",
+            trace["filterChain"]
+        );
+        let traced = trace["outcome"]["clusters"][0]["name"].as_str();
+        anyhow::ensure!(
+            traced == cluster,
+            "SNI {sni}: the trace sends it to {traced:?}, Envoy to {answered:?}: {trace}"
+        );
+        if chain.is_none() {
+            anyhow::ensure!(
+                trace["outcome"]["kind"] == "noFilterChain",
+                "SNI {sni}: no chain takes it: {trace}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `GET /` over TLS with SNI `sni`, trusting `roots`: the upstream that answered.
+async fn fetch(port: u16, sni: &str, roots: RootCertStore) -> Result<String, String> {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let request = format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut response = Vec::new();
+        // Envoy may close without close_notify; what arrived before that is the answer.
+        let _ = tls.read_to_end(&mut response).await;
+        let text = String::from_utf8_lossy(&response).to_string();
+        // The body is the upstream's JSON, whole or chunked: its `upstream` field names it.
+        text.split("\"upstream\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_string)
+            .ok_or_else(|| format!("no upstream answered: {text:?}"))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| "timed out".to_string())?
 }
