@@ -5,6 +5,7 @@
 //!     cargo run --release -p flowplane-bench -- --streams 1000 --changes 20
 
 mod cold;
+mod diagnose;
 mod envoy_latency;
 mod import;
 mod lean_envoy;
@@ -56,7 +57,14 @@ struct Args {
     /// Requests timed with and without a learning session, in the learning benchmark.
     #[arg(long, default_value_t = 2000)]
     learning_requests: usize,
-    /// Skip parts: any of store, streams, rest, envoy, learning, import, reconnect, cold.
+    /// The OpenAPI document the diagnosis benchmark imports (GitHub's, as the e2e corpus has it).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../e2e/corpus/api.github.com.json"))]
+    diagnose_document: std::path::PathBuf,
+    /// Times each report is asked in the diagnosis benchmark.
+    #[arg(long, default_value_t = 20)]
+    diagnose_rounds: usize,
+    /// Skip parts: any of store, streams, rest, envoy, learning, import, diagnose, reconnect,
+    /// cold.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -98,6 +106,9 @@ async fn run(args: &Args, stack: &mut flowplane_e2e::Stack) -> anyhow::Result<()
     }
     if !args.skip.iter().any(|s| s == "import") {
         import::run(stack, &world, args.import_operations).await?;
+    }
+    if !args.skip.iter().any(|s| s == "diagnose") {
+        diagnose::run(stack, &world, &args.diagnose_document, args.diagnose_rounds).await?;
     }
     // Last: their clusters would otherwise be part of every other section's pushes.
     if !args.skip.iter().any(|s| s == "reconnect") {

@@ -43,6 +43,7 @@ impl World {
         ]
         .iter()
         .map(|r| format!("team:{TEAM}:{r}:write"))
+        .chain([format!("team:{TEAM}:reports:read")])
         .collect();
         let token = admin
             .expect(
