@@ -174,10 +174,13 @@ pub async fn list_learned(
     .fetch_optional(&mut *conn)
     .await?;
     let session_id = session_id.ok_or_else(|| ServiceError::NotFound(not_found()))?;
-    let mut endpoints: Vec<LearnedEndpoint> = stored_endpoints(&mut conn, session_id, false)
-        .await?
-        .into_values()
-        .collect();
+    // Stored as each path's own template; read with the evidence of all of them (siblings).
+    let mut endpoints = flowplane_domain::learning::generalize(
+        stored_endpoints(&mut conn, session_id, false)
+            .await?
+            .into_values()
+            .collect(),
+    );
     endpoints.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
     Ok(endpoints)
 }

@@ -118,7 +118,10 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
                         .iter()
                         .any(|e| e["method"] == method && e["path"] == path)
                 };
-                if has("GET", "/api/users/{userId}") && has("POST", "/api/users") {
+                if has("GET", "/api/users/{userId}")
+                    && has("POST", "/api/users")
+                    && has("GET", "/api/articles/{articleId}")
+                {
                     Ok(items)
                 } else {
                     Err(format!("learned so far: {}", learned.text))
@@ -127,6 +130,18 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         },
     )
     .await?;
+    let concrete: Vec<&Value> = endpoints
+        .iter()
+        .filter(|e| {
+            SLUGS
+                .iter()
+                .any(|s| e["path"].as_str().unwrap_or_default().contains(s))
+        })
+        .collect();
+    anyhow::ensure!(
+        concrete.is_empty(),
+        "instances left beside their template: {concrete:?}"
+    );
     let by_id = find(&endpoints, "GET", "/api/users/{userId}")?;
     let ok = by_id["responses"]
         .as_array()
@@ -271,6 +286,8 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
 }
 
 /// One round of traffic; `i` varies the ids and the optional field.
+const SLUGS: [&str; 4] = ["hello-world", "zero-copy", "envoy-xds", "tenant-boundary"];
+
 async fn send_traffic(http: &reqwest::Client, base: &str, i: u32) -> Result<(), String> {
     let mut user = json!({"name": format!("user {i}"), "age": 30 + i, "email": "ada@example.com"});
     if i.is_multiple_of(2) {
@@ -281,6 +298,11 @@ async fn send_traffic(http: &reqwest::Client, base: &str, i: u32) -> Result<(), 
             .header("cookie", "session=secret-cookie"),
         http.post(format!("{base}/api/users")).json(&user),
         http.get(format!("{base}/health/{i}")),
+        // Slugs no single path says are values; their siblings do.
+        http.get(format!(
+            "{base}/api/articles/{}",
+            SLUGS[i as usize % SLUGS.len()]
+        )),
     ];
     for call in calls {
         let response = call.send().await.map_err(|e| e.to_string())?;

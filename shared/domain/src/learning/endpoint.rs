@@ -95,6 +95,27 @@ impl LearnedEndpoint {
     }
 }
 
+impl LearnedEndpoint {
+    /// Whether two endpoints' exchanges look alike: they share a status, and for every status
+    /// both saw, and for their request bodies, both have a body that
+    /// [resembles](Shape::resembles) the other's, or neither has one.
+    pub fn resembles(&self, other: &LearnedEndpoint) -> bool {
+        let bodies = |a: &Option<Shape>, b: &Option<Shape>| match (a, b) {
+            (Some(a), Some(b)) => a.resembles(b),
+            (None, None) => true,
+            _ => false,
+        };
+        let mut shared = self
+            .responses
+            .iter()
+            .filter_map(|(status, mine)| other.responses.get(status).map(|theirs| (mine, theirs)))
+            .peekable();
+        shared.peek().is_some()
+            && shared.all(|(mine, theirs)| bodies(&mine.body, &theirs.body))
+            && bodies(&self.request_body, &other.request_body)
+    }
+}
+
 impl LearnedResponse {
     pub fn merge(&mut self, other: &LearnedResponse) {
         self.samples = self.samples.saturating_add(other.samples);

@@ -7,6 +7,7 @@
 //!
 //! - [`shape`]: JSON bodies → an inferred JSON Schema
 //! - [`path_template`]: raw request paths → templates such as `/users/{userId}`
+//! - [`siblings`]: templates from the evidence across sibling paths
 //! - [`endpoint`]: one exchange → a per-(method, path) aggregate
 //! - [`openapi`]: aggregates → an OpenAPI 3.1 document Flowplane can import again
 
@@ -14,6 +15,7 @@ pub mod endpoint;
 pub mod openapi;
 pub mod path_template;
 pub mod shape;
+pub mod siblings;
 
 pub use endpoint::{
     LearnedEndpoint, LearnedResponse, MAX_ENDPOINTS_PER_SESSION, Observation, merge_into,
@@ -21,6 +23,7 @@ pub use endpoint::{
 pub use openapi::openapi_document;
 pub use path_template::template;
 pub use shape::Shape;
+pub use siblings::generalize;
 
 /// Checks that `merge` is commutative and associative on every pair and triple of `samples`:
 /// what lets replicas and the store merge aggregates in any order.

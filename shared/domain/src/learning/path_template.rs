@@ -62,7 +62,7 @@ pub fn parameters(template: &str) -> Vec<String> {
 }
 
 /// `Some("userId")` for a `{userId}` segment.
-fn parameter_in(segment: &str) -> Option<&str> {
+pub(crate) fn parameter_in(segment: &str) -> Option<&str> {
     segment
         .strip_prefix('{')
         .and_then(|s| s.strip_suffix('}'))
@@ -90,7 +90,7 @@ fn is_opaque_token(segment: &str) -> bool {
 
 /// `orders` → `orderId`, `categories` → `categoryId`, `line-items` → `lineItemId`; `id` when
 /// the segment has no usable word.
-fn parameter_name(literal: &str) -> String {
+pub(crate) fn parameter_name(literal: &str) -> String {
     let words: Vec<&str> = literal
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -137,7 +137,7 @@ fn singular(word: &str) -> String {
 }
 
 /// `base`, or `base2`, `base3`… when a parameter of the path already has that name.
-fn unique(base: String, taken: &[String]) -> String {
+pub(crate) fn unique(base: String, taken: &[String]) -> String {
     if !taken.contains(&base) {
         return base;
     }

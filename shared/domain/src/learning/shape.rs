@@ -38,6 +38,9 @@ pub const MAX_DEPTH: usize = 16;
 /// caps any one object at this many properties.
 pub const MAX_NODES: usize = 256;
 
+/// The share of their keys two objects must have in common to [resemble](Shape::resembles).
+pub const RESEMBLANCE: f64 = 0.8;
+
 /// Longer property names are dropped (and flagged as additional properties): they are
 /// unlikely to be schema, and every kept name costs memory in every replica and in the store.
 pub const MAX_PROPERTY_NAME_LEN: usize = 128;
@@ -100,6 +103,60 @@ impl Shape {
     /// How many values this shape has seen.
     pub fn samples(&self) -> u64 {
         self.samples
+    }
+
+    /// Whether two shapes describe the same kind of value: the same JSON types, objects with
+    /// mostly the same keys (at least [`RESEMBLANCE`] of their union) whose common properties
+    /// resemble in turn, arrays whose items resemble. Values of one resource seen at different
+    /// paths (`/users/1`, `/users/2`) resemble; different resources (`/users`, `/orders`)
+    /// rarely do, even inside the same envelope. Looks [`MAX_DEPTH`] levels deep at most.
+    pub fn resembles(&self, other: &Shape) -> bool {
+        self.resembles_at(other, 0)
+    }
+
+    fn resembles_at(&self, other: &Shape, depth: usize) -> bool {
+        if depth >= MAX_DEPTH {
+            return true;
+        }
+        let types = |s: &Shape| {
+            [
+                s.null,
+                s.boolean,
+                s.integer + s.number,
+                s.string,
+                s.array,
+                s.object,
+            ]
+            .map(|n| n > 0)
+        };
+        if types(self) != types(other) {
+            return false;
+        }
+        let items = match (&self.items, &other.items) {
+            (Some(a), Some(b)) => a.resembles_at(b, depth + 1),
+            _ => true,
+        };
+        let union = self
+            .properties
+            .keys()
+            .chain(
+                other
+                    .properties
+                    .keys()
+                    .filter(|k| !self.properties.contains_key(*k)),
+            )
+            .count();
+        let common: Vec<&String> = self
+            .properties
+            .keys()
+            .filter(|k| other.properties.contains_key(*k))
+            .collect();
+        let keys = union == 0 || common.len() as f64 >= RESEMBLANCE * union as f64;
+        items
+            && keys
+            && common
+                .iter()
+                .all(|k| self.properties[*k].resembles_at(&other.properties[*k], depth + 1))
     }
 
     fn observe(value: &Value, depth: usize) -> Shape {
