@@ -143,6 +143,22 @@ async fn scenario(stack: &mut Stack) -> anyhow::Result<()> {
         "instances left beside their template: {concrete:?}"
     );
     let by_id = find(&endpoints, "GET", "/api/users/{userId}")?;
+    // Parameters typed from their values (kept nowhere): the id and `limit` are integers.
+    let parameter = |name: &str| {
+        by_id["parameters"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    anyhow::ensure!(
+        parameter("userId")["schema"]["type"] == "integer"
+            && parameter("limit")["schema"]["type"] == "integer"
+            && parameter("limit")["in"] == "query"
+            && parameter("fields")["schema"]["type"] == "string"
+            && parameter("fields")["required"] == true,
+        "parameters of GET /api/users/{{userId}}: {by_id}"
+    );
     let ok = by_id["responses"]
         .as_array()
         .and_then(|r| r.iter().find(|r| r["status"] == 200))
@@ -294,7 +310,7 @@ async fn send_traffic(http: &reqwest::Client, base: &str, i: u32) -> Result<(), 
         user["nickname"] = json!("ada");
     }
     let calls = [
-        http.get(format!("{base}/api/users/{i}"))
+        http.get(format!("{base}/api/users/{i}?fields=name&limit={}", i % 7))
             .header("cookie", "session=secret-cookie"),
         http.post(format!("{base}/api/users")).json(&user),
         http.get(format!("{base}/health/{i}")),

@@ -134,6 +134,10 @@ pub struct LearnedEndpointView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_schema: Option<serde_json::Value>,
     pub responses: Vec<LearnedResponseView>,
+    /// Path and query parameters as OpenAPI parameter objects (`name`, `in`, `required`,
+    /// `schema`), typed from the values seen; the values themselves are never kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -158,6 +162,7 @@ impl From<&LearnedEndpoint> for LearnedEndpointView {
             path: e.path.clone(),
             samples: e.samples,
             request_schema: e.request_body.as_ref().map(|s| s.to_json_schema()),
+            parameters: e.parameters(),
             responses: e
                 .responses
                 .iter()

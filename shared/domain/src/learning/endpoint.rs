@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::path_template::template;
+use super::path_template::{parameter_in, template};
 use super::shape::Shape;
 
 /// The most endpoints one session should learn. Enforced by the caller (which decides whether
@@ -47,7 +47,21 @@ pub struct LearnedEndpoint {
     /// By status code.
     #[serde(default)]
     pub responses: BTreeMap<u16, LearnedResponse>,
+    /// The values of each path parameter, by segment position: their types and formats (never
+    /// the values). Counted once per exchange, and once per distinct value for segments that
+    /// became parameters across siblings ([`generalize`](super::generalize)).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub path_values: BTreeMap<usize, Shape>,
+    /// Each query parameter's values (an array when the key repeats); its `samples()` below
+    /// `samples` means some requests went without it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, Shape>,
 }
+
+/// Query keys kept per endpoint, and their longest name: a client that puts values in keys
+/// must not grow the aggregate without bound.
+pub const MAX_QUERY_KEYS: usize = 32;
+pub const MAX_QUERY_KEY_LEN: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,13 +79,57 @@ impl LearnedEndpoint {
             samples: 1,
             body: o.response_body.as_ref().map(Shape::of),
         };
+        let path = template(&o.path);
+        let raw = o
+            .path
+            .find(['?', '#'])
+            .map_or(o.path.as_str(), |end| &o.path[..end]);
+        let raw: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
+        let templated: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut path_values = BTreeMap::new();
+        if raw.len() == templated.len() {
+            for (i, (value, segment)) in raw.iter().zip(&templated).enumerate() {
+                if parameter_in(segment).is_some() && parameter_in(value).is_none() {
+                    path_values.insert(i, Shape::of(&segment_value(value)));
+                }
+            }
+        }
         LearnedEndpoint {
             method: normalize_method(&o.method),
-            path: template(&o.path),
+            path,
             samples: 1,
             request_body: o.request_body.as_ref().map(Shape::of),
             responses: BTreeMap::from([(o.status, response)]),
+            path_values,
+            query: query_shapes(&o.path),
         }
+    }
+
+    /// The operation's path and query parameters in OpenAPI form: path parameters typed from
+    /// the values seen (a string when they disagree), query parameters with `required` when
+    /// every request carried them.
+    pub fn parameters(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let positions = self
+            .path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .filter_map(|(i, s)| parameter_in(s).map(|name| (i, name)));
+        for (i, name) in positions {
+            let schema = self
+                .path_values
+                .get(&i)
+                .map(Shape::to_json_schema)
+                .filter(|s| s["type"].is_string())
+                .unwrap_or_else(|| json!({"type": "string"}));
+            out.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
+        }
+        for (name, shape) in &self.query {
+            out.push(json!({"name": name, "in": "query",
+                "required": shape.samples() >= self.samples, "schema": shape.to_json_schema()}));
+        }
+        out
     }
 
     /// (method, path template): what endpoints are merged by.
@@ -84,6 +142,8 @@ impl LearnedEndpoint {
     pub fn merge(&mut self, other: &LearnedEndpoint) {
         self.samples = self.samples.saturating_add(other.samples);
         merge_optional(&mut self.request_body, &other.request_body);
+        merge_shapes(&mut self.path_values, &other.path_values);
+        merge_shapes(&mut self.query, &other.query);
         for (status, theirs) in &other.responses {
             match self.responses.entry(*status) {
                 Entry::Occupied(mut mine) => mine.get_mut().merge(theirs),
@@ -151,6 +211,101 @@ fn normalize_method(method: &str) -> String {
     } else {
         method.to_string()
     }
+}
+
+fn merge_shapes<K: Ord + Clone>(mine: &mut BTreeMap<K, Shape>, theirs: &BTreeMap<K, Shape>) {
+    for (key, shape) in theirs {
+        match mine.entry(key.clone()) {
+            Entry::Occupied(mut known) => known.get_mut().merge(shape),
+            Entry::Vacant(slot) => {
+                slot.insert(shape.clone());
+            }
+        }
+    }
+}
+
+/// The shapes of a request's query parameters: `?page=2&tag=a&tag=b` gives `page` an integer
+/// and `tag` an array of strings. Keys beyond [`MAX_QUERY_KEYS`] (in key order) or longer than
+/// [`MAX_QUERY_KEY_LEN`] are dropped.
+fn query_shapes(path: &str) -> BTreeMap<String, Shape> {
+    let Some(query) = path.split_once('?').map(|(_, q)| q) else {
+        return BTreeMap::new();
+    };
+    let query = query.split('#').next().unwrap_or_default();
+    let mut values: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(key, true);
+        if key.is_empty() || key.len() > MAX_QUERY_KEY_LEN {
+            continue;
+        }
+        values
+            .entry(key)
+            .or_default()
+            .push(scalar(&percent_decode(value, true)));
+    }
+    values
+        .into_iter()
+        .take(MAX_QUERY_KEYS)
+        .map(|(key, mut seen)| {
+            let value = if seen.len() == 1 {
+                seen.remove(0)
+            } else {
+                Value::Array(seen)
+            };
+            (key, Shape::of(&value))
+        })
+        .collect()
+}
+
+/// A path segment as the value it carries (percent-decoded; integers and decimals as numbers).
+pub(crate) fn segment_value(segment: &str) -> Value {
+    match scalar(&percent_decode(segment, false)) {
+        Value::Bool(_) => Value::String(segment.to_string()),
+        other => other,
+    }
+}
+
+/// `42` and `1.5` as numbers, `true`/`false` as booleans, anything else a string.
+fn scalar(text: &str) -> Value {
+    if let Ok(n) = text.parse::<i64>() {
+        return json!(n);
+    }
+    if text.contains('.')
+        && let Ok(f) = text.parse::<f64>()
+        && f.is_finite()
+    {
+        return json!(f);
+    }
+    match text {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(text.to_string()),
+    }
+}
+
+/// `%XX` escapes undone (and `+` as a space in a query); malformed escapes are kept as sent.
+fn percent_decode(text: &str, plus_is_space: bool) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn merge_optional(mine: &mut Option<Shape>, theirs: &Option<Shape>) {
@@ -258,5 +413,54 @@ mod tests {
         );
         let back: LearnedEndpoint = serde_json::from_str(&stored).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn path_parameters_and_query_parameters_are_typed_from_their_values() {
+        let seen =
+            |path: &str| LearnedEndpoint::from_observation(&observation("GET", path, 200, None));
+        let mut e = seen(
+            "/users/42/files/3fa85f64-5717-4562-b3fc-2c963f66afa6?page=2&tag=a&tag=b&q=a%40b.com",
+        );
+        e.merge(&seen(
+            "/users/7/files/6ba7b810-9dad-11d1-80b4-00c04fd430c8?page=3&q=c%40d.org",
+        ));
+        assert_eq!(e.path, "/users/{userId}/files/{fileId}");
+        assert_eq!(
+            e.parameters(),
+            vec![
+                json!({"name": "userId", "in": "path", "required": true, "schema": {"type": "integer"}}),
+                json!({"name": "fileId", "in": "path", "required": true,
+                    "schema": {"type": "string", "format": "uuid"}}),
+                json!({"name": "page", "in": "query", "required": true, "schema": {"type": "integer"}}),
+                json!({"name": "q", "in": "query", "required": true,
+                    "schema": {"type": "string", "format": "email"}}),
+                json!({"name": "tag", "in": "query", "required": false,
+                    "schema": {"type": "array", "items": {"type": "string"}}}),
+            ]
+        );
+    }
+
+    #[test]
+    fn query_keys_are_bounded_and_values_never_kept() {
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i:03}=secret-{i}")).collect();
+        let path = format!(
+            "/search?{}&{}=1",
+            keys.join("&"),
+            "x".repeat(MAX_QUERY_KEY_LEN + 1)
+        );
+        let e = LearnedEndpoint::from_observation(&observation("GET", &path, 200, None));
+        assert_eq!(e.query.len(), MAX_QUERY_KEYS);
+        let stored = serde_json::to_string(&e).unwrap();
+        assert!(!stored.contains("secret"), "{stored}");
+    }
+
+    #[test]
+    fn merging_parameter_shapes_obeys_the_merge_laws() {
+        let samples: Vec<LearnedEndpoint> = ["/a/1?x=1", "/a/2?y=b", "/a/3?x=1.5&x=2", "/a/4"]
+            .iter()
+            .map(|p| LearnedEndpoint::from_observation(&observation("GET", p, 200, None)))
+            .collect();
+        crate::learning::assert_merge_laws(&samples, LearnedEndpoint::merge);
     }
 }

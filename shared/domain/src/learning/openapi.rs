@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value, json};
 
 use super::endpoint::{LearnedEndpoint, merge_into};
-use super::path_template::parameters;
 
 /// The methods OpenAPI has operations for. Others (`CONNECT`, WebDAV's `PROPFIND`…) cannot be
 /// described and are left out.
@@ -52,13 +51,6 @@ pub fn openapi_document(
         if item.is_empty() {
             continue;
         }
-        let parameters: Vec<Value> = parameters(path)
-            .into_iter()
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        if !parameters.is_empty() {
-            item.insert("parameters".into(), Value::Array(parameters));
-        }
         paths.insert(path.to_string(), Value::Object(item));
     }
 
@@ -80,6 +72,11 @@ pub fn openapi_document(
 fn operation(endpoint: &LearnedEndpoint, operation_id: String) -> Value {
     let mut operation = Map::new();
     operation.insert("operationId".into(), json!(operation_id));
+    // Per operation: each method saw its own values.
+    let parameters = endpoint.parameters();
+    if !parameters.is_empty() {
+        operation.insert("parameters".into(), Value::Array(parameters));
+    }
     if let Some(shape) = &endpoint.request_body {
         operation.insert(
             "requestBody".into(),
@@ -298,12 +295,13 @@ mod tests {
             "status 0 is no response"
         );
         assert!(get_user.get("requestBody").is_none());
+        // Typed from the values seen: ids were integers.
         assert_eq!(
-            doc["paths"]["/users/{userId}"]["parameters"],
-            json!([{"name": "userId", "in": "path", "required": true, "schema": {"type": "string"}}])
+            get_user["parameters"],
+            json!([{"name": "userId", "in": "path", "required": true, "schema": {"type": "integer"}}])
         );
         assert_eq!(
-            doc["paths"]["/users/{userId}/orders/{orderId}"]["parameters"]
+            doc["paths"]["/users/{userId}/orders/{orderId}"]["delete"]["parameters"]
                 .as_array()
                 .map(Vec::len),
             Some(2)

@@ -13,8 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::endpoint::{LearnedEndpoint, merge_into};
+use super::endpoint::{LearnedEndpoint, merge_into, segment_value};
 use super::path_template::{parameter_in, parameter_name, unique};
+use super::shape::Shape;
 
 /// Distinct literal values at one position before they are taken for a parameter.
 pub const MIN_SIBLINGS: usize = 3;
@@ -130,6 +131,11 @@ fn generalize_at(endpoints: Vec<LearnedEndpoint>, position: usize) -> Vec<Learne
     let mut merged = BTreeMap::new();
     for (k, mut e) in endpoints.into_iter().enumerate() {
         if let Some(path) = renamed.remove(&k) {
+            let value = segment_value(segments(&e.path)[position]);
+            e.path_values
+                .entry(position)
+                .or_default()
+                .merge(&Shape::of(&value));
             e.path = path;
         }
         merge_into(&mut merged, e);
