@@ -477,7 +477,8 @@ impl learning_srv::LearningResultsService for LearningApi {
     ) -> Reply<learning_pb::ListLearnedResponse> {
         let r = request.into_inner();
         let caller = Caller::from_context(&self.0.keys, r.context)?;
-        let endpoints = learning::list_learned(&self.0, &caller, &r.team, &r.session).await?;
+        let endpoints =
+            learning::list_learned(&self.0, &caller, &r.team, &r.session, r.gateway_paths).await?;
         let endpoints_json = to_json_strings(&endpoints)?;
         Ok(Response::new(learning_pb::ListLearnedResponse {
             endpoints_json,

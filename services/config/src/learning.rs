@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use flowplane_domain::learning::{LearnedEndpoint, MAX_ENDPOINTS_PER_SESSION};
+use flowplane_domain::learning::rewrite::upstream_path;
+use flowplane_domain::learning::{LearnedEndpoint, MAX_ENDPOINTS_PER_SESSION, merge_into};
 use flowplane_domain::learning_session::{LearningSessionSpec, SessionState};
+use flowplane_domain::listener::ListenerSpec;
+use flowplane_domain::route_config::RouteConfigSpec;
 use flowplane_domain::scopes::{Action, ScopeResource};
 use flowplane_domain::{AnySpec, ResourceKind};
 use flowplane_proto::learning::v1 as pb;
@@ -14,6 +17,7 @@ use uuid::Uuid;
 use crate::Context;
 use crate::authz::{Caller, TeamAccess, authorize_team};
 use crate::error::ServiceError;
+use crate::store;
 
 /// A listener has one learning slot: a second active session on it is refused, naming the
 /// one that holds it. Runs inside the write transaction, after the revision lock.
@@ -153,6 +157,7 @@ pub async fn list_learned(
     caller: &Caller,
     team: &str,
     session: &str,
+    gateway_paths: bool,
 ) -> Result<Vec<LearnedEndpoint>, ServiceError> {
     let not_found = || format!("learning session '{session}' not found");
     let access = authorize_team(
@@ -164,25 +169,66 @@ pub async fn list_learned(
         not_found,
     )
     .await?;
-    let mut conn = ctx.pool.acquire().await?;
-    let session_id: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM resources WHERE team_id = $1 AND kind = $2 AND name = $3",
+    // One snapshot: the endpoints and the routes that rewrite them agree.
+    let mut tx = store::read_only(&ctx.pool).await?;
+    let stored = store::get_resource(
+        &mut tx,
+        &access,
+        ResourceKind::LearningSession,
+        session,
+        false,
     )
-    .bind(access.id())
-    .bind(ResourceKind::LearningSession.collection())
-    .bind(session)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let session_id = session_id.ok_or_else(|| ServiceError::NotFound(not_found()))?;
+    .await?
+    .ok_or_else(|| ServiceError::NotFound(not_found()))?;
     // Stored as each path's own template; read with the evidence of all of them (siblings).
     let mut endpoints = flowplane_domain::learning::generalize(
-        stored_endpoints(&mut conn, session_id, false)
+        stored_endpoints(&mut tx, stored.id, false)
             .await?
             .into_values()
             .collect(),
     );
+    if !gateway_paths {
+        let spec: LearningSessionSpec =
+            serde_json::from_value(stored.spec).map_err(|e| ServiceError::Internal(e.into()))?;
+        let routes = listener_routes(&mut tx, &access, &spec.listener).await?;
+        let mut upstream = BTreeMap::new();
+        for mut endpoint in endpoints {
+            if let Some(path) = upstream_path(&routes, &endpoint.method, &endpoint.path) {
+                endpoint.path = path;
+            }
+            merge_into(&mut upstream, endpoint);
+        }
+        endpoints = upstream.into_values().collect();
+    }
+    tx.commit().await?;
     endpoints.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
     Ok(endpoints)
+}
+
+/// The route configs `listener` serves, in its filter chains' order; none when it is gone.
+async fn listener_routes(
+    conn: &mut PgConnection,
+    access: &TeamAccess,
+    listener: &str,
+) -> Result<Vec<RouteConfigSpec>, ServiceError> {
+    let Some(stored) =
+        store::get_resource(conn, access, ResourceKind::Listener, listener, false).await?
+    else {
+        return Ok(Vec::new());
+    };
+    let listener: ListenerSpec =
+        serde_json::from_value(stored.spec).map_err(|e| ServiceError::Internal(e.into()))?;
+    let mut routes = Vec::new();
+    for name in listener.referenced_route_configs() {
+        if let Some(r) =
+            store::get_resource(conn, access, ResourceKind::RouteConfig, name, false).await?
+        {
+            routes.push(
+                serde_json::from_value(r.spec).map_err(|e| ServiceError::Internal(e.into()))?,
+            );
+        }
+    }
+    Ok(routes)
 }
 
 /// A session's endpoints by their key; `lock` holds their rows until the transaction

@@ -86,7 +86,7 @@ pub async fn findings_of(
     team: &str,
 ) -> Result<Vec<Finding>, ServiceError> {
     let access = may_read_reports(ctx, caller, team).await?;
-    let mut tx = read_only(ctx).await?;
+    let mut tx = store::read_only(&ctx.pool).await?;
     let state = TeamState::read(&mut tx, &access).await?;
     tx.commit().await?;
     Ok(state.findings())
@@ -107,7 +107,7 @@ pub async fn preflight_of(
         .map_err(|m| ServiceError::validation("/name", m))?;
     let access = may_read_reports(ctx, caller, team).await?;
     let name = request.name.as_str();
-    let mut tx = read_only(ctx).await?;
+    let mut tx = store::read_only(&ctx.pool).await?;
     let mut state = TeamState::read(&mut tx, &access).await?;
     let before = state.findings();
     let current = store::get_resource(&mut tx, &access, kind, name, false).await?;
@@ -220,7 +220,7 @@ pub async fn topology_of(
     team: &str,
 ) -> Result<Topology, ServiceError> {
     let access = may_read_reports(ctx, caller, team).await?;
-    let mut tx = read_only(ctx).await?;
+    let mut tx = store::read_only(&ctx.pool).await?;
     let mut specs = Vec::new();
     for kind in [
         ResourceKind::Dataplane,
@@ -310,16 +310,6 @@ pub async fn delivery_of(
         .filter_map(|a| serde_json::from_slice::<ReplicaDelivery>(a).ok())
         .collect();
     Ok(flowplane_domain::delivery::merge(&found.name, answers))
-}
-
-async fn read_only(
-    ctx: &Context,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ServiceError> {
-    let mut tx = ctx.pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
 }
 
 /// One team's resources as the findings read them: every spec but secrets, and secrets as

@@ -98,6 +98,17 @@ fn resource_from_row(row: &PgRow) -> Result<StoredResource, sqlx::Error> {
     })
 }
 
+/// A read-only transaction that sees one consistent snapshot (reports, exports).
+pub async fn read_only(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// One resource; `for_update` locks the row for the rest of the transaction.
 pub async fn get_resource(
     conn: &mut PgConnection,

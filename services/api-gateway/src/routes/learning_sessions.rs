@@ -190,7 +190,8 @@ pub async fn endpoints(
     caller: Caller,
     PathParams((team, name)): PathParams<(String, String)>,
 ) -> Result<Json<LearnedEndpointList>, Problem> {
-    let learned = learned(&state, &caller, team, name).await?;
+    // As requests arrived at the listener.
+    let learned = learned(&state, &caller, team, name, true).await?;
     Ok(Json(LearnedEndpointList {
         items: learned.iter().map(LearnedEndpointView::from).collect(),
     }))
@@ -203,6 +204,18 @@ pub struct OpenApiQuery {
     /// where the API lives.
     #[serde(rename = "serverUrl")]
     pub server_url: Option<String>,
+    /// `upstream` (default): paths as the upstream receives them, after the route's
+    /// `prefixRewrite` or `regexRewrite`, so the document imports in front of that upstream;
+    /// `gateway`: paths as requests arrive at the listener.
+    #[param(inline)]
+    pub paths: Option<PathsView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PathsView {
+    Upstream,
+    Gateway,
 }
 
 /// What the session learned as an OpenAPI 3.1 document.
@@ -221,7 +234,8 @@ pub async fn openapi(
     QueryParams(query): QueryParams<OpenApiQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let title = format!("{name} (learned)");
-    let learned = learned(&state, &caller, team, name).await?;
+    let gateway = query.paths == Some(PathsView::Gateway);
+    let learned = learned(&state, &caller, team, name, gateway).await?;
     Ok(Json(openapi_document(
         &title,
         query.server_url.as_deref(),
@@ -234,6 +248,7 @@ async fn learned(
     caller: &Caller,
     team: String,
     session: String,
+    gateway_paths: bool,
 ) -> Result<Vec<LearnedEndpoint>, Problem> {
     let answer = state
         .config
@@ -243,6 +258,7 @@ async fn learned(
             context: Some(caller.context()),
             team,
             session,
+            gateway_paths,
         })
         .await
         .map_err(|s| Problem::from_status(&s))?

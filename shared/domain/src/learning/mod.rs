@@ -9,11 +9,13 @@
 //! - [`path_template`]: raw request paths → templates such as `/users/{userId}`
 //! - [`siblings`]: templates from the evidence across sibling paths
 //! - [`endpoint`]: one exchange → a per-(method, path) aggregate
+//! - [`rewrite`]: learned paths as the upstream sees them (the route's rewrite applied)
 //! - [`openapi`]: aggregates → an OpenAPI 3.1 document Flowplane can import again
 
 pub mod endpoint;
 pub mod openapi;
 pub mod path_template;
+pub mod rewrite;
 pub mod shape;
 pub mod siblings;
 
